@@ -1,0 +1,244 @@
+//! The gateway's one error type.
+//!
+//! Layers act on [`ErrorKind`] (is it retryable, does it change the route);
+//! the edge renders it once, in the client's wire format, with
+//! [`GatewayError::status`]. Messages never contain credentials: provider
+//! errors are built from the upstream's body, never from our request.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// What went wrong, as the layers need to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The client's request is malformed or invalid (400).
+    InvalidRequest,
+    /// Missing or wrong credentials (401).
+    Authentication,
+    /// Credentials are fine but not allowed (403).
+    PermissionDenied,
+    /// Unknown model or route (404).
+    NotFound,
+    /// The body is over the configured cap (413).
+    PayloadTooLarge,
+    /// The prompt does not fit the model's context window (400 upstream).
+    ContextLengthExceeded,
+    /// Rate limited (429); see [`GatewayError::retry_after`].
+    RateLimited,
+    /// The provider is overloaded (Anthropic 529, 503).
+    Overloaded,
+    /// The provider answered with another 5xx.
+    UpstreamServer,
+    /// The provider answered with a 4xx not covered above.
+    UpstreamClient,
+    /// Could not connect to the provider, or the connection broke.
+    Connect,
+    /// A deadline passed.
+    Timeout,
+    /// The provider's answer could not be understood.
+    BadUpstreamResponse,
+    /// A bug or an impossible state on our side.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Whether another attempt (same target later, or another target) may succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::RateLimited
+                | ErrorKind::Overloaded
+                | ErrorKind::UpstreamServer
+                | ErrorKind::Connect
+                | ErrorKind::Timeout
+                | ErrorKind::BadUpstreamResponse
+        )
+    }
+}
+
+/// An error the gateway answers with.
+#[derive(Clone)]
+pub struct GatewayError {
+    kind: ErrorKind,
+    status: StatusCode,
+    message: String,
+    param: Option<String>,
+    code: Option<String>,
+    retry_after: Option<Duration>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl GatewayError {
+    /// An error of `kind` with its usual status.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let status = match kind {
+            ErrorKind::InvalidRequest | ErrorKind::ContextLengthExceeded => StatusCode::BAD_REQUEST,
+            ErrorKind::Authentication => StatusCode::UNAUTHORIZED,
+            ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::UpstreamServer | ErrorKind::BadUpstreamResponse | ErrorKind::Connect => {
+                StatusCode::BAD_GATEWAY
+            }
+            ErrorKind::UpstreamClient => StatusCode::BAD_REQUEST,
+            ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        GatewayError {
+            kind,
+            status,
+            message: message.into(),
+            param: None,
+            code: None,
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    /// A 400 for a malformed or invalid request.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, message)
+    }
+
+    /// A 400 naming the request field at fault.
+    pub fn invalid_param(param: &str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, message).with_param(param)
+    }
+
+    /// A 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    /// A 500 for a state that should not happen.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    /// A 502 for an upstream answer we cannot understand.
+    pub fn bad_upstream(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadUpstreamResponse, message)
+    }
+
+    /// An error answered by a provider with `status`; the kind follows the status.
+    pub fn from_upstream_status(status: StatusCode, message: impl Into<String>) -> Self {
+        let kind = match status.as_u16() {
+            400 | 422 => ErrorKind::UpstreamClient,
+            401 => ErrorKind::Authentication,
+            403 => ErrorKind::PermissionDenied,
+            404 => ErrorKind::NotFound,
+            408 | 504 => ErrorKind::Timeout,
+            413 => ErrorKind::PayloadTooLarge,
+            429 => ErrorKind::RateLimited,
+            503 | 529 => ErrorKind::Overloaded,
+            s if s >= 500 => ErrorKind::UpstreamServer,
+            _ => ErrorKind::UpstreamClient,
+        };
+        let mut err = Self::new(kind, message);
+        err.status = status;
+        err
+    }
+
+    /// Sets the HTTP status (the kind stays).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Sets the kind (the status stays).
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Names the request field at fault.
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    /// Sets a machine-readable code (OpenAI `code`).
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// Sets how long to wait before retrying.
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// Attaches the underlying cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The request field at fault, if known.
+    pub fn param(&self) -> Option<&str> {
+        self.param.as_deref()
+    }
+
+    /// The machine-readable code, if any.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// How long the provider asked us to wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
+    }
+}
+
+impl fmt::Debug for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayError")
+            .field("kind", &self.kind)
+            .field("status", &self.status.as_u16())
+            .field("message", &self.message)
+            .field("param", &self.param)
+            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .finish()
+    }
+}
+
+impl fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for GatewayError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}

@@ -1,0 +1,241 @@
+//! Errors on the wire: rendering ours in the client's format, and reading
+//! a provider's error answer.
+
+use std::time::Duration;
+
+use http::{HeaderMap, StatusCode};
+use serde_json::{json, Value};
+
+use super::WireFormat;
+use crate::error::{ErrorKind, GatewayError};
+
+/// The JSON body of `err` in the client's format.
+///
+/// OpenAI formats: `{"error":{"message","type","code","param"}}`;
+/// Anthropic: `{"type":"error","error":{"type","message"}}`.
+pub fn error_body(format: WireFormat, err: &GatewayError) -> Vec<u8> {
+    let body = match format {
+        WireFormat::Anthropic => json!({
+            "type": "error",
+            "error": { "type": anthropic_type(err), "message": err.message() },
+        }),
+        WireFormat::Gemini => json!({
+            "error": { "code": err.status().as_u16(), "message": err.message(), "status": gemini_status(err) },
+        }),
+        WireFormat::OpenAiChat | WireFormat::OpenAiResponses => json!({
+            "error": {
+                "message": err.message(),
+                "type": openai_type(err),
+                "param": err.param(),
+                "code": err.code().map(str::to_owned).or_else(|| openai_code(err).map(str::to_owned)),
+            },
+        }),
+    };
+    serde_json::to_vec(&body).expect("json serializes")
+}
+
+/// The Anthropic error `type` for `err`.
+pub(crate) fn anthropic_type(err: &GatewayError) -> &'static str {
+    match err.kind() {
+        ErrorKind::Authentication => "authentication_error",
+        ErrorKind::PermissionDenied => "permission_error",
+        ErrorKind::NotFound => "not_found_error",
+        ErrorKind::PayloadTooLarge => "request_too_large",
+        ErrorKind::RateLimited => "rate_limit_error",
+        ErrorKind::Overloaded => "overloaded_error",
+        ErrorKind::Timeout => "timeout_error",
+        ErrorKind::InvalidRequest
+        | ErrorKind::ContextLengthExceeded
+        | ErrorKind::UpstreamClient => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+/// The OpenAI error `type` for `err`.
+pub(crate) fn openai_type(err: &GatewayError) -> &'static str {
+    match err.kind() {
+        ErrorKind::Authentication => "authentication_error",
+        ErrorKind::PermissionDenied => "permission_error",
+        ErrorKind::NotFound => "not_found_error",
+        ErrorKind::RateLimited => "rate_limit_error",
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::InvalidRequest
+        | ErrorKind::ContextLengthExceeded
+        | ErrorKind::UpstreamClient
+        | ErrorKind::PayloadTooLarge => "invalid_request_error",
+        _ => "server_error",
+    }
+}
+
+fn openai_code(err: &GatewayError) -> Option<&'static str> {
+    match err.kind() {
+        ErrorKind::ContextLengthExceeded => Some("context_length_exceeded"),
+        ErrorKind::PayloadTooLarge => Some("request_too_large"),
+        ErrorKind::RateLimited => Some("rate_limit_exceeded"),
+        _ => None,
+    }
+}
+
+fn gemini_status(err: &GatewayError) -> &'static str {
+    match err.status().as_u16() {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ => "INTERNAL",
+    }
+}
+
+/// Builds the error for a provider's non-2xx answer: its status, its
+/// message (from any of the usual error shapes), `Retry-After`, and the
+/// context-length case, which changes the route.
+pub fn parse_upstream_error(
+    format: WireFormat,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> GatewayError {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let (message, upstream_type, code) = match &parsed {
+        Some(v) => {
+            let e = v.get("error").unwrap_or(v);
+            let message = e
+                .get("message")
+                .and_then(Value::as_str)
+                .or_else(|| e.as_str())
+                .or_else(|| v.get("message").and_then(Value::as_str))
+                .or_else(|| v.get("detail").and_then(Value::as_str))
+                .map(str::to_owned);
+            let ty = e
+                .get("type")
+                .or_else(|| e.get("status"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let code = e.get("code").and_then(|c| match c {
+                Value::String(s) => Some(s.clone()),
+                _ => None,
+            });
+            (message, ty, code)
+        }
+        None => (None, None, None),
+    };
+    let message = message.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        if text.is_empty() {
+            format!("provider answered {status}")
+        } else {
+            text.chars().take(512).collect()
+        }
+    });
+    let mut err = GatewayError::from_upstream_status(status, message.clone());
+    if upstream_type.as_deref() == Some("overloaded_error") {
+        err = err.with_kind(ErrorKind::Overloaded);
+    }
+    if is_context_length(format, status, code.as_deref(), &message) {
+        err = err.with_kind(ErrorKind::ContextLengthExceeded);
+    }
+    if let Some(code) = code {
+        err = err.with_code(code);
+    }
+    if let Some(after) = retry_after(headers) {
+        err = err.with_retry_after(after);
+    }
+    err
+}
+
+/// The providers say "context too long" only in their messages (Anthropic,
+/// Gemini) or in OpenAI's `code`; this is the one place that reads them.
+fn is_context_length(
+    format: WireFormat,
+    status: StatusCode,
+    code: Option<&str>,
+    msg: &str,
+) -> bool {
+    if code == Some("context_length_exceeded") {
+        return true;
+    }
+    if status != StatusCode::BAD_REQUEST {
+        return false;
+    }
+    let msg = msg.to_ascii_lowercase();
+    match format {
+        WireFormat::Anthropic => msg.contains("prompt is too long"),
+        WireFormat::Gemini => msg.contains("exceeds the maximum number of tokens"),
+        _ => msg.contains("maximum context length") || msg.contains("context length"),
+    }
+}
+
+/// `retry-after-ms` or `retry-after` (seconds) from a response's headers.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(ms) = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+    {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    let secs = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_each_format() {
+        let err = GatewayError::invalid_param("model", "missing `model`");
+        let v: Value = serde_json::from_slice(&error_body(WireFormat::OpenAiChat, &err)).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], "model");
+        assert_eq!(v["error"]["message"], "missing `model`");
+        let v: Value = serde_json::from_slice(&error_body(WireFormat::Anthropic, &err)).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+    }
+
+    #[test]
+    fn reads_upstream_errors() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "3".parse().unwrap());
+        let e = parse_upstream_error(
+            WireFormat::Anthropic,
+            StatusCode::from_u16(529).unwrap(),
+            &h,
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        );
+        assert_eq!(e.kind(), ErrorKind::Overloaded);
+        assert_eq!(e.status().as_u16(), 529);
+        assert_eq!(e.message(), "Overloaded");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+
+        let e = parse_upstream_error(
+            WireFormat::OpenAiChat,
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            br#"{"error":{"message":"too long","type":"invalid_request_error","code":"context_length_exceeded"}}"#,
+        );
+        assert_eq!(e.kind(), ErrorKind::ContextLengthExceeded);
+
+        let e = parse_upstream_error(
+            WireFormat::OpenAiChat,
+            StatusCode::BAD_GATEWAY,
+            &HeaderMap::new(),
+            b"<html>bad gateway</html>",
+        );
+        assert_eq!(e.kind(), ErrorKind::UpstreamServer);
+        assert!(e.is_retryable());
+    }
+}

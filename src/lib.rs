@@ -1,0 +1,28 @@
+//! # tollgate
+//!
+//! An LLM gateway built as a stack of tower layers. One endpoint speaks the
+//! wire formats clients already use (OpenAI Chat Completions, OpenAI
+//! Responses, Anthropic Messages) and routes each request to one of many
+//! providers (OpenAI, Anthropic, Google Gemini, any OpenAI-compatible server).
+//!
+//! The pieces:
+//!
+//! - [`edge`]: the HTTP edge. Decodes the client's wire format once into a
+//!   [`GatewayRequest`], calls the inner service, and encodes the
+//!   [`GatewayResponse`] (or error) back in the same format.
+//! - [`provider`]: the provider clients, the innermost tower `Service`.
+//! - [`format`] and [`canonical`]: the translations between wire formats.
+//! - [`mock`]: a mock upstream that speaks every provider format.
+//! - [`config`] and [`server`]: what the `tollgate` binary assembles.
+
+#![warn(missing_docs)]
+
+pub mod canonical;
+pub mod error;
+pub mod format;
+pub mod json;
+pub mod mock;
+pub mod sse;
+
+pub use error::{ErrorKind, GatewayError};
+pub use format::WireFormat;

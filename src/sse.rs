@@ -1,0 +1,226 @@
+//! Server-sent events: an incremental parser for upstream streams and
+//! writers for the streams we send.
+//!
+//! The parser follows the WHATWG rules that matter to LLM streams: events
+//! end at a blank line, lines end in `\n`, `\r\n` or `\r`, `data:` lines
+//! join with `\n`, a single space after the colon is dropped, comment lines
+//! (`:`) are ignored. Input may be split anywhere, even inside a UTF-8
+//! character or between `\r` and `\n`.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// One parsed event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` field, if any.
+    pub event: Option<String>,
+    /// The `data:` lines, joined with `\n`.
+    pub data: String,
+}
+
+/// An incremental SSE parser.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    /// Bytes of the event being parsed (from its first line) and beyond.
+    buf: BytesMut,
+    /// Bytes of `buf` already consumed as complete lines.
+    pos: usize,
+    /// The previous chunk ended in `\r`: a leading `\n` belongs to it.
+    skip_lf: bool,
+    event: Option<String>,
+    data: String,
+    has_data: bool,
+}
+
+impl SseParser {
+    /// A new parser.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds `chunk` and pushes every event it completes onto `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) {
+        self.feed_inner(chunk, &mut |ev, _raw| out.push(ev));
+    }
+
+    /// Like [`feed`](Self::feed), but also hands over each event's raw bytes
+    /// (including its terminating blank line), for pass-through streams.
+    pub fn feed_raw(&mut self, chunk: &[u8], out: &mut Vec<(SseEvent, Bytes)>) {
+        self.feed_inner(chunk, &mut |ev, raw| out.push((ev, raw)));
+    }
+
+    /// Whether bytes were received that do not yet form a complete event.
+    pub fn has_pending(&self) -> bool {
+        self.has_data || self.event.is_some() || self.pos < self.buf.len()
+    }
+
+    /// Ends the input: an event not closed by a blank line is dispatched
+    /// (upstreams that close the connection right after the last `data:`).
+    pub fn finish(&mut self) -> Option<SseEvent> {
+        if self.pos < self.buf.len() {
+            let line = self.buf.split_off(self.pos);
+            self.line(&line);
+        }
+        self.buf.clear();
+        self.pos = 0;
+        let ev = self.take_event();
+        (!ev.0).then_some(ev.1)
+    }
+
+    fn feed_inner(&mut self, mut chunk: &[u8], emit: &mut dyn FnMut(SseEvent, Bytes)) {
+        if self.skip_lf {
+            self.skip_lf = false;
+            if let Some(b'\n') = chunk.first() {
+                chunk = &chunk[1..];
+            }
+        }
+        self.buf.extend_from_slice(chunk);
+        while let Some(off) = self.buf[self.pos..]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+        {
+            let line_end = self.pos + off;
+            let mut next = line_end + 1;
+            if self.buf[line_end] == b'\r' {
+                if next == self.buf.len() {
+                    self.skip_lf = true;
+                } else if self.buf[next] == b'\n' {
+                    next += 1;
+                }
+            }
+            if line_end == self.pos {
+                // A blank line ends the event.
+                let raw = self.buf.split_to(next).freeze();
+                self.pos = 0;
+                let (empty, ev) = self.take_event();
+                if !empty {
+                    emit(ev, raw);
+                }
+            } else {
+                let line = self.buf[self.pos..line_end].to_vec();
+                self.pos = next;
+                self.line(&line);
+            }
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        if line.first() == Some(&b':') {
+            return;
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        let value = String::from_utf8_lossy(value);
+        match field {
+            b"event" => self.event = Some(value.into_owned()),
+            b"data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(&value);
+                self.has_data = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// Takes the event parsed so far; the flag is true when it has no data
+    /// (such an event is not dispatched).
+    fn take_event(&mut self) -> (bool, SseEvent) {
+        let empty = !self.has_data;
+        self.has_data = false;
+        (
+            empty,
+            SseEvent {
+                event: self.event.take(),
+                data: std::mem::take(&mut self.data),
+            },
+        )
+    }
+}
+
+/// Appends an event with an `event:` line (Anthropic, Responses).
+pub fn write_event(out: &mut BytesMut, event: &str, data: &[u8]) {
+    out.reserve(event.len() + data.len() + 16);
+    out.put_slice(b"event: ");
+    out.put_slice(event.as_bytes());
+    out.put_slice(b"\ndata: ");
+    out.put_slice(data);
+    out.put_slice(b"\n\n");
+}
+
+/// Appends a data-only event (OpenAI Chat Completions, Gemini).
+pub fn write_data(out: &mut BytesMut, data: &[u8]) {
+    out.reserve(data.len() + 8);
+    out.put_slice(b"data: ");
+    out.put_slice(data);
+    out.put_slice(b"\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_in_pieces(input: &[u8], piece: usize) -> Vec<(SseEvent, Bytes)> {
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        for c in input.chunks(piece) {
+            p.feed_raw(c, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn parses_events_split_anywhere() {
+        let input = b"event: message_start\ndata: {\"a\":1}\n\n: ping\n\ndata: x\r\ndata: y\r\n\r\ndata: [DONE]\n\n";
+        for piece in 1..input.len() {
+            let out = parse_in_pieces(input, piece);
+            let evs: Vec<_> = out.iter().map(|(e, _)| e.clone()).collect();
+            assert_eq!(
+                evs,
+                vec![
+                    SseEvent {
+                        event: Some("message_start".into()),
+                        data: "{\"a\":1}".into()
+                    },
+                    SseEvent {
+                        event: None,
+                        data: "x\ny".into()
+                    },
+                    SseEvent {
+                        event: None,
+                        data: "[DONE]".into()
+                    },
+                ],
+                "piece size {piece}"
+            );
+            assert_eq!(&out[0].1[..], b"event: message_start\ndata: {\"a\":1}\n\n");
+            assert_eq!(&out[2].1[..], b"data: [DONE]\n\n");
+        }
+    }
+
+    #[test]
+    fn finish_dispatches_an_unterminated_event() {
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        p.feed(b"data: last", &mut out);
+        assert!(out.is_empty());
+        assert!(p.has_pending());
+        assert_eq!(p.finish().unwrap().data, "last");
+        assert!(p.finish().is_none());
+    }
+
+    #[test]
+    fn keeps_multibyte_text_split_across_chunks() {
+        let input = "data: h\u{e9}llo \u{1f600}\n\n".as_bytes();
+        for piece in 1..input.len() {
+            let out = parse_in_pieces(input, piece);
+            assert_eq!(out[0].0.data, "h\u{e9}llo \u{1f600}");
+        }
+    }
+}
