@@ -151,6 +151,12 @@ impl GatewayError {
         self
     }
 
+    /// Replaces the message.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
     /// Sets the kind (the status stays).
     pub fn with_kind(mut self, kind: ErrorKind) -> Self {
         self.kind = kind;

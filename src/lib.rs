@@ -18,11 +18,19 @@
 #![warn(missing_docs)]
 
 pub mod canonical;
+pub mod config;
+pub mod edge;
 pub mod error;
 pub mod format;
 pub mod json;
 pub mod mock;
+pub mod provider;
+pub mod request;
+pub mod response;
+pub mod server;
 pub mod sse;
 
 pub use error::{ErrorKind, GatewayError};
 pub use format::WireFormat;
+pub use request::{GatewayRequest, Operation, Target};
+pub use response::{GatewayResponse, ResponseBody, ResponseMeta};

@@ -1,1 +1,141 @@
-fn main() {}
+//! The `tollgate` binary: the gateway server, a config checker, and the
+//! mock upstream.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tollgate::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "An LLM gateway built from tower layers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The TOML config file. Without one, providers come from
+        /// OPENAI_API_KEY, ANTHROPIC_API_KEY and GEMINI_API_KEY.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides `[server] listen`).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Check a config file and report the field at fault.
+    CheckConfig {
+        /// The TOML config file.
+        file: PathBuf,
+    },
+    /// Run the mock upstream (OpenAI, Anthropic and Gemini formats) for
+    /// tests, benchmarks and the offline quickstart.
+    MockUpstream {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(c) => {
+                println!(
+                    "{}: ok ({} providers, {} models)",
+                    file.display(),
+                    c.providers.len(),
+                    c.models.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve { config, listen } => {
+            let mut config = match config {
+                Some(path) => match Config::load(&path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                None => Config::from_env(&|k| std::env::var(k).ok()),
+            };
+            if let Some(addr) = listen {
+                config.server.listen = addr;
+            }
+            if config.providers.is_empty() {
+                tracing::warn!("no providers configured: every request will answer 404");
+            }
+            run(async move {
+                let app = tollgate::server::gateway(&config).map_err(|e| e.to_string())?;
+                let listener = tokio::net::TcpListener::bind(config.server.listen)
+                    .await
+                    .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+                tracing::info!(
+                    addr = %listener.local_addr().map_err(|e| e.to_string())?,
+                    providers = config.providers.len(),
+                    "tollgate listening"
+                );
+                tollgate::server::serve(
+                    app,
+                    listener,
+                    tollgate::server::shutdown_signal(),
+                    Duration::from_secs(config.server.shutdown_grace_secs),
+                )
+                .await
+                .map_err(|e| e.to_string())
+            })
+        }
+        Command::MockUpstream { listen } => run(async move {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            tracing::info!(addr = %listen, "mock upstream listening");
+            tollgate::mock::serve(listener, tollgate::server::shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }),
+    }
+}
+
+fn run(fut: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

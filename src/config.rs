@@ -1,0 +1,413 @@
+//! The `tollgate` configuration file (TOML).
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:4000"      # --listen overrides it
+//! max_body_bytes = 33554432      # larger bodies get a 413
+//! shutdown_grace_secs = 30       # in-flight streams get this long on SIGTERM
+//!
+//! [providers.openai]
+//! kind = "openai"                # openai | anthropic | gemini | openai-compatible
+//! base_url = "https://api.openai.com/v1"
+//! api_key = "${OPENAI_API_KEY}"  # ${VAR} and ${VAR:-default} are read from the environment
+//!
+//! [providers.local]
+//! kind = "openai-compatible"
+//! base_url = "http://127.0.0.1:11434/v1"
+//! headers = { "x-extra" = "1" }
+//!
+//! [models]
+//! fast = "openai/gpt-4o-mini"                              # an alias
+//! sonnet = { targets = ["anthropic/claude-sonnet-4-5"] }   # the long form
+//! "claude-*" = "anthropic/*"                               # a prefix alias: `*` is the requested name
+//! ```
+//!
+//! `${VAR}` is replaced inside double-quoted strings (the value is escaped
+//! for them); a variable that is not set is an error that names it, unless a
+//! default is given with `${VAR:-default}`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP server.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Providers by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Model aliases by name.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:4000`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes. Default 32 MiB.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Seconds in-flight requests get to finish on shutdown. Default 30.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 4000))
+}
+fn default_max_body() -> usize {
+    32 * 1024 * 1024
+}
+fn default_grace() -> u64 {
+    30
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            max_body_bytes: default_max_body(),
+            shutdown_grace_secs: default_grace(),
+        }
+    }
+}
+
+/// The API a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum ProviderKind {
+    /// OpenAI: Chat Completions and Responses.
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// Anthropic Messages.
+    #[serde(rename = "anthropic")]
+    Anthropic,
+    /// Google Gemini `generateContent`.
+    #[serde(rename = "gemini")]
+    Gemini,
+    /// Any server that speaks Chat Completions (Groq, Mistral, DeepSeek,
+    /// xAI, Together, Ollama, vLLM, ...).
+    #[serde(rename = "openai-compatible")]
+    OpenAiCompatible,
+}
+
+impl ProviderKind {
+    /// The `kind` string of the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::OpenAiCompatible => "openai-compatible",
+        }
+    }
+}
+
+/// `[providers.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The API it speaks.
+    pub kind: ProviderKind,
+    /// Base URL, following each vendor SDK's convention (OpenAI's ends in
+    /// `/v1`; Anthropic's and Gemini's do not). Default: the vendor's own.
+    pub base_url: Option<String>,
+    /// The provider key. Never logged.
+    pub api_key: Option<String>,
+    /// Extra headers sent with every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Models listed for this provider in `GET /v1/models` (as `NAME/model`).
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+impl ProviderConfig {
+    /// The base URL, or the vendor's default.
+    pub fn base_url(&self) -> Option<&str> {
+        match (&self.base_url, self.kind) {
+            (Some(u), _) => Some(u.trim_end_matches('/')),
+            (None, ProviderKind::OpenAi) => Some("https://api.openai.com/v1"),
+            (None, ProviderKind::Anthropic) => Some("https://api.anthropic.com"),
+            (None, ProviderKind::Gemini) => Some("https://generativelanguage.googleapis.com"),
+            (None, ProviderKind::OpenAiCompatible) => None,
+        }
+    }
+}
+
+/// `[models.NAME]`: a short string (`"provider/model"`) or a table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ModelConfig {
+    /// `name = "provider/model"`.
+    Alias(String),
+    /// `name = { targets = ["provider/model", ...] }`.
+    Table {
+        /// Providers that serve this model, in order.
+        targets: Vec<String>,
+        /// Other configured models to try after all targets fail.
+        #[serde(default)]
+        fallbacks: Vec<String>,
+    },
+}
+
+impl ModelConfig {
+    /// The `provider/model` targets, in order.
+    pub fn targets(&self) -> &[String] {
+        match self {
+            ModelConfig::Alias(t) => std::slice::from_ref(t),
+            ModelConfig::Table { targets, .. } => targets,
+        }
+    }
+}
+
+/// A configuration error, naming the field at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Reads, interpolates, parses and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text, &|k| std::env::var(k).ok())
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// Parses config text, reading `${VAR}` through `env`.
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text = interpolate(text, env)?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError(e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Providers from `OPENAI_API_KEY`, `ANTHROPIC_API_KEY` and
+    /// `GEMINI_API_KEY`, for running without a config file.
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Config {
+        let mut config = Config::default();
+        for (var, name, kind) in [
+            ("OPENAI_API_KEY", "openai", ProviderKind::OpenAi),
+            ("ANTHROPIC_API_KEY", "anthropic", ProviderKind::Anthropic),
+            ("GEMINI_API_KEY", "gemini", ProviderKind::Gemini),
+        ] {
+            if let Some(key) = env(var).filter(|k| !k.is_empty()) {
+                config.providers.insert(
+                    name.to_string(),
+                    ProviderConfig {
+                        kind,
+                        base_url: None,
+                        api_key: Some(key),
+                        headers: BTreeMap::new(),
+                        models: Vec::new(),
+                    },
+                );
+            }
+        }
+        config
+    }
+
+    /// Checks what TOML types cannot: URLs, header names, model targets.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        for (name, p) in &self.providers {
+            if name.is_empty() || name.contains('/') {
+                return Err(ConfigError(format!(
+                    "providers.{name}: a provider name must be non-empty and contain no `/`"
+                )));
+            }
+            let Some(url) = p.base_url() else {
+                return Err(ConfigError(format!(
+                    "providers.{name}.base_url: required for kind = \"openai-compatible\""
+                )));
+            };
+            match url.parse::<http::Uri>() {
+                Ok(u)
+                    if matches!(u.scheme_str(), Some("http") | Some("https"))
+                        && u.host().is_some() => {}
+                _ => {
+                    return Err(ConfigError(format!(
+                        "providers.{name}.base_url: `{url}` is not an http(s) URL"
+                    )))
+                }
+            }
+            for (h, v) in &p.headers {
+                if http::HeaderName::from_bytes(h.as_bytes()).is_err()
+                    || http::HeaderValue::from_str(v).is_err()
+                {
+                    return Err(ConfigError(format!(
+                        "providers.{name}.headers.{h}: not a valid HTTP header"
+                    )));
+                }
+            }
+        }
+        for (name, m) in &self.models {
+            if m.targets().is_empty() {
+                return Err(ConfigError(format!(
+                    "models.{name}.targets: must not be empty"
+                )));
+            }
+            for (i, t) in m.targets().iter().enumerate() {
+                let Some((provider, model)) = t.split_once('/') else {
+                    return Err(ConfigError(format!(
+                        "models.{name}.targets[{i}]: `{t}` is not `provider/model`"
+                    )));
+                };
+                if !self.providers.contains_key(provider) {
+                    return Err(ConfigError(format!(
+                        "models.{name}.targets[{i}]: unknown provider `{provider}`"
+                    )));
+                }
+                if model.is_empty() {
+                    return Err(ConfigError(format!(
+                        "models.{name}.targets[{i}]: the model after `{provider}/` is empty"
+                    )));
+                }
+            }
+            if let ModelConfig::Table { fallbacks, .. } = m {
+                for (i, f) in fallbacks.iter().enumerate() {
+                    if !self.models.contains_key(f) {
+                        return Err(ConfigError(format!(
+                            "models.{name}.fallbacks[{i}]: unknown model `{f}`"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` in `text`, escaping each value
+/// for a TOML basic string.
+fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            let line = text[..text.len() - rest.len() + start]
+                .lines()
+                .count()
+                .max(1);
+            return Err(ConfigError(format!(
+                "line {line}: `${{` without a closing `}}`"
+            )));
+        };
+        let inner = &after[..end];
+        let (var, default) = match inner.split_once(":-") {
+            Some((v, d)) => (v, Some(d)),
+            None => (inner, None),
+        };
+        let value = match (env(var), default) {
+            (Some(v), _) => v,
+            (None, Some(d)) => d.to_string(),
+            (None, None) => {
+                let line = text[..text.len() - rest.len() + start]
+                    .lines()
+                    .count()
+                    .max(1);
+                return Err(ConfigError(format!(
+                    "line {line}: environment variable `{var}` is not set"
+                )));
+            }
+        };
+        for c in value.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(k: &str) -> Option<String> {
+        match k {
+            "KEY" => Some("sk-\"quoted\"".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn parses_a_full_config() {
+        let c = Config::parse(
+            r#"
+[server]
+listen = "127.0.0.1:9999"
+[providers.oa]
+kind = "openai"
+api_key = "${KEY}"
+[providers.local]
+kind = "openai-compatible"
+base_url = "http://127.0.0.1:11434/v1/"
+api_key = "${MISSING:-none}"
+[models]
+fast = "oa/gpt-4o-mini"
+big = { targets = ["oa/gpt-4o", "local/llama"], fallbacks = ["fast"] }
+"#,
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.port(), 9999);
+        assert_eq!(c.providers["oa"].api_key.as_deref(), Some("sk-\"quoted\""));
+        assert_eq!(
+            c.providers["oa"].base_url(),
+            Some("https://api.openai.com/v1")
+        );
+        assert_eq!(
+            c.providers["local"].base_url(),
+            Some("http://127.0.0.1:11434/v1")
+        );
+        assert_eq!(c.providers["local"].api_key.as_deref(), Some("none"));
+        assert_eq!(c.models["big"].targets().len(), 2);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::parse("[providers.x]\nkind = \"openaii\"\n", &env).unwrap_err();
+        assert!(e.0.contains("openaii"), "{e}");
+        let e = Config::parse(
+            "[providers.x]\nkind = \"openai\"\nbase_url = \"ftp://x\"\n",
+            &env,
+        )
+        .unwrap_err();
+        assert!(e.0.contains("providers.x.base_url"), "{e}");
+        let e = Config::parse("[models]\na = \"nope/m\"\n", &env).unwrap_err();
+        assert!(
+            e.0.contains("models.a.targets[0]: unknown provider `nope`"),
+            "{e}"
+        );
+        let e = Config::parse("api_key = \"${NOPE}\"\n", &env).unwrap_err();
+        assert!(e.0.contains("line 1") && e.0.contains("NOPE"), "{e}");
+        let e = Config::parse("[server]\nlisten = \"nope\"\n", &env).unwrap_err();
+        assert!(e.0.contains("listen"), "{e}");
+        let e = Config::parse("[sever]\n", &env).unwrap_err();
+        assert!(e.0.contains("sever"), "{e}");
+    }
+
+    #[test]
+    fn env_providers() {
+        let c = Config::from_env(&|k| (k == "ANTHROPIC_API_KEY").then(|| "k".to_string()));
+        assert_eq!(c.providers.len(), 1);
+        assert_eq!(c.providers["anthropic"].kind, ProviderKind::Anthropic);
+    }
+}

@@ -1,0 +1,155 @@
+//! Answers in the client's wire format: complete bodies, SSE streams, errors.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+
+use super::{json_response, PROVIDER_HEADER, REQUEST_ID_HEADER};
+use crate::error::GatewayError;
+use crate::format::{anthropic, error_body, openai_chat, responses, StreamEncode, WireFormat};
+use crate::response::{ChunkStream, GatewayResponse, ResponseBody, StreamChunk};
+
+/// The HTTP answer for `err` in `format`, with `Retry-After` when the
+/// provider gave one.
+pub fn error_response(format: WireFormat, err: &GatewayError, request_id: &str) -> Response {
+    let mut resp = json_response(err.status(), error_body(format, err));
+    if let Some(after) = err.retry_after() {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        resp.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    set_request_id(&mut resp, request_id);
+    resp
+}
+
+fn set_request_id(resp: &mut Response, id: &str) {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+}
+
+/// The HTTP answer for a gateway response, in the client's `format`.
+/// `include_usage` is an OpenAI Chat client's `stream_options.include_usage`.
+pub fn encode_response(
+    format: WireFormat,
+    resp: GatewayResponse,
+    request_id: &str,
+    include_usage: bool,
+) -> Response {
+    let GatewayResponse {
+        status, meta, body, ..
+    } = resp;
+    let mut out = match body {
+        ResponseBody::Raw(bytes) => {
+            let mut r = Response::new(Body::from(bytes));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        ResponseBody::Message(m) => {
+            let bytes = match format {
+                WireFormat::OpenAiChat => openai_chat::encode_response(&m),
+                WireFormat::OpenAiResponses => responses::encode_response(&m),
+                WireFormat::Anthropic => anthropic::encode_response(&m),
+                WireFormat::Gemini => {
+                    let err = GatewayError::internal("Gemini is not a client format");
+                    return error_response(format, &err, request_id);
+                }
+            };
+            json_response(StatusCode::OK, bytes)
+        }
+        ResponseBody::TokenCount(n) => json_response(
+            StatusCode::OK,
+            serde_json::json!({ "input_tokens": n })
+                .to_string()
+                .into_bytes(),
+        ),
+        ResponseBody::Stream(stream) => {
+            let encoder: Box<dyn StreamEncode> = match format {
+                WireFormat::OpenAiChat => Box::new(openai_chat::StreamEncoder::new(include_usage)),
+                WireFormat::OpenAiResponses => Box::new(responses::StreamEncoder::new()),
+                WireFormat::Anthropic | WireFormat::Gemini => {
+                    Box::new(anthropic::StreamEncoder::new())
+                }
+            };
+            let body = EncodeStream {
+                inner: stream,
+                encoder,
+                buf: BytesMut::new(),
+                done: false,
+            };
+            let mut r = Response::new(Body::from_stream(body));
+            let h = r.headers_mut();
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+            r
+        }
+    };
+    *out.status_mut() = status;
+    if let Some(p) = meta
+        .provider
+        .as_deref()
+        .and_then(|p| HeaderValue::from_str(p).ok())
+    {
+        out.headers_mut().insert(PROVIDER_HEADER, p);
+    }
+    set_request_id(&mut out, request_id);
+    out
+}
+
+/// A chunk stream encoded as the client's SSE bytes; an error becomes the
+/// format's in-band error event and ends the stream.
+struct EncodeStream {
+    inner: ChunkStream,
+    encoder: Box<dyn StreamEncode>,
+    buf: BytesMut,
+    done: bool,
+}
+
+impl Stream for EncodeStream {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Ok(StreamChunk::Raw(bytes)))) => {
+                    return Poll::Ready(Some(Ok(bytes)));
+                }
+                Poll::Ready(Some(Ok(StreamChunk::Event(ev)))) => {
+                    this.encoder.event(&ev, &mut this.buf);
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    tracing::warn!(error = %err.message(), "stream failed after its first byte");
+                    this.encoder.error(&err, &mut this.buf);
+                    this.done = true;
+                }
+            }
+            if !this.buf.is_empty() {
+                return Poll::Ready(Some(Ok(this.buf.split().freeze())));
+            }
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The HTTP edge: decode the client's wire format once, call the layers,
+//! encode the answer (or the error) back in the same format.
+//!
+//! [`router`] gives an axum `Router` with the gateway's routes, around any
+//! `tower::Service<GatewayRequest>`; mount it in an existing axum app with
+//! `Router::nest`:
+//!
+//! ```no_run
+//! use tollgate::config::Config;
+//! use tollgate::edge::{router, EdgeConfig};
+//! use tollgate::provider::Providers;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::from_env(&|k| std::env::var(k).ok());
+//! let gateway = router(Providers::from_config(&config)?, EdgeConfig::from_config(&config));
+//! let app = axum::Router::new()
+//!     .route("/", axum::routing::get(|| async { "my app" }))
+//!     .nest("/llm", gateway);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Routes: `POST /v1/chat/completions`, `POST /v1/responses`,
+//! `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models`,
+//! `GET /health`, and `HEAD`/`GET /`. Every answer carries
+//! `x-tollgate-request-id`; a served one also `x-tollgate-provider`.
+
+mod encode;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use http_body_util::{BodyExt, Limited};
+use tower::{Service, ServiceExt};
+
+use crate::config::Config;
+use crate::error::{ErrorKind, GatewayError};
+use crate::format::WireFormat;
+use crate::json::RawObject;
+use crate::request::{GatewayRequest, Operation};
+use crate::response::GatewayResponse;
+
+pub use encode::{encode_response, error_response};
+
+/// The response header naming the provider that served.
+pub const PROVIDER_HEADER: &str = "x-tollgate-provider";
+/// The response header identifying the request.
+pub const REQUEST_ID_HEADER: &str = "x-tollgate-request-id";
+
+/// A request's ID, in its extensions for the layers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub Arc<str>);
+
+/// What the edge needs besides the service.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Largest request body accepted, in bytes; larger gets a 413.
+    pub max_body_bytes: usize,
+    /// Models listed by `GET /v1/models`, each with its owner.
+    pub models: Vec<(String, String)>,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            max_body_bytes: 32 * 1024 * 1024,
+            models: Vec::new(),
+        }
+    }
+}
+
+impl EdgeConfig {
+    /// The body cap and model list of a gateway config: every alias (owned
+    /// by its first target's provider) and every model listed under a provider.
+    pub fn from_config(config: &Config) -> Self {
+        let mut models = Vec::new();
+        for (name, m) in &config.models {
+            if name.ends_with('*') {
+                continue;
+            }
+            let owner = m.targets()[0]
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            models.push((name.clone(), owner));
+        }
+        for (pname, p) in &config.providers {
+            for m in &p.models {
+                models.push((format!("{pname}/{m}"), pname.clone()));
+            }
+        }
+        EdgeConfig {
+            max_body_bytes: config.server.max_body_bytes,
+            models,
+        }
+    }
+}
+
+struct Edge<S> {
+    service: S,
+    config: Arc<EdgeConfig>,
+}
+
+impl<S: Clone> Clone for Edge<S> {
+    fn clone(&self) -> Self {
+        Edge {
+            service: self.service.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The gateway's routes around `service`.
+pub fn router<S>(service: S, config: EdgeConfig) -> Router
+where
+    S: Service<GatewayRequest, Response = GatewayResponse, Error = GatewayError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let state = Edge {
+        service,
+        config: Arc::new(config),
+    };
+    Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(|State(e): State<Edge<S>>, req: Request| {
+                handle(e, WireFormat::OpenAiChat, Operation::Generate, req)
+            }),
+        )
+        .route(
+            "/v1/responses",
+            post(|State(e): State<Edge<S>>, req: Request| {
+                handle(e, WireFormat::OpenAiResponses, Operation::Generate, req)
+            }),
+        )
+        .route(
+            "/v1/messages",
+            post(|State(e): State<Edge<S>>, req: Request| {
+                handle(e, WireFormat::Anthropic, Operation::Generate, req)
+            }),
+        )
+        .route(
+            "/v1/messages/count_tokens",
+            post(|State(e): State<Edge<S>>, req: Request| {
+                handle(e, WireFormat::Anthropic, Operation::CountTokens, req)
+            }),
+        )
+        .route(
+            "/v1/models",
+            get(|State(e): State<Edge<S>>, req: Request| async move { models(&e.config, &req) }),
+        )
+        .route("/health", get(|| async { health() }))
+        .route("/", get(|| async { health() }))
+        .fallback(|req: Request| async move { not_routed(&req, StatusCode::NOT_FOUND) })
+        .method_not_allowed_fallback(|req: Request| async move {
+            not_routed(&req, StatusCode::METHOD_NOT_ALLOWED)
+        })
+        .with_state(state)
+}
+
+fn health() -> Response {
+    json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
+}
+
+pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// The wire format an unrouted request most likely speaks.
+fn guess_format(req: &Request) -> WireFormat {
+    if req.uri().path().contains("/messages") || req.headers().contains_key("anthropic-version") {
+        WireFormat::Anthropic
+    } else {
+        WireFormat::OpenAiChat
+    }
+}
+
+fn not_routed(req: &Request, status: StatusCode) -> Response {
+    let msg = if status == StatusCode::METHOD_NOT_ALLOWED {
+        format!(
+            "method {} is not allowed on {}",
+            req.method(),
+            req.uri().path()
+        )
+    } else {
+        format!("no route for {} {}", req.method(), req.uri().path())
+    };
+    let kind = if status == StatusCode::NOT_FOUND {
+        ErrorKind::NotFound
+    } else {
+        ErrorKind::InvalidRequest
+    };
+    let err = GatewayError::new(kind, msg).with_status(status);
+    error_response(guess_format(req), &err, &new_request_id())
+}
+
+fn models(config: &EdgeConfig, req: &Request) -> Response {
+    let body = if req.headers().contains_key("anthropic-version") {
+        let data: Vec<_> = config
+            .models
+            .iter()
+            .map(|(id, _)| {
+                serde_json::json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"})
+            })
+            .collect();
+        serde_json::json!({
+            "data": data,
+            "has_more": false,
+            "first_id": config.models.first().map(|m| &m.0),
+            "last_id": config.models.last().map(|m| &m.0),
+        })
+    } else {
+        let data: Vec<_> = config
+            .models
+            .iter()
+            .map(|(id, owner)| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
+            .collect();
+        serde_json::json!({"object": "list", "data": data})
+    };
+    json_response(StatusCode::OK, body.to_string().into_bytes())
+}
+
+fn new_request_id() -> Arc<str> {
+    uuid::Uuid::new_v4().simple().to_string().into()
+}
+
+async fn handle<S>(edge: Edge<S>, format: WireFormat, op: Operation, req: Request) -> Response
+where
+    S: Service<GatewayRequest, Response = GatewayResponse, Error = GatewayError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let started = Instant::now();
+    let id = new_request_id();
+    let (model, result) = match decode(&edge.config, format, op, req, &id).await {
+        Ok(greq) => {
+            let model = greq.model.clone();
+            let client_stream_usage = include_usage(&greq);
+            let result = edge.service.clone().oneshot(greq).await;
+            (model, result.map(|r| (r, client_stream_usage)))
+        }
+        Err(e) => (String::new(), Err(e)),
+    };
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok((resp, usage_opt)) => {
+            tracing::info!(
+                request_id = %id,
+                format = format.as_str(),
+                model = %model,
+                provider = resp.meta.provider.as_deref().unwrap_or(""),
+                status = resp.status.as_u16(),
+                elapsed_ms,
+                "served"
+            );
+            encode_response(format, resp, &id, usage_opt)
+        }
+        Err(err) => {
+            tracing::info!(
+                request_id = %id,
+                format = format.as_str(),
+                model = %model,
+                status = err.status().as_u16(),
+                error = %err.message(),
+                elapsed_ms,
+                "failed"
+            );
+            error_response(format, &err, &id)
+        }
+    }
+}
+
+/// Whether an OpenAI Chat client asked for usage in its stream.
+fn include_usage(req: &GatewayRequest) -> bool {
+    req.format == WireFormat::OpenAiChat
+        && req
+            .body
+            .raw()
+            .get_as::<serde_json::Value>("stream_options")
+            .ok()
+            .flatten()
+            .and_then(|o| o.get("include_usage").and_then(|v| v.as_bool()))
+            .unwrap_or(false)
+}
+
+async fn decode(
+    config: &EdgeConfig,
+    format: WireFormat,
+    op: Operation,
+    req: Request,
+    id: &Arc<str>,
+) -> Result<GatewayRequest, GatewayError> {
+    let (parts, body) = req.into_parts();
+    debug_assert_eq!(parts.method, Method::POST);
+    let too_large = || {
+        GatewayError::new(
+            ErrorKind::PayloadTooLarge,
+            format!(
+                "request body is larger than {} bytes",
+                config.max_body_bytes
+            ),
+        )
+    };
+    if let Some(len) = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > config.max_body_bytes as u64 {
+            return Err(too_large());
+        }
+    }
+    let bytes = Limited::new(body, config.max_body_bytes)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                too_large()
+            } else {
+                GatewayError::invalid_request("could not read the request body")
+            }
+        })?
+        .to_bytes();
+    let raw = RawObject::parse(&bytes)?;
+    let mut greq = GatewayRequest::new(format, op, raw)?;
+    greq.query = parts.uri.query().map(str::to_owned);
+    greq.headers = parts.headers;
+    greq.extensions = parts.extensions;
+    greq.extensions.insert(RequestId(id.clone()));
+    Ok(greq)
+}

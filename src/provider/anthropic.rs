@@ -1,0 +1,125 @@
+//! The Anthropic Messages provider.
+
+use http::HeaderMap;
+
+use super::stream::{UpstreamStream, Verdict};
+use super::{header, Provider, ProviderFuture, Upstream};
+use crate::config::ProviderKind;
+use crate::error::GatewayError;
+use crate::format::{anthropic, WireFormat};
+use crate::request::{GatewayRequest, Operation, Target};
+use crate::response::{GatewayResponse, ResponseBody};
+use crate::sse::SseEvent;
+
+/// The API version sent when the client did not name one.
+const DEFAULT_VERSION: &str = "2023-06-01";
+
+/// An Anthropic provider (`kind = "anthropic"`).
+pub struct AnthropicProvider {
+    up: Upstream,
+}
+
+impl AnthropicProvider {
+    pub(crate) fn new(up: Upstream) -> Self {
+        AnthropicProvider { up }
+    }
+}
+
+impl Provider for AnthropicProvider {
+    fn name(&self) -> &str {
+        self.up.name()
+    }
+
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Anthropic
+    }
+
+    fn call(&self, req: GatewayRequest, target: Target) -> ProviderFuture {
+        let up = self.up.clone();
+        Box::pin(async move {
+            let resp = call(&up, req, &target).await?;
+            Ok(up.respond(resp, &target))
+        })
+    }
+}
+
+async fn call(
+    up: &Upstream,
+    req: GatewayRequest,
+    target: &Target,
+) -> Result<GatewayResponse, GatewayError> {
+    let same = req.format == WireFormat::Anthropic;
+    let mut headers = HeaderMap::new();
+    if let Some(key) = up.api_key() {
+        header(&mut headers, "x-api-key", key)?;
+    }
+    // Same format: the client's version and betas describe its body.
+    let version = same
+        .then(|| req.headers.get("anthropic-version"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(DEFAULT_VERSION);
+    header(&mut headers, "anthropic-version", version)?;
+    if same {
+        if let Some(beta) = req.headers.get("anthropic-beta") {
+            headers.insert("anthropic-beta", beta.clone());
+        }
+    }
+    let model = &*target.model;
+    let path = match req.operation {
+        Operation::Generate => "/v1/messages",
+        Operation::CountTokens => "/v1/messages/count_tokens",
+    };
+    let mut url = up.url(path);
+    if same {
+        if let Some(q) = &req.query {
+            url.push('?');
+            url.push_str(q);
+        }
+    }
+    let body = if same {
+        req.passthrough_body(model, &[])
+    } else {
+        let mut c = req.canonical()?.clone();
+        c.stream = req.stream;
+        match req.operation {
+            Operation::Generate => anthropic::encode_request(&c, model),
+            Operation::CountTokens => anthropic::encode_count_tokens(&c, model),
+        }
+    };
+    let resp = up.post(&url, body, headers, WireFormat::Anthropic).await?;
+    if req.stream {
+        let body = resp.into_body();
+        let stream = if same {
+            UpstreamStream::passthrough(body, classify)
+        } else {
+            UpstreamStream::decode(body, Box::new(anthropic::StreamDecoder::new()))
+        };
+        return Ok(GatewayResponse::new(ResponseBody::Stream(Box::pin(stream))));
+    }
+    let bytes = up.read(resp).await?;
+    if same {
+        return Ok(GatewayResponse::new(ResponseBody::Raw(bytes)));
+    }
+    if req.operation == Operation::CountTokens {
+        let n = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("input_tokens").and_then(|n| n.as_u64()))
+            .ok_or_else(|| {
+                GatewayError::bad_upstream("count_tokens answer without `input_tokens`")
+            })?;
+        return Ok(GatewayResponse::new(ResponseBody::TokenCount(n)));
+    }
+    let message = anthropic::decode_response(&bytes)?;
+    let usage = message.usage;
+    let mut resp = GatewayResponse::new(ResponseBody::Message(message));
+    resp.meta.usage = Some(usage);
+    Ok(resp)
+}
+
+fn classify(ev: &SseEvent) -> Verdict {
+    match ev.event.as_deref() {
+        Some("message_stop" | "error") => Verdict::Last,
+        _ => Verdict::Forward,
+    }
+}

@@ -1,0 +1,368 @@
+//! Provider clients: the innermost tower `Service` of the gateway.
+//!
+//! Each provider kind is one implementation of [`Provider`]; they share one
+//! pooled [`HttpClient`]. [`Providers`] holds the configured providers and
+//! model aliases and is a `tower::Service<GatewayRequest>`: it sends each
+//! request to the [`Target`] that a routing layer put in its extensions, or
+//! resolves the requested model itself when none did.
+//!
+//! When the client's wire format is the provider's own, the body is passed
+//! through as sent (only `model` is rewritten), and so is the answer, so new
+//! provider features work without a gateway release. Otherwise the request
+//! goes through the [canonical](crate::canonical) form.
+//!
+//! ```no_run
+//! use tollgate::config::Config;
+//! use tollgate::provider::Providers;
+//! use tower::ServiceBuilder;
+//!
+//! let config = Config::from_env(&|k| std::env::var(k).ok());
+//! let providers = Providers::from_config(&config).unwrap();
+//! let service = ServiceBuilder::new().service(providers);
+//! # let _ = service;
+//! ```
+
+mod anthropic;
+mod gemini;
+mod http;
+mod openai;
+pub mod stream;
+
+pub use self::http::HttpClient;
+pub use anthropic::AnthropicProvider;
+pub use gemini::GeminiProvider;
+pub use openai::OpenAiProvider;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use ::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use ::http::{HeaderMap, Method, Request, Response, StatusCode};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+use crate::canonical::{ChatRequest, Part};
+use crate::config::{Config, ProviderConfig, ProviderKind};
+use crate::error::GatewayError;
+use crate::format::{parse_upstream_error, WireFormat};
+use crate::request::{GatewayRequest, Target};
+use crate::response::GatewayResponse;
+
+/// The future a provider call returns.
+pub type ProviderFuture =
+    Pin<Box<dyn Future<Output = Result<GatewayResponse, GatewayError>> + Send>>;
+
+/// One configured provider.
+pub trait Provider: Send + Sync + 'static {
+    /// The configured name.
+    fn name(&self) -> &str;
+
+    /// The API it speaks.
+    fn kind(&self) -> ProviderKind;
+
+    /// Sends `req` to this provider as `target.model`. The response's
+    /// metadata names the provider and model.
+    fn call(&self, req: GatewayRequest, target: Target) -> ProviderFuture;
+}
+
+/// What every provider kind needs to reach its API.
+#[derive(Clone)]
+pub(crate) struct Upstream {
+    inner: Arc<UpstreamInner>,
+}
+
+struct UpstreamInner {
+    name: Arc<str>,
+    base_url: String,
+    api_key: Option<String>,
+    headers: HeaderMap,
+    http: HttpClient,
+}
+
+impl Upstream {
+    pub(crate) fn new(
+        name: &str,
+        config: &ProviderConfig,
+        http: HttpClient,
+    ) -> Result<Self, GatewayError> {
+        let base_url = config
+            .base_url()
+            .ok_or_else(|| GatewayError::internal(format!("provider `{name}` has no base_url")))?
+            .to_string();
+        let mut headers = HeaderMap::new();
+        for (k, v) in &config.headers {
+            let k = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                GatewayError::internal(format!("providers.{name}.headers: bad name"))
+            })?;
+            let v = HeaderValue::from_str(v).map_err(|_| {
+                GatewayError::internal(format!("providers.{name}.headers: bad value"))
+            })?;
+            headers.insert(k, v);
+        }
+        Ok(Upstream {
+            inner: Arc::new(UpstreamInner {
+                name: name.into(),
+                base_url,
+                api_key: config.api_key.clone().filter(|k| !k.is_empty()),
+                headers,
+                http,
+            }),
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{}", self.inner.base_url, path)
+    }
+
+    pub(crate) fn api_key(&self) -> Option<&str> {
+        self.inner.api_key.as_deref()
+    }
+
+    /// POSTs a JSON body; a non-2xx answer becomes the provider's error.
+    pub(crate) async fn post(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        headers: HeaderMap,
+        format: WireFormat,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        let mut builder = Request::builder().method(Method::POST).uri(url);
+        let h = builder.headers_mut().expect("a fresh builder has headers");
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.extend(headers);
+        for (k, v) in &self.inner.headers {
+            h.insert(k.clone(), v.clone());
+        }
+        let req = builder.body(Full::new(Bytes::from(body))).map_err(|_| {
+            GatewayError::internal(format!("provider `{}`: bad request URL", self.name()))
+        })?;
+        let resp = self.inner.http.send(req).await?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let (parts, body) = resp.into_parts();
+        let bytes = http::read_body(body).await.unwrap_or_default();
+        Err(self.redact(parse_upstream_error(
+            format,
+            parts.status,
+            &parts.headers,
+            &bytes,
+        )))
+    }
+
+    /// Reads a complete 2xx body.
+    pub(crate) async fn read(&self, resp: Response<Incoming>) -> Result<Bytes, GatewayError> {
+        http::read_body(resp.into_body()).await
+    }
+
+    /// Removes the provider key from an upstream error message, and says
+    /// which side's credentials failed.
+    fn redact(&self, err: GatewayError) -> GatewayError {
+        let mut msg = err.message().to_string();
+        if let Some(key) = self.api_key() {
+            if key.len() >= 4 && msg.contains(key) {
+                msg = msg.replace(key, "[redacted]");
+            }
+        }
+        if matches!(
+            err.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            msg = format!(
+                "provider `{}` rejected the gateway's credentials: {msg}",
+                self.name()
+            );
+        }
+        err.with_message(msg)
+    }
+
+    /// Fills in the response metadata.
+    pub(crate) fn respond(&self, mut resp: GatewayResponse, target: &Target) -> GatewayResponse {
+        resp.meta.provider = Some(target.provider.clone());
+        resp.meta.model = Some(target.model.clone());
+        resp
+    }
+}
+
+/// Sets a header from a string; values that are not valid headers are a
+/// 400 naming the header (they came from the client).
+pub(crate) fn header(
+    map: &mut HeaderMap,
+    name: &'static str,
+    value: &str,
+) -> Result<(), GatewayError> {
+    let v = HeaderValue::from_str(value)
+        .map_err(|_| GatewayError::invalid_param(name, format!("invalid `{name}` header")))?;
+    map.insert(HeaderName::from_static(name), v);
+    Ok(())
+}
+
+/// A rough count of input tokens (4 bytes a token) for providers that have
+/// no counting endpoint.
+pub fn estimate_input_tokens(req: &ChatRequest) -> u64 {
+    fn part_len(p: &Part) -> usize {
+        match p {
+            Part::Text { text, .. } => text.len(),
+            Part::Image { .. } => 1024 * 4,
+            Part::ToolCall {
+                name, arguments, ..
+            } => name.len() + arguments.len(),
+            Part::ToolResult { content, .. } => content.iter().map(part_len).sum(),
+            Part::Reasoning { text, .. } => text.len(),
+            Part::RedactedReasoning { data } => data.len() / 2,
+        }
+    }
+    let mut bytes: usize = req.system.iter().map(|b| b.text.len()).sum();
+    for m in &req.messages {
+        bytes += 4 + m.content.iter().map(part_len).sum::<usize>();
+    }
+    for t in &req.tools {
+        bytes += t.name.len()
+            + t.description.as_ref().map_or(0, String::len)
+            + t.parameters.to_string().len();
+    }
+    (bytes as u64).div_ceil(4)
+}
+
+/// The configured providers and models, as the innermost tower service.
+#[derive(Clone)]
+pub struct Providers {
+    inner: Arc<Registry>,
+}
+
+struct Registry {
+    providers: HashMap<String, Arc<dyn Provider>>,
+    /// Exact aliases.
+    aliases: HashMap<String, Target>,
+    /// Prefix aliases (`"claude-*" = "anthropic/*"`), longest prefix first.
+    prefixes: Vec<(String, String, String)>,
+}
+
+impl Providers {
+    /// Builds every provider in `config`, sharing one HTTP client.
+    pub fn from_config(config: &Config) -> Result<Self, GatewayError> {
+        let http = HttpClient::new();
+        let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
+        for (name, p) in &config.providers {
+            let up = Upstream::new(name, p, http.clone())?;
+            let provider: Arc<dyn Provider> = match p.kind {
+                ProviderKind::OpenAi => Arc::new(OpenAiProvider::new(up, false)),
+                ProviderKind::OpenAiCompatible => Arc::new(OpenAiProvider::new(up, true)),
+                ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(up)),
+                ProviderKind::Gemini => Arc::new(GeminiProvider::new(up)),
+            };
+            providers.insert(name.clone(), provider);
+        }
+        let mut aliases = HashMap::new();
+        let mut prefixes = Vec::new();
+        for (name, m) in &config.models {
+            let first = &m.targets()[0];
+            let (provider, model) = first
+                .split_once('/')
+                .ok_or_else(|| GatewayError::internal(format!("models.{name}: bad target")))?;
+            if let Some(prefix) = name.strip_suffix('*') {
+                prefixes.push((prefix.to_string(), provider.to_string(), model.to_string()));
+            } else {
+                aliases.insert(
+                    name.clone(),
+                    Target {
+                        provider: provider.into(),
+                        model: model.into(),
+                    },
+                );
+            }
+        }
+        prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        Ok(Providers {
+            inner: Arc::new(Registry {
+                providers,
+                aliases,
+                prefixes,
+            }),
+        })
+    }
+
+    /// Adds (or replaces) a provider, for library users with their own.
+    pub fn with_provider(self, provider: Arc<dyn Provider>) -> Self {
+        let mut reg = Registry {
+            providers: self.inner.providers.clone(),
+            aliases: self.inner.aliases.clone(),
+            prefixes: self.inner.prefixes.clone(),
+        };
+        reg.providers.insert(provider.name().to_string(), provider);
+        Providers {
+            inner: Arc::new(reg),
+        }
+    }
+
+    /// The provider named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.inner.providers.get(name)
+    }
+
+    /// Where a requested model goes: an alias, a prefix alias, or
+    /// `provider/model` with a configured provider. Anything else is a 404.
+    pub fn resolve(&self, model: &str) -> Result<Target, GatewayError> {
+        if let Some(t) = self.inner.aliases.get(model) {
+            return Ok(t.clone());
+        }
+        for (prefix, provider, target) in &self.inner.prefixes {
+            if model.starts_with(prefix.as_str()) {
+                return Ok(Target {
+                    provider: provider.as_str().into(),
+                    model: target.replace('*', model).into(),
+                });
+            }
+        }
+        if let Some((provider, rest)) = model.split_once('/') {
+            if !rest.is_empty() && self.inner.providers.contains_key(provider) {
+                return Ok(Target {
+                    provider: provider.into(),
+                    model: rest.into(),
+                });
+            }
+        }
+        Err(GatewayError::not_found(format!(
+            "model `{model}` is not configured: use `provider/model` with a configured provider, or a model alias"
+        ))
+        .with_code("model_not_found")
+        .with_param("model"))
+    }
+}
+
+impl tower::Service<GatewayRequest> for Providers {
+    type Response = GatewayResponse;
+    type Error = GatewayError;
+    type Future = ProviderFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: GatewayRequest) -> ProviderFuture {
+        let target = match req.extensions.get::<Target>() {
+            Some(t) => Ok(t.clone()),
+            None => self.resolve(&req.model),
+        };
+        let target = match target {
+            Ok(t) => t,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        match self.inner.providers.get(&*target.provider) {
+            Some(p) => p.call(req, target),
+            None => Box::pin(std::future::ready(Err(GatewayError::not_found(format!(
+                "provider `{}` is not configured",
+                target.provider
+            ))
+            .with_param("model")))),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! OpenAI and OpenAI-compatible providers (Chat Completions; Responses for
+//! OpenAI itself).
+
+use http::HeaderMap;
+
+use super::stream::{UpstreamStream, Verdict};
+use super::{estimate_input_tokens, header, Provider, ProviderFuture, Upstream};
+use crate::config::ProviderKind;
+use crate::error::GatewayError;
+use crate::format::openai_chat::{self, MaxTokensField};
+use crate::format::WireFormat;
+use crate::request::{GatewayRequest, Operation, Target};
+use crate::response::{GatewayResponse, ResponseBody};
+use crate::sse::SseEvent;
+
+/// An OpenAI (`kind = "openai"`) or OpenAI-compatible provider.
+pub struct OpenAiProvider {
+    up: Upstream,
+    compat: bool,
+}
+
+impl OpenAiProvider {
+    pub(crate) fn new(up: Upstream, compat: bool) -> Self {
+        OpenAiProvider { up, compat }
+    }
+}
+
+impl Provider for OpenAiProvider {
+    fn name(&self) -> &str {
+        self.up.name()
+    }
+
+    fn kind(&self) -> ProviderKind {
+        if self.compat {
+            ProviderKind::OpenAiCompatible
+        } else {
+            ProviderKind::OpenAi
+        }
+    }
+
+    fn call(&self, req: GatewayRequest, target: Target) -> ProviderFuture {
+        let up = self.up.clone();
+        let compat = self.compat;
+        Box::pin(async move {
+            let resp = call(&up, compat, req, &target).await?;
+            Ok(up.respond(resp, &target))
+        })
+    }
+}
+
+async fn call(
+    up: &Upstream,
+    compat: bool,
+    req: GatewayRequest,
+    target: &Target,
+) -> Result<GatewayResponse, GatewayError> {
+    if req.operation == Operation::CountTokens {
+        // Chat Completions has no counting endpoint: estimate.
+        let n = estimate_input_tokens(req.canonical()?);
+        return Ok(GatewayResponse::new(ResponseBody::TokenCount(n)));
+    }
+    let mut headers = HeaderMap::new();
+    if let Some(key) = up.api_key() {
+        header(&mut headers, "authorization", &format!("Bearer {key}"))?;
+    }
+    let model = &*target.model;
+    let same = match req.format {
+        WireFormat::OpenAiChat => Some(("/chat/completions", WireFormat::OpenAiChat)),
+        WireFormat::OpenAiResponses if !compat => Some(("/responses", WireFormat::OpenAiResponses)),
+        _ => None,
+    };
+    if let Some((path, format)) = same {
+        let mut url = up.url(path);
+        if let Some(q) = &req.query {
+            url.push('?');
+            url.push_str(q);
+        }
+        let (body, injected) = if req.stream && format == WireFormat::OpenAiChat {
+            let (opts, injected) = stream_options_with_usage(&req)?;
+            (
+                req.passthrough_body(model, &[("stream_options", &opts)]),
+                injected,
+            )
+        } else {
+            (req.passthrough_body(model, &[]), false)
+        };
+        let resp = up.post(&url, body, headers, format).await?;
+        if !req.stream {
+            let bytes = up.read(resp).await?;
+            return Ok(GatewayResponse::new(ResponseBody::Raw(bytes)));
+        }
+        let classify = match (format, injected) {
+            (WireFormat::OpenAiResponses, _) => classify_responses,
+            (_, true) => classify_chat_drop_usage,
+            (_, false) => classify_chat,
+        };
+        let stream = UpstreamStream::passthrough(resp.into_body(), classify);
+        return Ok(GatewayResponse::new(ResponseBody::Stream(Box::pin(stream))));
+    }
+
+    let canonical = req.canonical()?;
+    let field = if compat {
+        MaxTokensField::MaxTokens
+    } else {
+        MaxTokensField::MaxCompletionTokens
+    };
+    let mut c = canonical.clone();
+    c.stream = req.stream;
+    let body = openai_chat::encode_request(&c, model, field);
+    let resp = up
+        .post(
+            &up.url("/chat/completions"),
+            body,
+            headers,
+            WireFormat::OpenAiChat,
+        )
+        .await?;
+    if req.stream {
+        let stream = UpstreamStream::decode(
+            resp.into_body(),
+            Box::new(openai_chat::StreamDecoder::new()),
+        );
+        Ok(GatewayResponse::new(ResponseBody::Stream(Box::pin(stream))))
+    } else {
+        let bytes = up.read(resp).await?;
+        let message = openai_chat::decode_response(&bytes)?;
+        let mut resp = GatewayResponse::new(ResponseBody::Message(message));
+        if let ResponseBody::Message(m) = &resp.body {
+            resp.meta.usage = Some(m.usage);
+        }
+        Ok(resp)
+    }
+}
+
+/// The client's `stream_options` with `include_usage: true`, and whether
+/// the gateway added it (then the usage chunk is not the client's to see).
+fn stream_options_with_usage(req: &GatewayRequest) -> Result<(String, bool), GatewayError> {
+    let mut opts = match req
+        .body
+        .raw()
+        .get_as::<serde_json::Value>("stream_options")?
+    {
+        Some(serde_json::Value::Object(o)) => o,
+        None => serde_json::Map::new(),
+        Some(_) => {
+            return Err(GatewayError::invalid_param(
+                "stream_options",
+                "`stream_options` must be an object",
+            ))
+        }
+    };
+    let asked = opts.get("include_usage") == Some(&serde_json::Value::Bool(true));
+    opts.insert("include_usage".into(), serde_json::Value::Bool(true));
+    Ok((serde_json::Value::Object(opts).to_string(), !asked))
+}
+
+fn classify_chat(ev: &SseEvent) -> Verdict {
+    if ev.data == "[DONE]" || ev.data.starts_with("{\"error\"") {
+        Verdict::Last
+    } else {
+        Verdict::Forward
+    }
+}
+
+fn classify_chat_drop_usage(ev: &SseEvent) -> Verdict {
+    match classify_chat(ev) {
+        Verdict::Forward if is_usage_only_chunk(&ev.data) => Verdict::Drop,
+        v => v,
+    }
+}
+
+/// The chunk `include_usage` adds: `choices` empty, `usage` set.
+fn is_usage_only_chunk(data: &str) -> bool {
+    if !data.contains("\"choices\":[]") && !data.contains("\"choices\": []") {
+        return false;
+    }
+    serde_json::from_str::<serde_json::Value>(data)
+        .ok()
+        .and_then(|v| {
+            v.get("choices")
+                .and_then(|c| c.as_array())
+                .map(Vec::is_empty)
+        })
+        .unwrap_or(false)
+}
+
+fn classify_responses(ev: &SseEvent) -> Verdict {
+    match ev.event.as_deref() {
+        Some("response.completed" | "response.failed" | "response.incomplete" | "error") => {
+            Verdict::Last
+        }
+        _ => Verdict::Forward,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_chunk_detection() {
+        assert!(is_usage_only_chunk(
+            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":1}}"#
+        ));
+        assert!(!is_usage_only_chunk(
+            r#"{"id":"x","choices":[{"delta":{"content":"\"choices\":[]"}}]}"#
+        ));
+    }
+}

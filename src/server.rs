@@ -1,0 +1,73 @@
+//! The `tollgate` server: the layers assembled from a config, served with
+//! graceful shutdown.
+
+use std::future::{Future, IntoFuture};
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::edge::{router, EdgeConfig};
+use crate::error::GatewayError;
+use crate::provider::Providers;
+
+/// The gateway as the binary assembles it: the edge around the providers.
+pub fn gateway(config: &Config) -> Result<Router, GatewayError> {
+    let providers = Providers::from_config(config)?;
+    Ok(router(providers, EdgeConfig::from_config(config)))
+}
+
+/// Serves `app` on `listener` until `shutdown` completes; then in-flight
+/// requests get `grace` to finish before the remaining connections close.
+pub async fn serve(
+    app: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = tx.send(());
+    };
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        res = &mut server => res,
+        _ = rx => {
+            tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down: waiting for in-flight requests");
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(res) => res,
+                Err(_) => {
+                    tracing::warn!("grace period over: closing the remaining connections");
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
