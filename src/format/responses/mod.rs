@@ -1,0 +1,45 @@
+//! OpenAI Responses (client side; a Responses provider is only used for
+//! same-format pass-through, which never reaches this module).
+//!
+//! [`decode_request`] turns a `/v1/responses` body into a canonical request,
+//! [`encode_response`] and [`StreamEncoder`] render a canonical answer as a
+//! Response object or as the Responses event stream (`event:` lines, a
+//! `sequence_number` on every event).
+//!
+//! What the translation drops or refuses, knowingly:
+//!
+//! - **Server state.** tollgate keeps no responses: `previous_response_id`,
+//!   `conversation`, `prompt` (stored prompt templates), `background: true`
+//!   and `item_reference` input items are refused with a 400 asking for the
+//!   full input. `store`, `metadata`, `include`, `truncation`,
+//!   `service_tier`, `prompt_cache_key`, `max_tool_calls`, `top_logprobs`,
+//!   `text.verbosity` and `reasoning.summary` are ignored.
+//! - **Built-in tools** (`web_search`, `file_search`, `computer_use_preview`,
+//!   `code_interpreter`, `image_generation`, `mcp`, `local_shell`, `custom`,
+//!   ...) run inside OpenAI and have no equivalent at other providers: they
+//!   are dropped from `tools` and the model simply does not see them. A
+//!   `tool_choice` that forces one of them is a 400. Their call items in the
+//!   input history (`web_search_call`, ...) are a 400 as well.
+//! - **Files.** `input_file` parts and `input_image` parts given by
+//!   `file_id` refer to OpenAI-hosted files: 400.
+//! - **Reasoning items** in the input keep their summary text as
+//!   [`Part::Reasoning`](crate::canonical::Part::Reasoning);
+//!   `encrypted_content` is OpenAI-specific and dropped. In answers,
+//!   reasoning becomes a reasoning item with a summary; signatures and
+//!   redacted (encrypted) reasoning from other providers are dropped.
+//! - **Answer fields we cannot know** are reported with neutral values:
+//!   `tools: []`, `tool_choice: "auto"`, `instructions: null`,
+//!   `temperature`/`top_p: null`, `metadata: {}`. `output_text` is not sent:
+//!   the official SDKs compute it from `output`.
+//! - **Stream errors** after the first byte are sent as an `error` event
+//!   followed by `response.failed` (the OpenAI SDKs yield both; the Vercel
+//!   AI SDK and Codex end the stream on either).
+
+mod input;
+mod request;
+mod response;
+mod stream;
+
+pub use request::decode_request;
+pub use response::encode_response;
+pub use stream::StreamEncoder;

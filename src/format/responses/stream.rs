@@ -1,0 +1,595 @@
+//! Canonical events as the Responses event stream.
+
+use bytes::BytesMut;
+use serde_json::{json, Value};
+
+use super::response::{
+    function_call_item, message_item, new_item_id, now_secs, output_text, reasoning_item,
+    response_id, response_object, status_for, summary_text, Envelope,
+};
+use crate::canonical::{BlockKind, Delta, StreamEvent, Usage};
+use crate::error::GatewayError;
+use crate::format::errors::openai_type;
+use crate::format::StreamEncode;
+use crate::sse;
+
+/// Encodes canonical events as a Responses stream.
+#[derive(Debug, Default)]
+pub struct StreamEncoder {
+    /// The next `sequence_number`.
+    seq: u64,
+    started: bool,
+    /// A terminal event (`response.completed`, `.incomplete`, `.failed`) was sent.
+    done: bool,
+    env: Envelope,
+    /// Completed output items, in order.
+    output: Vec<Value>,
+    open: Option<OpenItem>,
+    /// The canonical index of a block that has no output item (dropped).
+    skipped: Option<usize>,
+    usage: Option<Usage>,
+}
+
+#[derive(Debug)]
+struct OpenItem {
+    block: usize,
+    item_id: String,
+    kind: OpenKind,
+    /// Text, arguments or reasoning received so far.
+    buf: String,
+}
+
+#[derive(Debug)]
+enum OpenKind {
+    Message,
+    FunctionCall { call_id: String, name: String },
+    Reasoning,
+}
+
+impl StreamEncoder {
+    /// An encoder for one stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn emit(&mut self, out: &mut BytesMut, ty: &str, mut data: Value) {
+        if let Value::Object(map) = &mut data {
+            map.insert("type".into(), Value::from(ty));
+            map.insert("sequence_number".into(), Value::from(self.seq));
+        }
+        self.seq += 1;
+        let bytes = serde_json::to_vec(&data).unwrap_or_default();
+        sse::write_event(out, ty, &bytes);
+    }
+
+    fn start(&mut self, id: &str, model: &str, out: &mut BytesMut) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.env = Envelope {
+            id: response_id(id),
+            model: model.to_string(),
+            created_at: now_secs(),
+        };
+        let resp = response_object(&self.env, "in_progress", None, None, Vec::new(), None);
+        self.emit(out, "response.created", json!({ "response": resp }));
+        let resp = response_object(&self.env, "in_progress", None, None, Vec::new(), None);
+        self.emit(out, "response.in_progress", json!({ "response": resp }));
+    }
+
+    fn open_block(&mut self, block: usize, kind: &BlockKind, out: &mut BytesMut) {
+        self.close_block(out);
+        let output_index = self.output.len();
+        let (item_id, kind) = match kind {
+            BlockKind::Text => (new_item_id("msg"), OpenKind::Message),
+            BlockKind::ToolCall { id, name } => (
+                new_item_id("fc"),
+                OpenKind::FunctionCall {
+                    call_id: id.clone(),
+                    name: name.clone(),
+                },
+            ),
+            BlockKind::Reasoning => (new_item_id("rs"), OpenKind::Reasoning),
+            BlockKind::RedactedReasoning { .. } => {
+                self.skipped = Some(block);
+                return;
+            }
+        };
+        match &kind {
+            OpenKind::Message => {
+                let item = message_item(&item_id, &[], "in_progress");
+                self.emit(
+                    out,
+                    "response.output_item.added",
+                    json!({ "output_index": output_index, "item": item }),
+                );
+                self.emit(
+                    out,
+                    "response.content_part.added",
+                    json!({
+                        "item_id": item_id, "output_index": output_index,
+                        "content_index": 0, "part": output_text(""),
+                    }),
+                );
+            }
+            OpenKind::FunctionCall { call_id, name } => {
+                let item = function_call_item(&item_id, call_id, name, "", "in_progress");
+                self.emit(
+                    out,
+                    "response.output_item.added",
+                    json!({ "output_index": output_index, "item": item }),
+                );
+            }
+            OpenKind::Reasoning => {
+                let item = reasoning_item(&item_id, None);
+                self.emit(
+                    out,
+                    "response.output_item.added",
+                    json!({ "output_index": output_index, "item": item }),
+                );
+                self.emit(
+                    out,
+                    "response.reasoning_summary_part.added",
+                    json!({
+                        "item_id": item_id, "output_index": output_index,
+                        "summary_index": 0, "part": summary_text(""),
+                    }),
+                );
+            }
+        }
+        self.open = Some(OpenItem {
+            block,
+            item_id,
+            kind,
+            buf: String::new(),
+        });
+    }
+
+    fn delta(&mut self, block: usize, delta: &Delta, out: &mut BytesMut) {
+        let output_index = self.output.len();
+        let Some(open) = self.open.as_mut().filter(|o| o.block == block) else {
+            return;
+        };
+        let item_id = open.item_id.clone();
+        let (ty, data) = match (&open.kind, delta) {
+            (OpenKind::Message, Delta::Text(t)) => {
+                open.buf.push_str(t);
+                (
+                    "response.output_text.delta",
+                    json!({
+                        "item_id": item_id, "output_index": output_index,
+                        "content_index": 0, "delta": t, "logprobs": [],
+                    }),
+                )
+            }
+            (OpenKind::FunctionCall { .. }, Delta::ToolArguments(a)) => {
+                open.buf.push_str(a);
+                (
+                    "response.function_call_arguments.delta",
+                    json!({ "item_id": item_id, "output_index": output_index, "delta": a }),
+                )
+            }
+            (OpenKind::Reasoning, Delta::Reasoning(t)) => {
+                open.buf.push_str(t);
+                (
+                    "response.reasoning_summary_text.delta",
+                    json!({
+                        "item_id": item_id, "output_index": output_index,
+                        "summary_index": 0, "delta": t,
+                    }),
+                )
+            }
+            // Signatures and mismatched deltas have nowhere to go.
+            _ => return,
+        };
+        self.emit(out, ty, data);
+    }
+
+    fn close_block(&mut self, out: &mut BytesMut) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let output_index = self.output.len();
+        let OpenItem {
+            item_id, kind, buf, ..
+        } = open;
+        let item = match kind {
+            OpenKind::Message => {
+                self.emit(
+                    out,
+                    "response.output_text.done",
+                    json!({
+                        "item_id": item_id, "output_index": output_index,
+                        "content_index": 0, "text": buf, "logprobs": [],
+                    }),
+                );
+                self.emit(
+                    out,
+                    "response.content_part.done",
+                    json!({
+                        "item_id": item_id, "output_index": output_index,
+                        "content_index": 0, "part": output_text(&buf),
+                    }),
+                );
+                message_item(&item_id, &[&buf], "completed")
+            }
+            OpenKind::FunctionCall { call_id, name } => {
+                self.emit(
+                    out,
+                    "response.function_call_arguments.done",
+                    json!({
+                        "item_id": item_id, "output_index": output_index,
+                        "name": name, "arguments": buf,
+                    }),
+                );
+                function_call_item(&item_id, &call_id, &name, &buf, "completed")
+            }
+            OpenKind::Reasoning => {
+                self.emit(
+                    out,
+                    "response.reasoning_summary_text.done",
+                    json!({
+                        "item_id": item_id, "output_index": output_index,
+                        "summary_index": 0, "text": buf,
+                    }),
+                );
+                self.emit(
+                    out,
+                    "response.reasoning_summary_part.done",
+                    json!({
+                        "item_id": item_id, "output_index": output_index,
+                        "summary_index": 0, "part": summary_text(&buf),
+                    }),
+                );
+                reasoning_item(&item_id, Some(&buf))
+            }
+        };
+        self.emit(
+            out,
+            "response.output_item.done",
+            json!({ "output_index": output_index, "item": item }),
+        );
+        self.output.push(item);
+    }
+}
+
+impl StreamEncode for StreamEncoder {
+    fn event(&mut self, event: &StreamEvent, out: &mut BytesMut) {
+        if self.done {
+            return;
+        }
+        if let StreamEvent::Start { id, model } = event {
+            self.start(id, model, out);
+            return;
+        }
+        // Tolerate a missing Start: the stream still opens properly.
+        self.start("", "", out);
+        match event {
+            StreamEvent::Start { .. } => {}
+            StreamEvent::BlockStart { index, block } => self.open_block(*index, block, out),
+            StreamEvent::Delta { index, delta } => self.delta(*index, delta, out),
+            StreamEvent::BlockStop { index } => {
+                if self.skipped == Some(*index) {
+                    self.skipped = None;
+                } else if self.open.as_ref().is_some_and(|o| o.block == *index) {
+                    self.close_block(out);
+                }
+            }
+            StreamEvent::Usage(u) => self.usage = Some(*u),
+            StreamEvent::Finish { reason, usage } => {
+                self.close_block(out);
+                let (status, incomplete) = status_for(reason);
+                let output = std::mem::take(&mut self.output);
+                let resp =
+                    response_object(&self.env, status, incomplete, None, output, Some(usage));
+                let ty = if status == "completed" {
+                    "response.completed"
+                } else {
+                    "response.incomplete"
+                };
+                self.emit(out, ty, json!({ "response": resp }));
+                self.done = true;
+            }
+        }
+    }
+
+    fn error(&mut self, error: &GatewayError, out: &mut BytesMut) {
+        if self.done {
+            return;
+        }
+        self.start("", "", out);
+        let code = error
+            .code()
+            .map(str::to_owned)
+            .unwrap_or_else(|| openai_type(error).to_string());
+        self.emit(
+            out,
+            "error",
+            json!({ "code": code, "message": error.message(), "param": error.param() }),
+        );
+        let output = std::mem::take(&mut self.output);
+        let err = json!({ "code": code, "message": error.message() });
+        let resp = response_object(
+            &self.env,
+            "failed",
+            None,
+            Some(err),
+            output,
+            self.usage.as_ref(),
+        );
+        self.emit(out, "response.failed", json!({ "response": resp }));
+        self.done = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::FinishReason;
+    use crate::sse::{SseEvent, SseParser};
+
+    fn run(events: &[StreamEvent], error: Option<GatewayError>) -> Vec<(String, Value)> {
+        let mut enc = StreamEncoder::new();
+        let mut out = BytesMut::new();
+        for e in events {
+            enc.event(e, &mut out);
+        }
+        if let Some(err) = error {
+            enc.error(&err, &mut out);
+            // Nothing after the error.
+            enc.event(
+                &StreamEvent::Finish {
+                    reason: FinishReason::Stop,
+                    usage: Usage::default(),
+                },
+                &mut out,
+            );
+        }
+        let mut parsed: Vec<SseEvent> = Vec::new();
+        let mut p = SseParser::new();
+        p.feed(&out, &mut parsed);
+        assert!(!p.has_pending());
+        let evs: Vec<(String, Value)> = parsed
+            .into_iter()
+            .map(|e| {
+                let v: Value = serde_json::from_str(&e.data).unwrap();
+                let name = e.event.unwrap();
+                assert_eq!(v["type"], name.as_str(), "event line matches type");
+                (name, v)
+            })
+            .collect();
+        for (i, (_, v)) in evs.iter().enumerate() {
+            assert_eq!(
+                v["sequence_number"], i as u64,
+                "sequence numbers count from 0"
+            );
+        }
+        evs
+    }
+
+    fn names(evs: &[(String, Value)]) -> Vec<&str> {
+        evs.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn text_reasoning_and_tool_call_stream() {
+        let usage = Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            cache_read_tokens: 2,
+            cache_write_tokens: 0,
+            reasoning_tokens: 1,
+        };
+        let events = vec![
+            StreamEvent::Start {
+                id: "abc".into(),
+                model: "gemini-x".into(),
+            },
+            StreamEvent::BlockStart {
+                index: 0,
+                block: BlockKind::Reasoning,
+            },
+            StreamEvent::Delta {
+                index: 0,
+                delta: Delta::Reasoning("Hmm".into()),
+            },
+            StreamEvent::Delta {
+                index: 0,
+                delta: Delta::Signature("sig".into()),
+            },
+            StreamEvent::BlockStop { index: 0 },
+            StreamEvent::BlockStart {
+                index: 1,
+                block: BlockKind::RedactedReasoning { data: "x".into() },
+            },
+            StreamEvent::BlockStop { index: 1 },
+            StreamEvent::BlockStart {
+                index: 2,
+                block: BlockKind::Text,
+            },
+            StreamEvent::Delta {
+                index: 2,
+                delta: Delta::Text("Hel".into()),
+            },
+            StreamEvent::Delta {
+                index: 2,
+                delta: Delta::Text("lo".into()),
+            },
+            StreamEvent::BlockStop { index: 2 },
+            StreamEvent::Usage(usage),
+            StreamEvent::BlockStart {
+                index: 3,
+                block: BlockKind::ToolCall {
+                    id: "call_1".into(),
+                    name: "weather".into(),
+                },
+            },
+            StreamEvent::Delta {
+                index: 3,
+                delta: Delta::ToolArguments("{\"city\":".into()),
+            },
+            StreamEvent::Delta {
+                index: 3,
+                delta: Delta::ToolArguments("\"Paris\"}".into()),
+            },
+            StreamEvent::BlockStop { index: 3 },
+            StreamEvent::Finish {
+                reason: FinishReason::ToolCalls,
+                usage,
+            },
+        ];
+        let evs = run(&events, None);
+        assert_eq!(
+            names(&evs),
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.reasoning_summary_part.added",
+                "response.reasoning_summary_text.delta",
+                "response.reasoning_summary_text.done",
+                "response.reasoning_summary_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        let created = &evs[0].1["response"];
+        assert_eq!(created["id"], "resp_abc");
+        assert_eq!(created["model"], "gemini-x");
+        assert_eq!(created["status"], "in_progress");
+        assert_eq!(created["output"], json!([]));
+
+        let reasoning_id = evs[2].1["item"]["id"].as_str().unwrap().to_string();
+        assert!(reasoning_id.starts_with("rs_"));
+        assert_eq!(evs[4].1["delta"], "Hmm");
+        assert_eq!(evs[4].1["item_id"], reasoning_id.as_str());
+        assert_eq!(evs[5].1["text"], "Hmm");
+
+        // The message item is output 1 (the redacted block has no item).
+        let added = &evs[8].1;
+        assert_eq!(added["output_index"], 1);
+        assert_eq!(added["item"]["type"], "message");
+        assert_eq!(added["item"]["status"], "in_progress");
+        assert_eq!(added["item"]["content"], json!([]));
+        let msg_id = added["item"]["id"].as_str().unwrap().to_string();
+        assert_eq!(evs[9].1["part"]["text"], "");
+        assert_eq!(evs[10].1["item_id"], msg_id.as_str());
+        assert_eq!(evs[10].1["content_index"], 0);
+        assert_eq!(evs[10].1["output_index"], 1);
+        assert_eq!(evs[10].1["delta"], "Hel");
+        assert_eq!(evs[12].1["text"], "Hello");
+        assert_eq!(evs[13].1["part"]["text"], "Hello");
+        assert_eq!(evs[14].1["item"]["status"], "completed");
+        assert_eq!(evs[14].1["item"]["content"][0]["text"], "Hello");
+
+        let fc = &evs[15].1;
+        assert_eq!(fc["output_index"], 2);
+        assert_eq!(fc["item"]["type"], "function_call");
+        assert_eq!(fc["item"]["call_id"], "call_1");
+        assert_eq!(fc["item"]["name"], "weather");
+        assert_eq!(fc["item"]["arguments"], "");
+        assert_eq!(evs[18].1["arguments"], "{\"city\":\"Paris\"}");
+        assert_eq!(evs[19].1["item"]["arguments"], "{\"city\":\"Paris\"}");
+        assert_eq!(evs[19].1["item"]["status"], "completed");
+
+        let done = &evs[20].1["response"];
+        assert_eq!(done["status"], "completed");
+        assert_eq!(done["id"], "resp_abc");
+        let output = done["output"].as_array().unwrap();
+        assert_eq!(output.len(), 3);
+        assert_eq!(output[0]["summary"][0]["text"], "Hmm");
+        assert_eq!(output[1]["id"], msg_id.as_str());
+        assert_eq!(output[2]["call_id"], "call_1");
+        assert_eq!(done["usage"]["input_tokens"], 10);
+        assert_eq!(done["usage"]["input_tokens_details"]["cached_tokens"], 2);
+        assert_eq!(
+            done["usage"]["output_tokens_details"]["reasoning_tokens"],
+            1
+        );
+        assert_eq!(done["usage"]["total_tokens"], 15);
+    }
+
+    #[test]
+    fn length_finish_is_incomplete() {
+        let evs = run(
+            &[
+                StreamEvent::Start {
+                    id: "resp_1".into(),
+                    model: "m".into(),
+                },
+                StreamEvent::BlockStart {
+                    index: 0,
+                    block: BlockKind::Text,
+                },
+                StreamEvent::Delta {
+                    index: 0,
+                    delta: Delta::Text("cut".into()),
+                },
+                // Finish with the block still open: it is closed first.
+                StreamEvent::Finish {
+                    reason: FinishReason::Length,
+                    usage: Usage::default(),
+                },
+            ],
+            None,
+        );
+        let last = evs.last().unwrap();
+        assert_eq!(last.0, "response.incomplete");
+        assert_eq!(last.1["response"]["status"], "incomplete");
+        assert_eq!(
+            last.1["response"]["incomplete_details"],
+            json!({"reason": "max_output_tokens"})
+        );
+        assert_eq!(last.1["response"]["output"][0]["content"][0]["text"], "cut");
+        assert_eq!(evs[evs.len() - 2].0, "response.output_item.done");
+    }
+
+    #[test]
+    fn error_then_failed_then_nothing() {
+        let evs = run(
+            &[
+                StreamEvent::Start {
+                    id: "r".into(),
+                    model: "m".into(),
+                },
+                StreamEvent::BlockStart {
+                    index: 0,
+                    block: BlockKind::Text,
+                },
+            ],
+            Some(GatewayError::bad_upstream("stream ended before completion")),
+        );
+        assert_eq!(
+            names(&evs),
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "error",
+                "response.failed",
+            ]
+        );
+        let err = &evs[4].1;
+        assert_eq!(err["code"], "server_error");
+        assert_eq!(err["message"], "stream ended before completion");
+        assert_eq!(err["param"], Value::Null);
+        let failed = &evs[5].1["response"];
+        assert_eq!(failed["status"], "failed");
+        assert_eq!(failed["error"]["code"], "server_error");
+        assert_eq!(failed["error"]["message"], "stream ended before completion");
+    }
+}
