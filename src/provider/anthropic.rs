@@ -80,11 +80,11 @@ async fn call(
     let body = if same {
         req.passthrough_body(model, &[])
     } else {
-        let mut c = req.canonical()?.clone();
-        c.stream = req.stream;
+        // The canonical request carries the client's `stream`, which is `req.stream`.
+        let c = req.canonical()?;
         match req.operation {
-            Operation::Generate => anthropic::encode_request(&c, model),
-            Operation::CountTokens => anthropic::encode_count_tokens(&c, model),
+            Operation::Generate => anthropic::encode_request(c, model),
+            Operation::CountTokens => anthropic::encode_count_tokens(c, model),
         }
     };
     let resp = up.post(&url, body, headers, WireFormat::Anthropic).await?;

@@ -104,9 +104,8 @@ async fn call(
     } else {
         MaxTokensField::MaxCompletionTokens
     };
-    let mut c = canonical.clone();
-    c.stream = req.stream;
-    let body = openai_chat::encode_request(&c, model, field);
+    // The canonical request carries the client's `stream`, which is `req.stream`.
+    let body = openai_chat::encode_request(canonical, model, field);
     let resp = up
         .post(
             &up.url("/chat/completions"),
