@@ -804,3 +804,58 @@ async fn openai_client_to_anthropic_provider_sends_a_faithful_request() {
     assert_eq!(results[0]["tool_use_id"], "call_1");
     assert_eq!(results[1]["tool_use_id"], "call_2");
 }
+
+#[tokio::test]
+async fn odd_input_is_a_client_error_never_a_server_error() {
+    let stack = Stack::start().await;
+    let odd_fields: Vec<(&str, Value)> = vec![
+        ("messages", json!([1, 2])),
+        ("messages", json!([{"role": "user", "content": {"x": 1}}])),
+        ("messages", json!([{"role": "wizard", "content": "hi"}])),
+        (
+            "messages",
+            json!([{"role": "user", "content": [{"type": "mystery"}]}]),
+        ),
+        (
+            "messages",
+            json!([{"role": "user", "content": [{"text": "no type"}]}]),
+        ),
+        (
+            "messages",
+            json!([{"role": "assistant", "content": [{"type": "tool_use", "id": 3}]}]),
+        ),
+        ("input", json!(7)),
+        ("input", json!([{"type": "function_call_output"}])),
+        ("tools", json!("all of them")),
+        ("tools", json!([{"type": "function"}])),
+        ("tool_choice", json!(5)),
+        ("max_tokens", json!(-1)),
+        ("max_tokens", json!("ten")),
+        ("temperature", json!("hot")),
+        ("stop", json!(12)),
+        ("system", json!(12)),
+        ("response_format", json!({"type": "json_schema"})),
+        (
+            "thinking",
+            json!({"type": "enabled", "budget_tokens": "lots"}),
+        ),
+    ];
+    for path in CLIENTS {
+        for provider in ["mock-openai", "mock-anthropic", "mock-gemini"] {
+            for (field, value) in &odd_fields {
+                let mut body = request(path, &format!("{provider}/m"), "hi", false);
+                body[*field] = value.clone();
+                let resp = stack.post(path, &body).await;
+                let status = resp.status().as_u16();
+                let (_, v) = json(resp).await;
+                let ctx = format!("{path} -> {provider}, {field} = {value}: {status} {v}");
+                assert!(status == 200 || (400..500).contains(&status), "{ctx}");
+                if status != 200 {
+                    // Both error shapes keep the message at error.message.
+                    let message = &v["error"]["message"];
+                    assert!(message.as_str().is_some_and(|m| !m.is_empty()), "{ctx}");
+                }
+            }
+        }
+    }
+}
