@@ -1,5 +1,6 @@
-//! A client that goes away mid-stream takes the upstream request with it:
-//! the gateway drops the provider connection instead of reading on.
+//! Upstream connections: a client that goes away mid-stream takes the
+//! upstream request with it, and completed streams leave the pooled
+//! connection reusable.
 
 use std::time::Duration;
 
@@ -77,5 +78,86 @@ async fn client_disconnect_closes_the_upstream_connection() {
     assert!(
         closed,
         "the upstream connection stayed open after the client left"
+    );
+}
+
+/// A TCP relay in front of `target` that counts the connections it accepts.
+async fn counting_relay(
+    target: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[tokio::test]
+async fn completed_streams_leave_the_upstream_connection_reusable() {
+    let mock = tollgate::mock::spawn().await.unwrap();
+    let (relay, accepted) = counting_relay(mock.addr()).await;
+    let text = format!(
+        "[providers.up]\nkind = \"openai\"\nbase_url = \"http://{relay}/v1\"\napi_key = \"k\"\n"
+    );
+    let config = Config::parse(&text, &|_| None).unwrap();
+    let app = tollgate::server::gateway(&config).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::new();
+    // Pass-through (OpenAI client) and decoded (Anthropic client) streams.
+    let calls = [
+        (
+            "/v1/chat/completions",
+            r#"{"model":"up/m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+        (
+            "/v1/messages",
+            r#"{"model":"up/m","stream":true,"max_tokens":50,"messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"up/m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+        (
+            "/v1/messages",
+            r#"{"model":"up/m","stream":true,"max_tokens":50,"messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+    ];
+    for (path, body) in calls {
+        let text = client
+            .post(format!("http://{gw}{path}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains("[DONE]") || text.contains("message_stop"),
+            "{text}"
+        );
+        // The drain of the upstream terminator runs in the background.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "each stream opened a new upstream connection"
     );
 }
