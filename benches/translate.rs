@@ -90,6 +90,22 @@ fn bench(c: &mut Criterion) {
             ))
         })
     });
+    g.bench_function("cross_format_decode_only", |b| {
+        b.iter(|| {
+            let raw = RawObject::parse(black_box(&body)).unwrap();
+            black_box(anthropic::decode_request(&raw).unwrap())
+        })
+    });
+    let decoded = anthropic::decode_request(&RawObject::parse(&body).unwrap()).unwrap();
+    g.bench_function("cross_format_encode_openai_only", |b| {
+        b.iter(|| {
+            black_box(openai_chat::encode_request(
+                black_box(&decoded),
+                "gpt-4o",
+                openai_chat::MaxTokensField::MaxCompletionTokens,
+            ))
+        })
+    });
     g.bench_function("full_typed_roundtrip_baseline", |b| {
         // What a gateway without raw pass-through pays: a serde_json::Value
         // round trip of the whole body.
