@@ -859,3 +859,33 @@ async fn odd_input_is_a_client_error_never_a_server_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn reasoning_streams_reach_every_client() {
+    let stack = Stack::start().await;
+    for path in CLIENTS {
+        for provider in PROVIDERS {
+            let ctx = format!("{path} -> {provider}");
+            let resp = stack
+                .post(
+                    path,
+                    &request(path, &format!("{provider}/m~think"), "think hard", true),
+                )
+                .await;
+            assert_eq!(resp.status(), 200, "{ctx}");
+            let events = sse(resp).await;
+            let (text, complete) = stream_text(path, &events);
+            assert!(complete, "{ctx}: {events:?}");
+            assert!(text.contains("You said: think hard"), "{ctx}: {text:?}");
+            if *path == "/v1/messages" && *provider == "mock-anthropic" {
+                // Same format: the thinking block and its signature pass through.
+                assert!(
+                    events
+                        .iter()
+                        .any(|e| e.json()["delta"]["type"] == "signature_delta"),
+                    "{ctx}: {events:?}"
+                );
+            }
+        }
+    }
+}
