@@ -571,6 +571,18 @@ async fn stream_cut_after_first_byte_is_an_in_band_error() {
                         last.json()["response"]["error"]["message"].is_string(),
                         "{ctx}"
                     );
+                    // One response: the same ID from created to failed, and
+                    // sequence numbers that keep counting.
+                    let ids: Vec<_> = events
+                        .iter()
+                        .filter_map(|e| e.json()["response"]["id"].as_str().map(str::to_owned))
+                        .collect();
+                    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ctx}: {ids:?}");
+                    let seqs: Vec<_> = events
+                        .iter()
+                        .map(|e| e.json()["sequence_number"].as_u64().unwrap())
+                        .collect();
+                    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{ctx}: {seqs:?}");
                 }
                 _ => {
                     assert_eq!(last.event.as_deref(), Some("error"), "{ctx}: {last:?}");

@@ -14,6 +14,7 @@ use super::{json_response, PROVIDER_HEADER, REQUEST_ID_HEADER};
 use crate::error::GatewayError;
 use crate::format::{anthropic, error_body, openai_chat, responses, StreamEncode, WireFormat};
 use crate::response::{ChunkStream, GatewayResponse, ResponseBody, StreamChunk};
+use crate::sse::{SseEvent, SseParser};
 
 /// The HTTP answer for `err` in `format`, with `Retry-After` when the
 /// provider gave one.
@@ -85,6 +86,10 @@ pub fn encode_response(
                 encoder,
                 buf: BytesMut::new(),
                 done: false,
+                // Responses events carry an ID and a sequence number that an
+                // error after pass-through must continue.
+                raw_parser: (format == WireFormat::OpenAiResponses).then(SseParser::new),
+                raw_events: Vec::new(),
             };
             let mut r = Response::new(Body::from_stream(body));
             let h = r.headers_mut();
@@ -123,6 +128,8 @@ struct EncodeStream {
     encoder: Box<dyn StreamEncode>,
     buf: BytesMut,
     done: bool,
+    raw_parser: Option<SseParser>,
+    raw_events: Vec<SseEvent>,
 }
 
 impl Stream for EncodeStream {
@@ -141,6 +148,12 @@ impl Stream for EncodeStream {
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Some(Ok(StreamChunk::Raw(bytes)))) => {
+                    if let Some(parser) = &mut this.raw_parser {
+                        parser.feed(&bytes, &mut this.raw_events);
+                        for ev in this.raw_events.drain(..) {
+                            this.encoder.passed_through(&ev);
+                        }
+                    }
                     return Poll::Ready(Some(Ok(bytes)));
                 }
                 Poll::Ready(Some(Ok(StreamChunk::Event(ev)))) => {

@@ -68,6 +68,16 @@ pub trait StreamEncode: Send + 'static {
     /// Appends the SSE bytes for `event` (possibly none, possibly several events).
     fn event(&mut self, event: &StreamEvent, out: &mut BytesMut);
 
+    /// Notes an event that went to the client as it came from a provider of
+    /// the client's own format (pass-through), so that a later [`error`]
+    /// continues that stream (same response ID, next sequence number)
+    /// instead of starting another. Most formats need nothing.
+    ///
+    /// [`error`]: StreamEncode::error
+    fn passed_through(&mut self, event: &SseEvent) {
+        let _ = event;
+    }
+
     /// Appends an in-band error event: the stream failed after its first byte.
     fn error(&mut self, error: &GatewayError, out: &mut BytesMut);
 }

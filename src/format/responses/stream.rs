@@ -294,6 +294,30 @@ impl StreamEncode for StreamEncoder {
         }
     }
 
+    fn passed_through(&mut self, event: &crate::sse::SseEvent) {
+        let Ok(v) = serde_json::from_str::<Value>(&event.data) else {
+            return;
+        };
+        if let Some(n) = v.get("sequence_number").and_then(Value::as_u64) {
+            self.seq = n + 1;
+        }
+        if let Some(resp) = v.get("response") {
+            if let Some(id) = resp.get("id").and_then(Value::as_str) {
+                self.started = true;
+                self.env.id = id.to_string();
+                self.env.model = resp
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                self.env.created_at = resp
+                    .get("created_at")
+                    .and_then(Value::as_u64)
+                    .unwrap_or_else(now_secs);
+            }
+        }
+    }
+
     fn error(&mut self, error: &GatewayError, out: &mut BytesMut) {
         if self.done {
             return;
@@ -555,6 +579,32 @@ mod tests {
         );
         assert_eq!(last.1["response"]["output"][0]["content"][0]["text"], "cut");
         assert_eq!(evs[evs.len() - 2].0, "response.output_item.done");
+    }
+
+    #[test]
+    fn an_error_after_pass_through_continues_that_response() {
+        let mut enc = StreamEncoder::new();
+        enc.passed_through(&SseEvent {
+            event: Some("response.created".into()),
+            data: r#"{"type":"response.created","sequence_number":0,"response":{"id":"resp_up_1","model":"gpt-x","created_at":5}}"#.into(),
+        });
+        enc.passed_through(&SseEvent {
+            event: Some("response.output_text.delta".into()),
+            data: r#"{"type":"response.output_text.delta","sequence_number":4,"delta":"hi"}"#
+                .into(),
+        });
+        let mut out = BytesMut::new();
+        enc.error(&GatewayError::bad_upstream("cut"), &mut out);
+        let mut events = Vec::new();
+        SseParser::new().feed(&out, &mut events);
+        let names: Vec<_> = events.iter().map(|e| e.event.clone().unwrap()).collect();
+        assert_eq!(names, ["error", "response.failed"]);
+        let failed: Value = serde_json::from_str(&events[1].data).unwrap();
+        assert_eq!(failed["response"]["id"], "resp_up_1");
+        assert_eq!(failed["response"]["model"], "gpt-x");
+        let first: Value = serde_json::from_str(&events[0].data).unwrap();
+        assert_eq!(first["sequence_number"], 5);
+        assert_eq!(failed["sequence_number"], 6);
     }
 
     #[test]
