@@ -1,0 +1,98 @@
+"""Claude Code (the real CLI, pinned in tests/claude_code/package.json) through the gateway.
+
+`claude -p` (print mode) runs with ANTHROPIC_BASE_URL at the gateway, a dummy
+key, a temporary HOME and the settings that keep it off the network apart
+from its API calls. It is skipped only when node is not on the machine;
+a missing `npm ci` in tests/claude_code is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from support import REPLY_PREFIX, REPO_ROOT
+
+CLAUDE_DIR = REPO_ROOT / "tests" / "claude_code"
+CLAUDE_BIN = CLAUDE_DIR / "node_modules" / ".bin" / "claude"
+RUN_TIMEOUT_S = 120
+
+# Variables that keep Claude Code to its API calls: no telemetry, no error
+# reports, no auto-update checks, no other nonessential traffic.
+OFFLINE_ENV = {
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+    "DISABLE_BUG_COMMAND": "1",
+    "CLAUDE_CODE_DISABLE_TERMINAL_TITLE": "1",
+}
+
+
+def claude_env(gateway_url: str, home: Path, model: str) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "TMPDIR": str(home),
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        "CI": "1",
+        "ANTHROPIC_BASE_URL": gateway_url,
+        "ANTHROPIC_API_KEY": "sk-ant-dummy-key-for-the-gateway",
+        # Background requests (titles, summaries) use the "small fast" model:
+        # send those through the gateway to the same place.
+        "ANTHROPIC_SMALL_FAST_MODEL": model,
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+    }
+    env.update(OFFLINE_ENV)
+    return env
+
+
+@pytest.mark.parametrize(
+    "gateway_model",
+    ["mock-anthropic/claude-sonnet-4-5", "mock-openai/gpt-4o"],
+    ids=["anthropic-upstream", "openai-upstream"],
+)
+def test_claude_code_print_mode(gateway, tmp_path, gateway_model):
+    if shutil.which("node") is None or shutil.which("npx") is None:
+        pytest.skip("node/npx is not installed on this machine: Claude Code cannot run")
+    if not CLAUDE_BIN.exists():
+        pytest.fail(
+            f"Claude Code is not installed at {CLAUDE_BIN}: run `npm ci` in {CLAUDE_DIR}",
+            pytrace=False,
+        )
+    home = tmp_path / "home"
+    project = tmp_path / "project"
+    home.mkdir()
+    project.mkdir()
+    offsets = gateway.log_offsets()
+    try:
+        proc = subprocess.run(
+            [str(CLAUDE_BIN), "-p", "Say hello", "--model", gateway_model],
+            cwd=project,
+            env=claude_env(gateway.url, home, gateway_model),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(
+            f"claude -p did not finish in {RUN_TIMEOUT_S}s\nstdout: {e.stdout!r}\nstderr: {e.stderr!r}\n"
+            f"gateway log:\n{gateway.logs_since(offsets)}",
+            pytrace=False,
+        )
+    detail = (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}\n"
+        f"gateway log:\n{gateway.logs_since(offsets)}"
+    )
+    assert proc.returncode == 0, detail
+    assert REPLY_PREFIX in proc.stdout, detail
+    assert "Say hello" in proc.stdout, detail
