@@ -110,9 +110,12 @@ class Gateway:
     def log_offsets(self) -> dict[str, int]:
         return {p.name: p.log.stat().st_size if p.log.exists() else 0 for p in self.procs}
 
-    def logs_since(self, offsets: dict[str, int]) -> str:
+    def logs_since(self, offsets: dict[str, int], only: str | None = None) -> str:
+        """What the processes (or only the one named `only`) logged since `offsets`."""
         out = []
         for p in self.procs:
+            if only is not None and p.name != only:
+                continue
             try:
                 with p.log.open("rb") as f:
                     f.seek(offsets.get(p.name, 0))
@@ -245,12 +248,8 @@ def anthropic_client(gateway: Gateway) -> anthropic.Anthropic:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    gw = item.funcargs.get("gateway") if hasattr(item, "funcargs") else None
-    if gw is None:
-        for name in ("openai_client", "anthropic_client"):
-            if name in getattr(item, "funcargs", {}):
-                gw = item._request.getfixturevalue("gateway")
-                break
+    """Attaches what the gateway and the mock logged during a failing test to its report."""
+    gw = getattr(item, "funcargs", {}).get("gateway")  # set when any fixture used it
     offsets = gw.log_offsets() if gw is not None else None
     outcome = yield
     if gw is not None and outcome.excinfo is not None:

@@ -26,18 +26,23 @@ KINDS = list(BASE_MODELS)
 # `@kinds` parametrizes a test over every upstream kind, with readable ids.
 kinds = pytest.mark.parametrize("kind", KINDS)
 
-# The mock's default reply starts with this; it ends with "You said: <last user text>".
-REPLY_PREFIX = "Hello from the mock"
+# The API each upstream kind speaks, as the mock names it in its reply.
+UPSTREAM_API = {
+    "anthropic": "anthropic",
+    "openai": "openai",
+    "gemini": "gemini",
+    "openai-compatible": "openai",
+}
+
+
+def greeting(kind: str, text: str) -> str:
+    """The mock's whole default reply, from the upstream of `kind`, to the user text `text`."""
+    return f"Hello from the mock {UPSTREAM_API[kind]} upstream. You said: {text}"
 
 
 def model(kind: str, *directives: str) -> str:
     """The gateway model name for `kind` with mock directives appended."""
     return BASE_MODELS[kind] + "".join("~" + d for d in directives)
-
-
-def said(text: str) -> str:
-    """What the mock's default reply contains for the user text `text`."""
-    return "You said: " + text
 
 
 def tool_reply(result: str) -> str:
@@ -70,3 +75,33 @@ def json_object(text: str) -> dict:
         pytest.fail(f"tool arguments are not JSON ({e}): {text!r}")
     assert isinstance(value, dict), f"tool arguments are not a JSON object: {text!r}"
     return value
+
+
+def upstream_tool_link(kind: str, body: dict) -> tuple[list[str], list[str]]:
+    """From an upstream request body (as `~echo-request` returns it), the IDs of
+    the tool calls in the assistant turn and the IDs the tool results refer to.
+    Gemini links results by function name, so for it these are names."""
+    calls: list[str] = []
+    results: list[str] = []
+    if kind == "anthropic":
+        for m in body["messages"]:
+            content = m["content"] if isinstance(m["content"], list) else []
+            for b in content:
+                if b.get("type") == "tool_use":
+                    calls.append(b["id"])
+                if b.get("type") == "tool_result":
+                    results.append(b["tool_use_id"])
+    elif kind == "gemini":
+        for c in body["contents"]:
+            for p in c.get("parts", []):
+                if "functionCall" in p:
+                    calls.append(p["functionCall"].get("id") or p["functionCall"]["name"])
+                if "functionResponse" in p:
+                    results.append(p["functionResponse"].get("id") or p["functionResponse"]["name"])
+    else:
+        for m in body["messages"]:
+            for tc in m.get("tool_calls") or []:
+                calls.append(tc["id"])
+            if m.get("role") == "tool":
+                results.append(m["tool_call_id"])
+    return calls, results

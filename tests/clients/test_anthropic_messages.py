@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 
-from support import REPLY_PREFIX, TIME_SCHEMA, WEATHER_SCHEMA, kinds, model, said, tool_reply
+from support import (
+    TIME_SCHEMA,
+    WEATHER_SCHEMA,
+    greeting,
+    kinds,
+    model,
+    tool_reply,
+    upstream_tool_link,
+)
 
 TOOLS = [
     {
@@ -33,8 +41,7 @@ def test_messages_create(anthropic_client, kind):
     assert msg.id
     assert msg.stop_reason == "end_turn"
     assert [b.type for b in msg.content] == ["text"]
-    assert msg.content[0].text.startswith(REPLY_PREFIX), msg.content[0].text
-    assert said("ping from messages") in msg.content[0].text
+    assert msg.content[0].text == greeting(kind, "ping from messages")
     assert msg.usage.input_tokens > 0
     assert msg.usage.output_tokens > 0
 
@@ -50,8 +57,7 @@ def test_messages_stream(anthropic_client, kind):
         final = stream.get_final_message()
     text = "".join(pieces)
     assert len(pieces) >= 2, f"the text came in {len(pieces)} piece(s), not streamed"
-    assert text.startswith(REPLY_PREFIX), text
-    assert said("stream messages") in text
+    assert text == greeting(kind, "stream messages")
     assert final.stop_reason == "end_turn"
     assert [b.type for b in final.content] == ["text"]
     assert final.content[0].text == text
@@ -94,7 +100,29 @@ def test_messages_tool_use_round_trip_streamed(anthropic_client, kind):
     )
     assert second.stop_reason == "end_turn"
     assert [b.type for b in second.content] == ["text"]
-    assert tool_reply("cloudy, 15C") in second.content[0].text
+    assert second.content[0].text == tool_reply("cloudy, 15C")
+
+
+@kinds
+def test_messages_tool_ids_match_upstream(anthropic_client, kind):
+    """The tool_use and its tool_result reach the upstream linked to each other."""
+    messages = [{"role": "user", "content": "What is the weather in Berlin?"}]
+    first = anthropic_client.messages.create(
+        model=model(kind, "tool"), max_tokens=256, messages=messages, tools=TOOLS
+    )
+    use = next(b for b in first.content if b.type == "tool_use")
+    messages.append({"role": "assistant", "content": first.content})
+    messages.append(
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "cloudy"}]}
+    )
+    echo = anthropic_client.messages.create(
+        model=model(kind, "echo-request"), max_tokens=256, messages=messages, tools=TOOLS
+    )
+    upstream = json.loads(echo.content[0].text)
+    calls, results = upstream_tool_link(kind, upstream)
+    assert len(calls) == 1 and calls == results, (calls, results)
+    if kind != "gemini":
+        assert calls == [use.id]
 
 
 @kinds
@@ -147,7 +175,9 @@ def test_thinking_stream_signature_round_trip(anthropic_client):
     assert block.type == "thinking"
     assert block.thinking == "".join(e.thinking for e in thinking_deltas)
     assert block.signature == signature_events[-1].signature
-    assert said("think in a stream") in "".join(b.text for b in final.content if b.type == "text")
+    assert "".join(b.text for b in final.content if b.type == "text") == greeting(
+        "anthropic", "think in a stream"
+    )
 
     # Next turn: the upstream must receive the thinking block with the same signature.
     echo = anthropic_client.messages.create(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support import REPLY_PREFIX, REPO_ROOT
+from support import REPO_ROOT
 
 CLAUDE_DIR = REPO_ROOT / "tests" / "claude_code"
 CLAUDE_BIN = CLAUDE_DIR / "node_modules" / ".bin" / "claude"
@@ -56,11 +56,11 @@ def claude_env(gateway_url: str, home: Path, model: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "gateway_model",
-    ["mock-anthropic/claude-sonnet-4-5", "mock-openai/gpt-4o"],
+    "gateway_model,upstream_api",
+    [("mock-anthropic/claude-sonnet-4-5", "anthropic"), ("mock-openai/gpt-4o", "openai")],
     ids=["anthropic-upstream", "openai-upstream"],
 )
-def test_claude_code_print_mode(gateway, tmp_path, gateway_model):
+def test_claude_code_print_mode(gateway, tmp_path, gateway_model, upstream_api):
     if shutil.which("node") is None or shutil.which("npx") is None:
         pytest.skip("node/npx is not installed on this machine: Claude Code cannot run")
     if not CLAUDE_BIN.exists():
@@ -94,5 +94,12 @@ def test_claude_code_print_mode(gateway, tmp_path, gateway_model):
         f"gateway log:\n{gateway.logs_since(offsets)}"
     )
     assert proc.returncode == 0, detail
-    assert REPLY_PREFIX in proc.stdout, detail
-    assert "Say hello" in proc.stdout, detail
+    # The mock echoes the last user text, which Claude Code prefixes with its
+    # <system-reminder> blocks: the reply starts with the greeting of the
+    # upstream the model routes to and ends with the prompt.
+    out = proc.stdout.strip()
+    assert out.startswith(f"Hello from the mock {upstream_api} upstream. You said: "), detail
+    assert out.endswith("Say hello"), detail
+    # Every request Claude Code made went through the gateway and was served.
+    log = gateway.logs_since(offsets, only="gateway")
+    assert "served" in log and "failed" not in log, detail

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import anthropic
 import openai
 import pytest
@@ -84,10 +86,11 @@ def test_anthropic_stream_rate_limit(anthropic_client, kind):
 
 
 def test_sdk_retries_honour_retry_after(gateway):
-    """With retries on, the SDK retries a 429 and then raises RateLimitError."""
-    client = anthropic.Anthropic(
-        base_url=gateway.url, api_key="k", max_retries=1, timeout=30
-    )
+    """With retries on, the SDK waits the upstream's Retry-After (passed through by the
+    gateway), retries once, and then raises RateLimitError."""
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="k", max_retries=1, timeout=30)
+    offsets = gateway.log_offsets()
+    started = time.monotonic()
     with client:
         with pytest.raises(anthropic.RateLimitError):
             client.messages.create(
@@ -95,16 +98,29 @@ def test_sdk_retries_honour_retry_after(gateway):
                 max_tokens=32,
                 messages=[{"role": "user", "content": "hi"}],
             )
+    elapsed = time.monotonic() - started
+    assert elapsed >= 0.9, f"the SDK retried after {elapsed:.2f}s, not after Retry-After: 1"
+    attempts = [line for line in gateway.logs_since(offsets, only="gateway").splitlines() if "status=429" in line]
+    assert len(attempts) == 2, attempts
 
 
-def test_openai_chat_bad_request(openai_client):
+@kinds
+def test_openai_chat_bad_request(openai_client, kind):
+    with pytest.raises(openai.BadRequestError) as e:
+        openai_client.chat.completions.create(model=model(kind), messages="not an array")
+    assert e.value.status_code == 400
+    assert "messages" in e.value.message
+
+
+def test_openai_chat_unknown_role_is_bad_request(openai_client):
+    """A role the gateway has to translate (to an Anthropic upstream) must be a known one."""
     with pytest.raises(openai.BadRequestError) as e:
         openai_client.chat.completions.create(
-            model=model("openai"),
+            model=model("anthropic"),
             messages=[{"role": "wizard", "content": "hi"}],
         )
     assert e.value.status_code == 400
-    assert e.value.message
+    assert "wizard" in e.value.message
 
 
 def test_openai_responses_bad_request(openai_client):
@@ -165,13 +181,29 @@ def test_anthropic_stream_cut_raises(anthropic_client, kind):
 
 @kinds
 def test_responses_stream_cut_fails(openai_client, kind):
-    """The Responses stream ends with an `error` or `response.failed` event, never `completed`."""
-    with openai_client.responses.stream(
-        model=model(kind, "chunks=8", "cut=3"), input="cut me"
-    ) as stream:
-        events = list(stream)
-        with pytest.raises(RuntimeError):
-            stream.get_final_response()
+    """The Responses stream of a cut upstream ends with `error` / `response.failed`, never
+    `response.completed`, and stays one response (one id) throughout."""
+    stream = openai_client.responses.create(
+        model=model(kind, "chunks=8", "cut=3"), input="cut me", stream=True
+    )
+    events = list(stream)
     types = [e.type for e in events]
-    assert "response.completed" not in types
+    assert "response.completed" not in types, types
     assert types[-1] in {"error", "response.failed"}, types
+    ids = [e.response.id for e in events if hasattr(e, "response")]
+    assert len(set(ids)) == 1, f"response id changed within one stream: {ids} (events: {types})"
+    assert types.count("response.created") == 1, types
+    seq = [e.sequence_number for e in events]
+    assert seq == sorted(seq) and len(set(seq)) == len(seq), f"sequence numbers: {seq}"
+
+
+@kinds
+def test_responses_stream_helper_cut_raises(openai_client, kind):
+    """With the SDK's stream helper, a cut stream has no final response."""
+    with pytest.raises(RuntimeError):
+        with openai_client.responses.stream(
+            model=model(kind, "chunks=8", "cut=3"), input="cut me"
+        ) as stream:
+            for _ in stream:
+                pass
+            stream.get_final_response()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 from support import (
-    REPLY_PREFIX,
     TIME_SCHEMA,
     WEATHER_SCHEMA,
+    greeting,
     json_object,
     kinds,
     model,
-    said,
     tool_reply,
+    upstream_tool_link,
 )
 
 TOOLS = [
@@ -48,8 +50,7 @@ def test_chat_non_stream(openai_client, kind):
     assert len(resp.choices) == 1
     choice = resp.choices[0]
     assert choice.message.role == "assistant"
-    assert choice.message.content.startswith(REPLY_PREFIX), choice.message.content
-    assert said("ping from chat") in choice.message.content
+    assert choice.message.content == greeting(kind, "ping from chat")
     assert choice.finish_reason == "stop"
     assert not choice.message.tool_calls
     assert resp.usage.prompt_tokens > 0
@@ -72,8 +73,7 @@ def test_chat_stream_with_usage(openai_client, kind):
 
     content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
     text = "".join(c.choices[0].delta.content for c in content_chunks)
-    assert text.startswith(REPLY_PREFIX), text
-    assert said("stream me") in text
+    assert text == greeting(kind, "stream me")
     assert len(content_chunks) >= 2, f"the text came in {len(content_chunks)} chunk(s), not streamed"
 
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
@@ -99,7 +99,7 @@ def test_chat_stream_without_usage_has_none(openai_client, kind):
         )
     )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert said("no usage please") in text
+    assert text == greeting(kind, "no usage please")
     assert all(c.usage is None for c in chunks)
 
 
@@ -129,7 +129,29 @@ def test_chat_tool_round_trip(openai_client, kind):
     reply = second.choices[0]
     assert reply.finish_reason == "stop"
     assert not reply.message.tool_calls
-    assert tool_reply("sunny, 21C") in reply.message.content
+    assert reply.message.content == tool_reply("sunny, 21C")
+
+
+@kinds
+def test_chat_tool_ids_match_upstream(openai_client, kind):
+    """The tool call and its result reach the upstream linked to each other."""
+    messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = openai_client.chat.completions.create(
+        model=model(kind, "tool"), messages=messages, tools=TOOLS
+    )
+    call = first.choices[0].message.tool_calls[0]
+    messages.append(first.choices[0].message)
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"})
+    echo = openai_client.chat.completions.create(
+        model=model(kind, "echo-request"), messages=messages, tools=TOOLS
+    )
+    upstream = json.loads(echo.choices[0].message.content)
+    calls, results = upstream_tool_link(kind, upstream)
+    assert len(calls) == 1 and calls == results, (calls, results)
+    if kind != "gemini":
+        # The upstream gets back the very ID the client saw.
+        assert calls == [call.id]
+    assert "sunny, 21C" in echo.choices[0].message.content
 
 
 @kinds

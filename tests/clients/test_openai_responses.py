@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from support import REPLY_PREFIX, WEATHER_SCHEMA, json_object, kinds, model, said, tool_reply
+from support import WEATHER_SCHEMA, greeting, json_object, kinds, model, tool_reply
 
 TOOLS = [
     {
@@ -24,8 +24,7 @@ def test_responses_non_stream(openai_client, kind):
     assert resp.object == "response"
     assert resp.id
     assert resp.status == "completed"
-    assert resp.output_text.startswith(REPLY_PREFIX), resp.output_text
-    assert said("ping from responses") in resp.output_text
+    assert resp.output_text == greeting(kind, "ping from responses")
     messages = [o for o in resp.output if o.type == "message"]
     assert len(messages) == 1
     assert messages[0].role == "assistant"
@@ -48,7 +47,7 @@ def test_responses_stream_text(openai_client, kind):
     deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
     assert len(deltas) >= 2, f"text came in {len(deltas)} delta(s), not streamed"
     text = "".join(deltas)
-    assert said("stream responses") in text
+    assert text == greeting(kind, "stream responses")
     done = [e.text for e in events if e.type == "response.output_text.done"]
     assert done == [text]
     assert final.status == "completed"
@@ -67,7 +66,7 @@ def test_responses_stream_true_iterates_events(openai_client, kind):
     events = list(stream)
     completed = [e for e in events if e.type == "response.completed"]
     assert len(completed) == 1
-    assert said("plain stream=True") in completed[0].response.output_text
+    assert completed[0].response.output_text == greeting(kind, "plain stream=True")
 
 
 @kinds
@@ -86,7 +85,7 @@ def test_responses_function_call_round_trip(openai_client, kind):
     inputs.append({"type": "function_call_output", "call_id": call.call_id, "output": "rainy, 12C"})
     second = openai_client.responses.create(model=model(kind), input=inputs, tools=TOOLS)
     assert second.status == "completed"
-    assert tool_reply("rainy, 12C") in second.output_text
+    assert second.output_text == tool_reply("rainy, 12C")
     assert not [o for o in second.output if o.type == "function_call"]
 
 
