@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from support import (
     TIME_SCHEMA,
     WEATHER_SCHEMA,
@@ -212,3 +214,28 @@ def test_count_tokens(anthropic_client, kind):
     )
     assert short.input_tokens > 0
     assert long.input_tokens > short.input_tokens, (short.input_tokens, long.input_tokens)
+
+
+# The reasoning text of the mock's `think` directive.
+MOCK_THINKING = "The mock upstream is thinking about the request before it answers."
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "gemini"])
+@pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
+def test_thinking_reaches_anthropic_client(anthropic_client, kind, stream):
+    """Reasoning from upstreams that send it (Anthropic thinking, Gemini thought parts)
+    arrives as a thinking block before the text."""
+    params = dict(
+        model=model(kind, "think"),
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "reason first"}],
+    )
+    if stream:
+        with anthropic_client.messages.stream(**params) as s:
+            msg = s.get_final_message()
+    else:
+        msg = anthropic_client.messages.create(**params)
+    assert [b.type for b in msg.content] == ["thinking", "text"], msg.content
+    assert msg.content[0].thinking == MOCK_THINKING
+    assert msg.content[1].text == greeting(kind, "reason first")
