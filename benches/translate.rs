@@ -12,18 +12,19 @@ use tollgate::request::{GatewayRequest, Operation};
 
 /// A request shaped like the one Claude Code sends.
 fn claude_code_request() -> Vec<u8> {
-    let lorem = "You are an interactive CLI tool that helps users with software engineering tasks. \
+    let lorem =
+        "You are an interactive CLI tool that helps users with software engineering tasks. \
                  Use the instructions below and the tools available to you to assist the user. ";
     let system = json!([
         {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."},
-        {"type": "text", "text": lorem.repeat(60), "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": lorem.repeat(110), "cache_control": {"type": "ephemeral"}},
         {"type": "text", "text": lorem.repeat(30), "cache_control": {"type": "ephemeral"}},
     ]);
     let tools: Vec<Value> = (0..24)
         .map(|i| {
             json!({
                 "name": format!("Tool{i}"),
-                "description": lorem.repeat(6),
+                "description": lorem.repeat(9),
                 "input_schema": {
                     "type": "object",
                     "$schema": "http://json-schema.org/draft-07/schema#",
@@ -57,7 +58,13 @@ fn claude_code_request() -> Vec<u8> {
         "thinking": {"type": "enabled", "budget_tokens": 31999},
         "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
     });
-    serde_json::to_vec(&body).unwrap()
+    let bytes = serde_json::to_vec(&body).unwrap();
+    assert!(
+        (70_000..82_000).contains(&bytes.len()),
+        "fixture is {} bytes",
+        bytes.len()
+    );
+    bytes
 }
 
 fn bench(c: &mut Criterion) {
@@ -76,7 +83,27 @@ fn bench(c: &mut Criterion) {
             let raw = RawObject::parse(black_box(&body)).unwrap();
             let req = GatewayRequest::new(WireFormat::Anthropic, Operation::Generate, raw).unwrap();
             let c = req.canonical().unwrap();
-            black_box(openai_chat::encode_request(c, "gpt-4o", openai_chat::MaxTokensField::MaxCompletionTokens))
+            black_box(openai_chat::encode_request(
+                c,
+                "gpt-4o",
+                openai_chat::MaxTokensField::MaxCompletionTokens,
+            ))
+        })
+    });
+    g.bench_function("cross_format_decode_only", |b| {
+        b.iter(|| {
+            let raw = RawObject::parse(black_box(&body)).unwrap();
+            black_box(anthropic::decode_request(&raw).unwrap())
+        })
+    });
+    let decoded = anthropic::decode_request(&RawObject::parse(&body).unwrap()).unwrap();
+    g.bench_function("cross_format_encode_openai_only", |b| {
+        b.iter(|| {
+            black_box(openai_chat::encode_request(
+                black_box(&decoded),
+                "gpt-4o",
+                openai_chat::MaxTokensField::MaxCompletionTokens,
+            ))
         })
     });
     g.bench_function("full_typed_roundtrip_baseline", |b| {

@@ -11,7 +11,7 @@
 //!   [`GatewayRequest`], calls the inner service, and encodes the
 //!   [`GatewayResponse`] (or error) back in the same format.
 //! - [`provider`]: the provider clients, the innermost tower `Service`.
-//! - [`format`] and [`canonical`]: the translations between wire formats.
+//! - [`format`](mod@format) and [`canonical`]: the translations between wire formats.
 //! - [`mock`]: a mock upstream that speaks every provider format.
 //! - [`config`] and [`server`]: what the `tollgate` binary assembles.
 

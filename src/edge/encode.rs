@@ -100,6 +100,11 @@ pub fn encode_response(
         }
     };
     *out.status_mut() = status;
+    for (k, v) in &meta.headers {
+        if !out.headers().contains_key(k) {
+            out.headers_mut().append(k.clone(), v.clone());
+        }
+    }
     if let Some(p) = meta
         .provider
         .as_deref()

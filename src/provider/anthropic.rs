@@ -80,14 +80,19 @@ async fn call(
     let body = if same {
         req.passthrough_body(model, &[])
     } else {
-        let mut c = req.canonical()?.clone();
-        c.stream = req.stream;
+        // The canonical request carries the client's `stream`, which is `req.stream`.
+        let c = req.canonical()?;
         match req.operation {
-            Operation::Generate => anthropic::encode_request(&c, model),
-            Operation::CountTokens => anthropic::encode_count_tokens(&c, model),
+            Operation::Generate => anthropic::encode_request(c, model),
+            Operation::CountTokens => anthropic::encode_count_tokens(c, model),
         }
     };
     let resp = up.post(&url, body, headers, WireFormat::Anthropic).await?;
+    let upstream_headers = if same {
+        Upstream::passthrough_headers(resp.headers())
+    } else {
+        HeaderMap::new()
+    };
     if req.stream {
         let body = resp.into_body();
         let stream = if same {
@@ -95,11 +100,15 @@ async fn call(
         } else {
             UpstreamStream::decode(body, Box::new(anthropic::StreamDecoder::new()))
         };
-        return Ok(GatewayResponse::new(ResponseBody::Stream(Box::pin(stream))));
+        let mut out = GatewayResponse::new(ResponseBody::Stream(Box::pin(stream)));
+        out.meta.headers = upstream_headers;
+        return Ok(out);
     }
     let bytes = up.read(resp).await?;
     if same {
-        return Ok(GatewayResponse::new(ResponseBody::Raw(bytes)));
+        let mut out = GatewayResponse::new(ResponseBody::Raw(bytes));
+        out.meta.headers = upstream_headers;
+        return Ok(out);
     }
     if req.operation == Operation::CountTokens {
         let n = serde_json::from_slice::<serde_json::Value>(&bytes)

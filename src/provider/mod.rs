@@ -184,6 +184,36 @@ impl Upstream {
         err.with_message(msg)
     }
 
+    /// Upstream response headers a same-format client may read (request
+    /// IDs, rate-limit state, vendor headers): all but the ones that
+    /// describe this connection or body, which the edge sets itself.
+    pub(crate) fn passthrough_headers(headers: &HeaderMap) -> HeaderMap {
+        const SKIP: &[&str] = &[
+            "connection",
+            "keep-alive",
+            "transfer-encoding",
+            "content-length",
+            "content-type",
+            "content-encoding",
+            "date",
+            "server",
+            "set-cookie",
+            "alt-svc",
+            "via",
+            "proxy-connection",
+            "upgrade",
+            "trailer",
+            "te",
+        ];
+        let mut out = HeaderMap::new();
+        for (k, v) in headers {
+            if !SKIP.contains(&k.as_str()) {
+                out.append(k.clone(), v.clone());
+            }
+        }
+        out
+    }
+
     /// Fills in the response metadata.
     pub(crate) fn respond(&self, mut resp: GatewayResponse, target: &Target) -> GatewayResponse {
         resp.meta.provider = Some(target.provider.clone());

@@ -85,9 +85,12 @@ async fn call(
             (req.passthrough_body(model, &[]), false)
         };
         let resp = up.post(&url, body, headers, format).await?;
+        let upstream_headers = Upstream::passthrough_headers(resp.headers());
         if !req.stream {
             let bytes = up.read(resp).await?;
-            return Ok(GatewayResponse::new(ResponseBody::Raw(bytes)));
+            let mut out = GatewayResponse::new(ResponseBody::Raw(bytes));
+            out.meta.headers = upstream_headers;
+            return Ok(out);
         }
         let classify = match (format, injected) {
             (WireFormat::OpenAiResponses, _) => classify_responses,
@@ -95,7 +98,9 @@ async fn call(
             (_, false) => classify_chat,
         };
         let stream = UpstreamStream::passthrough(resp.into_body(), classify);
-        return Ok(GatewayResponse::new(ResponseBody::Stream(Box::pin(stream))));
+        let mut out = GatewayResponse::new(ResponseBody::Stream(Box::pin(stream)));
+        out.meta.headers = upstream_headers;
+        return Ok(out);
     }
 
     let canonical = req.canonical()?;
@@ -104,9 +109,8 @@ async fn call(
     } else {
         MaxTokensField::MaxCompletionTokens
     };
-    let mut c = canonical.clone();
-    c.stream = req.stream;
-    let body = openai_chat::encode_request(&c, model, field);
+    // The canonical request carries the client's `stream`, which is `req.stream`.
+    let body = openai_chat::encode_request(canonical, model, field);
     let resp = up
         .post(
             &up.url("/chat/completions"),

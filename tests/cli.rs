@@ -1,0 +1,174 @@
+//! The `tollgate` binary: check-config, serve with --listen, graceful
+//! shutdown on SIGTERM, and the mock-upstream subcommand.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {port}");
+}
+
+fn http(port: u16, request: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn post(port: u16, path: &str, body: &str) -> String {
+    http(
+        port,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer k\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+#[test]
+fn check_config_reports_the_field_at_fault() {
+    let dir = std::env::temp_dir().join(format!("tollgate-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[providers.a]\nkind = \"openai\"\n[models]\nx = \"b/gpt\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("models.x.targets[0]: unknown provider `b`"),
+        "{err}"
+    );
+
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[providers.a]\nkind = \"anthropic\"\napi_key = \"${TOLLGATE_TEST_KEY}\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config"])
+        .arg(&good)
+        .env("TOLLGATE_TEST_KEY", "k")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .args(["check-config"])
+        .arg(&good)
+        .env_remove("TOLLGATE_TEST_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TOLLGATE_TEST_KEY"));
+}
+
+#[test]
+fn serve_listens_where_told_and_drains_streams_on_sigterm() {
+    let mock_port = free_port();
+    let _mock = Proc(
+        Command::new(BIN)
+            .args([
+                "mock-upstream",
+                "--listen",
+                &format!("127.0.0.1:{mock_port}"),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(mock_port);
+    let dir = std::env::temp_dir().join(format!("tollgate-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\nshutdown_grace_secs = 10\n[providers.m]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{mock_port}/v1\"\napi_key = \"k\"\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut gw = Proc(
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let health = http(
+        port,
+        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+
+    // A stream that takes ~1.5 s: 15 chunks 100 ms apart.
+    let body = r#"{"model":"m/gpt~chunks=15~gap=100","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let streamer = std::thread::spawn(move || post(port, "/v1/chat/completions", body));
+    std::thread::sleep(Duration::from_millis(400));
+    let pid = gw.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = streamer.join().unwrap();
+    assert!(
+        out.contains("data: [DONE]"),
+        "the in-flight stream was cut: {out}"
+    );
+    let status = gw.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut logs = String::new();
+    if let Some(mut e) = gw.0.stderr.take() {
+        let _ = e.read_to_string(&mut logs);
+    }
+    assert!(
+        !logs.contains("\"k\"") && !logs.contains("Bearer k"),
+        "key in logs: {logs}"
+    );
+}

@@ -1,0 +1,891 @@
+//! The conformance suite: every client format against every provider kind,
+//! through the mock upstream, streaming and not, with tools and errors.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const CLIENTS: &[&str] = &["/v1/chat/completions", "/v1/responses", "/v1/messages"];
+
+#[tokio::test]
+async fn text_reply_every_client_every_provider() {
+    let stack = Stack::start().await;
+    for path in CLIENTS {
+        for provider in PROVIDERS {
+            let ctx = format!("{path} -> {provider}");
+            let resp = stack
+                .post(
+                    path,
+                    &request(path, &format!("{provider}/m1"), "ping 42", false),
+                )
+                .await;
+            assert_eq!(resp.headers()["x-tollgate-provider"], *provider, "{ctx}");
+            assert!(
+                resp.headers().contains_key("x-tollgate-request-id"),
+                "{ctx}"
+            );
+            let (status, v) = json(resp).await;
+            assert_eq!(status, 200, "{ctx}: {v}");
+            let text = answer_text(path, &v);
+            assert!(text.contains("You said: ping 42"), "{ctx}: {text:?} in {v}");
+            match *path {
+                "/v1/chat/completions" => {
+                    assert_eq!(v["object"], "chat.completion", "{ctx}");
+                    assert_eq!(v["choices"][0]["finish_reason"], "stop", "{ctx}");
+                    assert!(
+                        v["usage"]["prompt_tokens"].as_u64().unwrap() > 0,
+                        "{ctx}: {v}"
+                    );
+                    assert!(
+                        v["usage"]["completion_tokens"].as_u64().unwrap() > 0,
+                        "{ctx}"
+                    );
+                }
+                "/v1/responses" => {
+                    assert_eq!(v["object"], "response", "{ctx}");
+                    assert_eq!(v["status"], "completed", "{ctx}");
+                    assert!(
+                        v["usage"]["input_tokens"].as_u64().unwrap() > 0,
+                        "{ctx}: {v}"
+                    );
+                }
+                _ => {
+                    assert_eq!(v["type"], "message", "{ctx}");
+                    assert_eq!(v["stop_reason"], "end_turn", "{ctx}");
+                    assert!(
+                        v["usage"]["output_tokens"].as_u64().unwrap() > 0,
+                        "{ctx}: {v}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn streamed_reply_every_client_every_provider() {
+    let stack = Stack::start().await;
+    for path in CLIENTS {
+        for provider in PROVIDERS {
+            let ctx = format!("{path} -> {provider}");
+            let resp = stack
+                .post(
+                    path,
+                    &request(path, &format!("{provider}/m1~chunks=7"), "stream me", true),
+                )
+                .await;
+            assert_eq!(resp.status(), 200, "{ctx}");
+            let events = sse(resp).await;
+            let (text, complete) = stream_text(path, &events);
+            assert!(complete, "{ctx}: stream not complete: {events:?}");
+            assert!(text.contains("You said: stream me"), "{ctx}: {text:?}");
+            let deltas = events
+                .iter()
+                .filter(|e| {
+                    e.event.as_deref() == Some("content_block_delta")
+                        || e.event.as_deref() == Some("response.output_text.delta")
+                        || e.json()["choices"][0]["delta"]["content"].is_string()
+                })
+                .count();
+            assert!(deltas >= 7, "{ctx}: chunks were merged: {deltas} deltas");
+            match *path {
+                "/v1/messages" => {
+                    assert_eq!(events[0].event.as_deref(), Some("message_start"), "{ctx}");
+                    let delta = events
+                        .iter()
+                        .find(|e| e.event.as_deref() == Some("message_delta"))
+                        .expect("message_delta");
+                    assert_eq!(delta.json()["delta"]["stop_reason"], "end_turn", "{ctx}");
+                    assert!(
+                        delta.json()["usage"]["output_tokens"].as_u64().unwrap() > 0,
+                        "{ctx}"
+                    );
+                }
+                "/v1/responses" => {
+                    assert_eq!(
+                        events[0].event.as_deref(),
+                        Some("response.created"),
+                        "{ctx}"
+                    );
+                    let done = events.last().unwrap().json();
+                    assert!(
+                        done["response"]["usage"]["output_tokens"].as_u64().unwrap() > 0,
+                        "{ctx}"
+                    );
+                }
+                _ => {
+                    // The client did not ask for usage: no usage-only chunk.
+                    assert!(
+                        events.iter().all(|e| e.data == "[DONE]"
+                            || !e.json()["choices"].as_array().unwrap().is_empty()),
+                        "{ctx}: usage chunk leaked: {events:?}"
+                    );
+                    let fin = events
+                        .iter()
+                        .rev()
+                        .find(|e| e.json()["choices"][0]["finish_reason"].is_string())
+                        .expect("a finish chunk");
+                    assert_eq!(fin.json()["choices"][0]["finish_reason"], "stop", "{ctx}");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn chat_stream_usage_when_asked() {
+    let stack = Stack::start().await;
+    for provider in PROVIDERS {
+        let mut body = request(
+            "/v1/chat/completions",
+            &format!("{provider}/m"),
+            "count",
+            true,
+        );
+        body["stream_options"] = json!({"include_usage": true});
+        let events = sse(stack.post("/v1/chat/completions", &body).await).await;
+        let usage = events
+            .iter()
+            .find(|e| e.json()["usage"]["prompt_tokens"].as_u64().unwrap_or(0) > 0)
+            .unwrap_or_else(|| panic!("{provider}: no usage chunk in {events:?}"));
+        assert!(
+            usage.json()["choices"].as_array().unwrap().is_empty(),
+            "{provider}"
+        );
+        assert!(usage.json()["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+        assert_eq!(events.last().unwrap().data, "[DONE]", "{provider}");
+    }
+}
+
+#[tokio::test]
+async fn tool_calls_every_client_every_provider() {
+    let stack = Stack::start().await;
+    for path in CLIENTS {
+        for provider in PROVIDERS {
+            for stream in [false, true] {
+                let ctx = format!("{path} -> {provider} stream={stream}");
+                let body = with_weather_tool(
+                    path,
+                    request(path, &format!("{provider}/m~tool"), "weather?", stream),
+                );
+                let resp = stack.post(path, &body).await;
+                assert_eq!(resp.status(), 200, "{ctx}");
+                let (name, args, id) = if stream {
+                    tool_call_from_stream(path, &sse(resp).await)
+                } else {
+                    tool_call_from_json(path, &json(resp).await.1)
+                };
+                assert_eq!(name, "get_weather", "{ctx}");
+                let args: Value = serde_json::from_str(&args)
+                    .unwrap_or_else(|e| panic!("{ctx}: arguments not JSON ({e}): {args:?}"));
+                assert_eq!(args["city"], "sample", "{ctx}: {args}");
+                assert!(!id.is_empty(), "{ctx}: no call id");
+            }
+        }
+    }
+}
+
+fn tool_call_from_json(path: &str, v: &Value) -> (String, String, String) {
+    match path {
+        "/v1/chat/completions" => {
+            assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{v}");
+            let c = &v["choices"][0]["message"]["tool_calls"][0];
+            (
+                s(&c["function"]["name"]),
+                s(&c["function"]["arguments"]),
+                s(&c["id"]),
+            )
+        }
+        "/v1/responses" => {
+            let c = v["output"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["type"] == "function_call")
+                .unwrap_or_else(|| panic!("no function_call in {v}"));
+            (s(&c["name"]), s(&c["arguments"]), s(&c["call_id"]))
+        }
+        _ => {
+            assert_eq!(v["stop_reason"], "tool_use", "{v}");
+            let c = v["content"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| b["type"] == "tool_use")
+                .unwrap_or_else(|| panic!("no tool_use in {v}"));
+            (s(&c["name"]), c["input"].to_string(), s(&c["id"]))
+        }
+    }
+}
+
+fn tool_call_from_stream(path: &str, events: &[Event]) -> (String, String, String) {
+    let (mut name, mut args, mut id) = (String::new(), String::new(), String::new());
+    for e in events {
+        let v = e.json();
+        match path {
+            "/v1/chat/completions" => {
+                if let Some(c) = v["choices"][0]["delta"]["tool_calls"].get(0) {
+                    if let Some(n) = c["function"]["name"].as_str() {
+                        name = n.into();
+                    }
+                    if let Some(i) = c["id"].as_str() {
+                        id = i.into();
+                    }
+                    args.push_str(c["function"]["arguments"].as_str().unwrap_or_default());
+                }
+            }
+            "/v1/responses" => match e.event.as_deref() {
+                Some("response.output_item.added") if v["item"]["type"] == "function_call" => {
+                    name = s(&v["item"]["name"]);
+                    id = s(&v["item"]["call_id"]);
+                }
+                Some("response.function_call_arguments.delta") => {
+                    args.push_str(v["delta"].as_str().unwrap_or_default())
+                }
+                _ => {}
+            },
+            _ => match e.event.as_deref() {
+                Some("content_block_start") if v["content_block"]["type"] == "tool_use" => {
+                    name = s(&v["content_block"]["name"]);
+                    id = s(&v["content_block"]["id"]);
+                }
+                Some("content_block_delta") if v["delta"]["type"] == "input_json_delta" => {
+                    args.push_str(v["delta"]["partial_json"].as_str().unwrap_or_default())
+                }
+                _ => {}
+            },
+        }
+    }
+    (name, args, id)
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn tool_result_round_trip_keeps_ids() {
+    let stack = Stack::start().await;
+    for provider in PROVIDERS {
+        // OpenAI client: the tool call, then the result.
+        let body = json!({
+            "model": format!("{provider}/m"),
+            "messages": [
+                {"role": "user", "content": "weather in Paris?"},
+                {"role": "assistant", "content": null, "refusal": null, "annotations": [],
+                 "tool_calls": [{"id": "call_abc", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_abc", "content": "sunny, 21C"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+        });
+        let (status, v) = json(stack.post("/v1/chat/completions", &body).await).await;
+        assert_eq!(status, 200, "{provider}: {v}");
+        let text = answer_text("/v1/chat/completions", &v);
+        assert!(
+            text.contains("Tool result received: sunny, 21C"),
+            "{provider}: {text}"
+        );
+
+        // Anthropic client: the same conversation.
+        let body = json!({
+            "model": format!("{provider}/m"), "max_tokens": 100,
+            "messages": [
+                {"role": "user", "content": "weather in Paris?"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "rainy"}]}
+            ],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+        });
+        let (status, v) = json(stack.post("/v1/messages", &body).await).await;
+        assert_eq!(status, 200, "{provider}: {v}");
+        let text = answer_text("/v1/messages", &v);
+        assert!(
+            text.contains("Tool result received: rainy"),
+            "{provider}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn same_format_passes_unknown_fields_and_rewrites_only_the_model() {
+    let stack = Stack::start().await;
+    let cases = [
+        ("/v1/chat/completions", "mock-openai"),
+        ("/v1/chat/completions", "mock-compat"),
+        ("/v1/responses", "mock-openai"),
+        ("/v1/messages", "mock-anthropic"),
+    ];
+    for (path, provider) in cases {
+        let mut body = request(
+            path,
+            &format!("{provider}/real-model~echo-request"),
+            "x",
+            false,
+        );
+        body["future_feature"] = json!({"nested": [1, 2, {"deep": true}]});
+        body["providerOptions"] = json!({"gateway": {"order": ["x"]}});
+        let (status, v) = json(stack.post(path, &body).await).await;
+        assert_eq!(status, 200, "{path}: {v}");
+        let sent: Value = serde_json::from_str(&answer_text(path, &v)).expect("echoed request");
+        assert_eq!(sent["model"], "real-model~echo-request", "{path}");
+        assert_eq!(sent["future_feature"], body["future_feature"], "{path}");
+        assert!(
+            sent.get("providerOptions").is_none(),
+            "{path}: gateway field leaked"
+        );
+    }
+}
+
+#[tokio::test]
+async fn anthropic_beta_and_query_pass_through() {
+    let stack = Stack::start().await;
+    let body = request("/v1/messages", "mock-anthropic/m", "hi", false);
+    let resp = stack
+        .client
+        .post(stack.url("/v1/messages?beta=true"))
+        .header("authorization", "Bearer client-key")
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "context-management-2025-06-27")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-mock-path"], "/v1/messages?beta=true");
+}
+
+#[tokio::test]
+async fn client_errors_in_the_client_format() {
+    let stack = Stack::start().await;
+    // Malformed JSON.
+    let (st, v) = json(
+        stack
+            .post_raw("/v1/chat/completions", b"{not json".to_vec())
+            .await,
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    let (st, v) = json(stack.post_raw("/v1/messages", b"{not json".to_vec()).await).await;
+    assert_eq!(st, 400);
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    // Missing model; wrong types.
+    let (st, v) = json(
+        stack
+            .post("/v1/chat/completions", &json!({"messages": []}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"]["param"].as_str()),
+        (400, Some("model")),
+        "{v}"
+    );
+    let (st, v) = json(
+        stack
+            .post("/v1/messages", &json!({"model": 5, "messages": []}))
+            .await,
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("model"));
+    let (st, v) = json(
+        stack
+            .post(
+                "/v1/chat/completions",
+                &json!({"model": "fast", "messages": "hi"}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"]["param"].as_str()),
+        (400, Some("messages")),
+        "{v}"
+    );
+    let (st, v) = json(
+        stack
+            .post(
+                "/v1/messages",
+                &json!({"model": "fast", "messages": [], "stream": "yes"}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    // A bad message shape in a cross-format request.
+    let (st, v) = json(
+        stack
+            .post(
+                "/v1/chat/completions",
+                &json!({"model": "mock-anthropic/m", "messages": [{"content": "no role"}]}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    // Unknown model.
+    let (st, v) = json(
+        stack
+            .post(
+                "/v1/messages",
+                &request("/v1/messages", "nope/x", "hi", false),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(st, 404);
+    assert_eq!(v["error"]["type"], "not_found_error");
+    let (st, v) = json(
+        stack
+            .post(
+                "/v1/chat/completions",
+                &request("/v1/chat/completions", "unknown-model", "hi", false),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(st, 404);
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown-model"));
+    // Body over the cap (1 MiB in the test config).
+    let big =
+        json!({"model": "fast", "messages": [{"role": "user", "content": "x".repeat(1_100_000)}]});
+    let (st, v) = json(stack.post("/v1/chat/completions", &big).await).await;
+    assert_eq!(st, 413, "{v}");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    // Unknown route and wrong method.
+    let (st, v) = json(stack.post("/v1/nope", &json!({})).await).await;
+    assert_eq!(st, 404);
+    assert!(v["error"]["message"].as_str().unwrap().contains("/v1/nope"));
+    let resp = stack
+        .client
+        .get(stack.url("/v1/messages"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+}
+
+#[tokio::test]
+async fn upstream_errors_pass_status_message_and_retry_after() {
+    let stack = Stack::start().await;
+    for path in CLIENTS {
+        for provider in PROVIDERS {
+            let ctx = format!("{path} -> {provider}");
+            let resp = stack
+                .post(
+                    path,
+                    &request(
+                        path,
+                        &format!("{provider}/m~status=429~retry-after=7"),
+                        "hi",
+                        false,
+                    ),
+                )
+                .await;
+            assert_eq!(resp.status(), 429, "{ctx}");
+            assert_eq!(resp.headers()["retry-after"], "7", "{ctx}");
+            let (_, v) = json(resp).await;
+            let body = v.to_string();
+            assert!(
+                !body.contains("SECRET"),
+                "{ctx}: provider key leaked: {body}"
+            );
+            // Both error shapes call it `rate_limit_error`.
+            assert_eq!(v["error"]["type"], "rate_limit_error", "{ctx}: {v}");
+            if *path == "/v1/messages" {
+                assert_eq!(v["type"], "error", "{ctx}: {v}");
+            }
+            let resp = stack
+                .post(
+                    path,
+                    &request(path, &format!("{provider}/m~status=500"), "hi", true),
+                )
+                .await;
+            assert_eq!(resp.status(), 500, "{ctx}");
+        }
+    }
+    // Anthropic's 529 reaches an Anthropic client as overloaded_error.
+    let (st, v) = json(
+        stack
+            .post(
+                "/v1/messages",
+                &request("/v1/messages", "mock-anthropic/m~status=529", "hi", false),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(st, 529);
+    assert_eq!(v["error"]["type"], "overloaded_error");
+}
+
+#[tokio::test]
+async fn stream_cut_after_first_byte_is_an_in_band_error() {
+    let stack = Stack::start().await;
+    for path in CLIENTS {
+        for provider in PROVIDERS {
+            let ctx = format!("{path} -> {provider}");
+            let resp = stack
+                .post(
+                    path,
+                    &request(path, &format!("{provider}/m~chunks=10~cut=4"), "hi", true),
+                )
+                .await;
+            assert_eq!(resp.status(), 200, "{ctx}");
+            let events = sse(resp).await;
+            let (_, complete) = stream_text(path, &events);
+            assert!(
+                !complete,
+                "{ctx}: a cut stream must not look complete: {events:?}"
+            );
+            let last = events.last().unwrap_or_else(|| panic!("{ctx}: no events"));
+            match *path {
+                "/v1/chat/completions" => {
+                    assert!(
+                        last.json()["error"]["message"].is_string(),
+                        "{ctx}: {last:?}"
+                    );
+                    assert!(
+                        events
+                            .iter()
+                            .all(|e| e.json()["choices"][0]["finish_reason"].is_null()),
+                        "{ctx}: fake finish_reason"
+                    );
+                }
+                "/v1/responses" => {
+                    // An `error` event, then `response.failed` for clients
+                    // that wait for a terminal response event.
+                    let n = events.len();
+                    assert_eq!(events[n - 2].event.as_deref(), Some("error"), "{ctx}");
+                    assert_eq!(
+                        last.event.as_deref(),
+                        Some("response.failed"),
+                        "{ctx}: {last:?}"
+                    );
+                    assert!(
+                        last.json()["response"]["error"]["message"].is_string(),
+                        "{ctx}"
+                    );
+                }
+                _ => {
+                    assert_eq!(last.event.as_deref(), Some("error"), "{ctx}: {last:?}");
+                    assert!(
+                        !events
+                            .iter()
+                            .any(|e| e.event.as_deref() == Some("message_delta")),
+                        "{ctx}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn count_tokens_on_every_provider() {
+    let stack = Stack::start().await;
+    for provider in PROVIDERS {
+        let body = json!({
+            "model": format!("{provider}/m"),
+            "system": [{"type": "text", "text": "You are a coding agent."}],
+            "messages": [{"role": "user", "content": "count these tokens please"}],
+        });
+        let (st, v) = json(
+            stack
+                .post("/v1/messages/count_tokens?beta=true", &body)
+                .await,
+        )
+        .await;
+        assert_eq!(st, 200, "{provider}: {v}");
+        assert!(v["input_tokens"].as_u64().unwrap() > 0, "{provider}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn models_health_and_probe() {
+    let stack = Stack::start().await;
+    let (st, v) = json(
+        stack
+            .client
+            .get(stack.url("/v1/models"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(v["object"], "list");
+    let ids: Vec<_> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| s(&m["id"]))
+        .collect();
+    assert!(ids.contains(&"fast".to_string()), "{ids:?}");
+    assert!(ids.contains(&"mock-openai/gpt-4o".to_string()), "{ids:?}");
+    let head = stack.client.head(stack.url("/")).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    let health = stack.client.get(stack.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn aliases_route_to_their_provider() {
+    let stack = Stack::start().await;
+    let resp = stack
+        .post(
+            "/v1/messages",
+            &request(
+                "/v1/messages",
+                "claude-sonnet-4-5~echo-request",
+                "hi",
+                false,
+            ),
+        )
+        .await;
+    assert_eq!(resp.headers()["x-tollgate-provider"], "mock-anthropic");
+    let (_, v) = json(resp).await;
+    let sent: Value = serde_json::from_str(&answer_text("/v1/messages", &v)).unwrap();
+    assert_eq!(sent["model"], "claude-sonnet-4-5~echo-request");
+    let resp = stack
+        .post(
+            "/v1/chat/completions",
+            &request("/v1/chat/completions", "fast", "hi", false),
+        )
+        .await;
+    assert_eq!(resp.headers()["x-tollgate-provider"], "mock-openai");
+}
+
+/// What the provider received for a Claude-Code-shaped Anthropic request,
+/// as the mock echoes it.
+async fn echoed_upstream_body(stack: &Stack, model: &str) -> Value {
+    let body = json!({
+        "model": model, "max_tokens": 64000,
+        "system": [
+            {"type": "text", "text": "You are Claude Code."},
+            {"type": "text", "text": "Long instructions.", "cache_control": {"type": "ephemeral"}}
+        ],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "list files"}]},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Running ls."},
+                {"type": "tool_use", "id": "toolu_9", "name": "Bash", "input": {"command": "ls"}}
+            ]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "a.txt"}]},
+            {"role": "system", "content": "Mid-conversation reminder."},
+            {"role": "user", "content": "thanks"}
+        ],
+        "tools": [{"name": "Bash", "description": "Run a command", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}],
+        "temperature": 0.5,
+        "stop_sequences": ["STOP"],
+        "metadata": {"user_id": "u-1"}
+    });
+    let (st, v) = json(stack.post("/v1/messages", &body).await).await;
+    assert_eq!(st, 200, "{model}: {v}");
+    serde_json::from_str(&answer_text("/v1/messages", &v)).expect("the mock echoes the request")
+}
+
+#[tokio::test]
+async fn anthropic_client_to_openai_provider_sends_a_faithful_chat_request() {
+    let stack = Stack::start().await;
+    for provider in ["mock-openai", "mock-compat"] {
+        let sent = echoed_upstream_body(&stack, &format!("{provider}/gpt-x~echo-request")).await;
+        let msgs = sent["messages"].as_array().unwrap();
+        assert_eq!(msgs[0]["role"], "system", "{sent}");
+        assert!(msgs[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Long instructions."));
+        let call = msgs
+            .iter()
+            .find(|m| m["tool_calls"].is_array())
+            .unwrap_or_else(|| panic!("no tool call sent: {sent}"));
+        assert_eq!(call["tool_calls"][0]["id"], "toolu_9");
+        assert_eq!(call["tool_calls"][0]["function"]["name"], "Bash");
+        let args: Value = serde_json::from_str(
+            call["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(args, json!({"command": "ls"}));
+        let result = msgs
+            .iter()
+            .find(|m| m["role"] == "tool")
+            .expect("tool message");
+        assert_eq!(result["tool_call_id"], "toolu_9");
+        assert_eq!(result["content"], "a.txt");
+        assert!(
+            sent.to_string().contains("Mid-conversation reminder."),
+            "{sent}"
+        );
+        assert_eq!(sent["tools"][0]["function"]["name"], "Bash");
+        assert_eq!(sent["temperature"], 0.5);
+        assert_eq!(sent["stop"], json!(["STOP"]));
+        let limit = if provider == "mock-openai" {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        assert_eq!(sent[limit], 64000, "{provider}: {sent}");
+    }
+}
+
+#[tokio::test]
+async fn anthropic_client_to_gemini_provider_sends_a_faithful_request() {
+    let stack = Stack::start().await;
+    let sent = echoed_upstream_body(&stack, "mock-gemini/gemini-x~echo-request").await;
+    let system = sent["systemInstruction"]["parts"].to_string();
+    assert!(
+        system.contains("You are Claude Code.") && system.contains("Long instructions."),
+        "{sent}"
+    );
+    let contents = sent["contents"].as_array().unwrap();
+    assert_eq!(contents[0]["role"], "user");
+    let call = contents
+        .iter()
+        .flat_map(|c| c["parts"].as_array().unwrap())
+        .find(|p| p["functionCall"].is_object())
+        .unwrap_or_else(|| panic!("no functionCall: {sent}"));
+    assert_eq!(call["functionCall"]["name"], "Bash");
+    assert_eq!(call["functionCall"]["args"], json!({"command": "ls"}));
+    let resp = contents
+        .iter()
+        .flat_map(|c| c["parts"].as_array().unwrap())
+        .find(|p| p["functionResponse"].is_object())
+        .expect("functionResponse");
+    assert_eq!(resp["functionResponse"]["name"], "Bash");
+    assert_eq!(sent["generationConfig"]["maxOutputTokens"], 64000);
+    assert_eq!(sent["generationConfig"]["stopSequences"], json!(["STOP"]));
+}
+
+#[tokio::test]
+async fn openai_client_to_anthropic_provider_sends_a_faithful_request() {
+    let stack = Stack::start().await;
+    let body = json!({
+        "model": "mock-anthropic/claude-x~echo-request",
+        "messages": [
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "a", "arguments": "{\"x\":1}"}},
+                {"id": "call_2", "type": "function", "function": {"name": "b", "arguments": "{}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "one"},
+            {"role": "tool", "tool_call_id": "call_2", "content": "two"}
+        ],
+        "max_tokens": 300
+    });
+    let (st, v) = json(stack.post("/v1/chat/completions", &body).await).await;
+    assert_eq!(st, 200, "{v}");
+    let sent: Value = serde_json::from_str(&answer_text("/v1/chat/completions", &v)).unwrap();
+    assert_eq!(sent["max_tokens"], 300);
+    assert!(sent["system"].to_string().contains("Be terse."), "{sent}");
+    let msgs = sent["messages"].as_array().unwrap();
+    assert_eq!(msgs[0]["content"][1]["type"], "image", "{sent}");
+    assert_eq!(msgs[0]["content"][1]["source"]["media_type"], "image/png");
+    let uses: Vec<_> = msgs[1]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "tool_use")
+        .collect();
+    assert_eq!(uses.len(), 2, "parallel calls kept: {sent}");
+    // Both results in one user turn, in order, ids kept.
+    let results = msgs[2]["content"].as_array().unwrap();
+    assert_eq!(results[0]["tool_use_id"], "call_1");
+    assert_eq!(results[1]["tool_use_id"], "call_2");
+}
+
+#[tokio::test]
+async fn odd_input_is_a_client_error_never_a_server_error() {
+    let stack = Stack::start().await;
+    let odd_fields: Vec<(&str, Value)> = vec![
+        ("messages", json!([1, 2])),
+        ("messages", json!([{"role": "user", "content": {"x": 1}}])),
+        ("messages", json!([{"role": "wizard", "content": "hi"}])),
+        (
+            "messages",
+            json!([{"role": "user", "content": [{"type": "mystery"}]}]),
+        ),
+        (
+            "messages",
+            json!([{"role": "user", "content": [{"text": "no type"}]}]),
+        ),
+        (
+            "messages",
+            json!([{"role": "assistant", "content": [{"type": "tool_use", "id": 3}]}]),
+        ),
+        ("input", json!(7)),
+        ("input", json!([{"type": "function_call_output"}])),
+        ("tools", json!("all of them")),
+        ("tools", json!([{"type": "function"}])),
+        ("tool_choice", json!(5)),
+        ("max_tokens", json!(-1)),
+        ("max_tokens", json!("ten")),
+        ("temperature", json!("hot")),
+        ("stop", json!(12)),
+        ("system", json!(12)),
+        ("response_format", json!({"type": "json_schema"})),
+        (
+            "thinking",
+            json!({"type": "enabled", "budget_tokens": "lots"}),
+        ),
+    ];
+    for path in CLIENTS {
+        for provider in ["mock-openai", "mock-anthropic", "mock-gemini"] {
+            for (field, value) in &odd_fields {
+                let mut body = request(path, &format!("{provider}/m"), "hi", false);
+                body[*field] = value.clone();
+                let resp = stack.post(path, &body).await;
+                let status = resp.status().as_u16();
+                let (_, v) = json(resp).await;
+                let ctx = format!("{path} -> {provider}, {field} = {value}: {status} {v}");
+                assert!(status == 200 || (400..500).contains(&status), "{ctx}");
+                if status != 200 {
+                    // Both error shapes keep the message at error.message.
+                    let message = &v["error"]["message"];
+                    assert!(message.as_str().is_some_and(|m| !m.is_empty()), "{ctx}");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn reasoning_streams_reach_every_client() {
+    let stack = Stack::start().await;
+    for path in CLIENTS {
+        for provider in PROVIDERS {
+            let ctx = format!("{path} -> {provider}");
+            let resp = stack
+                .post(
+                    path,
+                    &request(path, &format!("{provider}/m~think"), "think hard", true),
+                )
+                .await;
+            assert_eq!(resp.status(), 200, "{ctx}");
+            let events = sse(resp).await;
+            let (text, complete) = stream_text(path, &events);
+            assert!(complete, "{ctx}: {events:?}");
+            assert!(text.contains("You said: think hard"), "{ctx}: {text:?}");
+            if *path == "/v1/messages" && *provider == "mock-anthropic" {
+                // Same format: the thinking block and its signature pass through.
+                assert!(
+                    events
+                        .iter()
+                        .any(|e| e.json()["delta"]["type"] == "signature_delta"),
+                    "{ctx}: {events:?}"
+                );
+            }
+        }
+    }
+}
