@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from support import (
     TIME_SCHEMA,
     WEATHER_SCHEMA,
@@ -74,7 +76,8 @@ def test_chat_stream_with_usage(openai_client, kind):
     content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
     text = "".join(c.choices[0].delta.content for c in content_chunks)
     assert text == greeting(kind, "stream me")
-    assert len(content_chunks) >= 2, f"the text came in {len(content_chunks)} chunk(s), not streamed"
+    # The mock sends 5 text deltas: each reaches the client as it comes.
+    assert len(content_chunks) >= 5, f"the text came in {len(content_chunks)} chunk(s), not 5"
 
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finishes == ["stop"]
@@ -104,7 +107,8 @@ def test_chat_stream_without_usage_has_none(openai_client, kind):
 
 
 @kinds
-def test_chat_tool_round_trip(openai_client, kind):
+@pytest.mark.parametrize("as_sent", ["sdk-object", "model_dump"])
+def test_chat_tool_round_trip(openai_client, kind, as_sent):
     messages = [{"role": "user", "content": "What is the weather in Paris?"}]
     first = openai_client.chat.completions.create(
         model=model(kind, "tool"), messages=messages, tools=TOOLS
@@ -117,11 +121,12 @@ def test_chat_tool_round_trip(openai_client, kind):
     assert call.type == "function"
     assert call.id
     assert call.function.name == "get_weather"
-    args = json_object(call.function.arguments)
-    assert isinstance(args.get("city"), str), args
+    # The mock fills each required property with a sample value.
+    assert json_object(call.function.arguments) == {"city": "sample"}
 
-    # Send the assistant message back exactly as the SDK returned it.
-    messages.append(choice.message)
+    # Send the assistant message back exactly as the SDK returned it: the
+    # object itself, or its full dump (every field, nulls included).
+    messages.append(choice.message if as_sent == "sdk-object" else choice.message.model_dump())
     messages.append({"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"})
     second = openai_client.chat.completions.create(
         model=model(kind), messages=messages, tools=TOOLS
@@ -225,6 +230,36 @@ def test_chat_parallel_tool_calls(openai_client, kind):
     assert second.choices[0].finish_reason == "stop"
     assert "Tool result received: " in text
     assert any(r in text for r in results), text
+
+
+@kinds
+def test_chat_parallel_tool_calls_streamed(openai_client, kind):
+    stream = openai_client.chat.completions.create(
+        model=model(kind, "parallel"),
+        messages=[{"role": "user", "content": "Weather in Paris and time in Tokyo?"}],
+        tools=TOOLS,
+        stream=True,
+    )
+    calls: dict[int, dict] = {}
+    finish = []
+    for chunk in stream:
+        for c in chunk.choices:
+            for tc in c.delta.tool_calls or []:
+                acc = calls.setdefault(tc.index, {"id": None, "name": "", "arguments": ""})
+                if tc.id:
+                    acc["id"] = tc.id
+                if tc.function and tc.function.name:
+                    acc["name"] += tc.function.name
+                if tc.function and tc.function.arguments:
+                    acc["arguments"] += tc.function.arguments
+            if c.finish_reason:
+                finish.append(c.finish_reason)
+    assert finish == ["tool_calls"]
+    assert sorted(calls) == [0, 1], calls
+    assert calls[0]["id"] and calls[1]["id"] and calls[0]["id"] != calls[1]["id"]
+    assert [calls[i]["name"] for i in (0, 1)] == ["get_weather", "get_time"]
+    assert json_object(calls[0]["arguments"]) == {"city": "sample"}
+    assert json_object(calls[1]["arguments"]) == {"timezone": "sample"}
 
 
 @kinds
