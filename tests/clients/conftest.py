@@ -1,107 +1,258 @@
-"""Starts the mock upstream and a gateway for the client SDK tests.
+"""Fixtures: a mock upstream and a gateway in front of it, for the whole session.
 
-The binary comes from TOLLGATE_BIN (default: target/debug/tollgate).
-Both processes listen on free loopback ports and are stopped at the end.
+`tollgate mock-upstream` and `tollgate serve` run as child processes on free
+loopback ports. The binary is $TOLLGATE_BIN, by default target/debug/tollgate
+under the repository root (or under $CARGO_TARGET_DIR when that is set).
+Both processes are stopped at the end of the session (SIGTERM, then SIGKILL
+after a bounded wait). Their logs go to files in a temporary directory; the
+lines they wrote during a failing test are attached to its report.
 """
 
+from __future__ import annotations
+
 import os
+import signal
 import socket
 import subprocess
-import tempfile
 import time
+import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import anthropic
+import openai
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("TOLLGATE_BIN", str(ROOT / "target" / "debug" / "tollgate"))
+from support import REPO_ROOT
 
-# The upstream kinds every parametrized test runs against.
-PROVIDERS = ["mock-openai", "mock-anthropic", "mock-gemini", "mock-compat"]
+STARTUP_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+CLIENT_TIMEOUT_S = 30.0
 
 
-def free_port():
-    with socket.socket() as s:
+def tollgate_bin() -> Path:
+    if os.environ.get("TOLLGATE_BIN"):
+        return Path(os.environ["TOLLGATE_BIN"]).resolve()
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO_ROOT / "target")
+    if not target.is_absolute():
+        target = REPO_ROOT / target
+    return target / "debug" / "tollgate"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def wait_port(port, deadline=20.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
+CONFIG_TEMPLATE = """\
+[server]
+listen = "127.0.0.1:0"
 
-
-def wait_http(url, deadline=20.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except Exception:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
-
-
-@pytest.fixture(scope="session")
-def gateway():
-    mock_port, gw_port = free_port(), free_port()
-    procs = []
-    tmp = tempfile.TemporaryDirectory()
-    try:
-        procs.append(
-            subprocess.Popen(
-                [BIN, "mock-upstream", "--listen", f"127.0.0.1:{mock_port}"],
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        wait_port(mock_port)
-        mock = f"http://127.0.0.1:{mock_port}"
-        config = Path(tmp.name) / "gateway.toml"
-        config.write_text(
-            f"""
 [providers.mock-openai]
 kind = "openai"
-base_url = "{mock}/v1"
+base_url = "http://127.0.0.1:{mock}/v1"
 api_key = "test-openai-key"
+
 [providers.mock-anthropic]
 kind = "anthropic"
-base_url = "{mock}"
+base_url = "http://127.0.0.1:{mock}"
 api_key = "test-anthropic-key"
+
 [providers.mock-gemini]
 kind = "gemini"
-base_url = "{mock}"
+base_url = "http://127.0.0.1:{mock}"
 api_key = "test-gemini-key"
+
 [providers.mock-compat]
 kind = "openai-compatible"
-base_url = "{mock}/v1"
+base_url = "http://127.0.0.1:{mock}/v1"
 api_key = "test-compat-key"
+
 [models]
 "claude-*" = "mock-anthropic/*"
 """
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-n:])
+
+    def stop(self) -> None:
+        if self.popen.poll() is not None:
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(timeout=STOP_TIMEOUT_S)
+
+
+@dataclass
+class Gateway:
+    """The running gateway: `url` is its base URL (no trailing slash, no /v1)."""
+
+    url: str
+    mock_url: str
+    procs: list[Proc] = field(default_factory=list)
+
+    def log_offsets(self) -> dict[str, int]:
+        return {p.name: p.log.stat().st_size if p.log.exists() else 0 for p in self.procs}
+
+    def logs_since(self, offsets: dict[str, int], only: str | None = None) -> str:
+        """What the processes (or only the one named `only`) logged since `offsets`."""
+        out = []
+        for p in self.procs:
+            if only is not None and p.name != only:
+                continue
+            try:
+                with p.log.open("rb") as f:
+                    f.seek(offsets.get(p.name, 0))
+                    text = f.read().decode(errors="replace")
+            except OSError:
+                continue
+            if text.strip():
+                out.append(f"--- {p.name} ---\n{text.rstrip()}")
+        return "\n".join(out)
+
+
+def start(name: str, args: list[str], log: Path) -> Proc:
+    f = log.open("wb")
+    try:
+        popen = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info"), "NO_COLOR": "1"},
         )
-        log = open(Path(tmp.name) / "gateway.log", "wb")
-        procs.append(
-            subprocess.Popen(
-                [BIN, "serve", "--config", str(config), "--listen", f"127.0.0.1:{gw_port}"],
-                stderr=log,
+    finally:
+        f.close()
+    return Proc(name, popen, log)
+
+
+def wait_ready(proc: Proc, check) -> None:
+    """Waits until `check()` is true; fails with the process log if it exits or time runs out."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(
+                f"{proc.name} exited with {proc.popen.returncode} during startup:\n{proc.tail()}"
             )
+        if check():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{proc.name} not ready after {STARTUP_TIMEOUT_S}s:\n{proc.tail()}")
+
+
+def tcp_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def health_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=1) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory) -> Gateway:
+    binary = tollgate_bin()
+    if not binary.is_file():
+        pytest.fail(
+            f"tollgate binary not found at {binary}: run `cargo build` first "
+            "or point TOLLGATE_BIN at it",
+            pytrace=False,
         )
-        wait_http(f"http://127.0.0.1:{gw_port}/health")
-        yield f"http://127.0.0.1:{gw_port}"
+    workdir = tmp_path_factory.mktemp("tollgate")
+    procs: list[Proc] = []
+    try:
+        # A free port can be taken between probing and binding: retry a few times.
+        last_error: Exception | None = None
+        for attempt in range(3):
+            for p in procs:
+                p.stop()
+            procs.clear()
+            mock_port, gw_port = free_port(), free_port()
+            config = workdir / "tollgate.toml"
+            config.write_text(CONFIG_TEMPLATE.format(mock=mock_port))
+            try:
+                mock = start(
+                    "mock-upstream",
+                    [str(binary), "mock-upstream", "--listen", f"127.0.0.1:{mock_port}"],
+                    workdir / f"mock-{attempt}.log",
+                )
+                procs.append(mock)
+                wait_ready(mock, lambda: tcp_open(mock_port))
+                url = f"http://127.0.0.1:{gw_port}"
+                gw = start(
+                    "gateway",
+                    [str(binary), "serve", "--config", str(config), "--listen", f"127.0.0.1:{gw_port}"],
+                    workdir / f"gateway-{attempt}.log",
+                )
+                procs.append(gw)
+                wait_ready(gw, lambda: health_ok(url))
+            except RuntimeError as e:
+                last_error = e
+                continue
+            yield Gateway(url=url, mock_url=f"http://127.0.0.1:{mock_port}", procs=list(procs))
+            return
+        pytest.fail(f"could not start the gateway and the mock: {last_error}", pytrace=False)
     finally:
         for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        tmp.cleanup()
+            p.stop()
+
+
+@pytest.fixture
+def openai_client(gateway: Gateway) -> openai.OpenAI:
+    """The OpenAI SDK pointed at the gateway. No retries: errors surface at once."""
+    client = openai.OpenAI(
+        base_url=gateway.url + "/v1",
+        api_key="client-key-not-checked",
+        max_retries=0,
+        timeout=CLIENT_TIMEOUT_S,
+    )
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def anthropic_client(gateway: Gateway) -> anthropic.Anthropic:
+    """The Anthropic SDK pointed at the gateway. No retries: errors surface at once."""
+    client = anthropic.Anthropic(
+        base_url=gateway.url,
+        api_key="client-key-not-checked",
+        max_retries=0,
+        timeout=CLIENT_TIMEOUT_S,
+    )
+    yield client
+    client.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Attaches what the gateway and the mock logged during a failing test to its report."""
+    gw = getattr(item, "funcargs", {}).get("gateway")  # set when any fixture used it
+    offsets = gw.log_offsets() if gw is not None else None
+    outcome = yield
+    if gw is not None and outcome.excinfo is not None:
+        logs = gw.logs_since(offsets)
+        if logs:
+            item.add_report_section("call", "tollgate logs", logs)
