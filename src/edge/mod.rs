@@ -293,6 +293,7 @@ where
 /// Whether an OpenAI Chat client asked for usage in its stream.
 fn include_usage(req: &GatewayRequest) -> bool {
     req.format == WireFormat::OpenAiChat
+        && req.stream
         && req
             .body
             .raw()

@@ -202,6 +202,11 @@ fn system_text(content: &Value, path: &str) -> Result<String, GatewayError> {
 
 /// The parts of a user message or of a function call's output.
 fn user_parts(content: &Value, path: &str) -> Result<Vec<Part>, GatewayError> {
+    content_parts(content, path, true)
+}
+
+/// Text, refusal and (when `media` is set) image and file parts.
+fn content_parts(content: &Value, path: &str, media: bool) -> Result<Vec<Part>, GatewayError> {
     let parts = match content {
         Value::String(s) => return Ok(vec![Part::text(s.clone())]),
         Value::Array(parts) => parts,
@@ -221,7 +226,7 @@ fn user_parts(content: &Value, path: &str) -> Result<Vec<Part>, GatewayError> {
                 out.push(Part::text(req_str(obj, "text", &p)?))
             }
             "refusal" => out.push(Part::text(req_str(obj, "refusal", &p)?)),
-            "input_image" => {
+            "input_image" if media => {
                 if let Some(url) = opt_str(obj, "image_url", &p)? {
                     out.push(Part::Image {
                         source: ImageSource::from_url(url),
@@ -236,7 +241,7 @@ fn user_parts(content: &Value, path: &str) -> Result<Vec<Part>, GatewayError> {
                     return Err(bad(&format!("{p}.image_url"), format!("missing `{p}.image_url`")));
                 }
             }
-            "input_file" => {
+            "input_file" if media => {
                 return Err(bad(
                     &p,
                     "`input_file` parts are not supported by tollgate's translation; send the file's text or images instead",
@@ -245,7 +250,11 @@ fn user_parts(content: &Value, path: &str) -> Result<Vec<Part>, GatewayError> {
             other => {
                 return Err(bad(
                     &format!("{p}.type"),
-                    format!("unsupported content part type `{other}`"),
+                    if media {
+                        format!("unsupported content part type `{other}`")
+                    } else {
+                        format!("assistant messages take `output_text` or `refusal` parts, not `{other}`")
+                    },
                 ))
             }
         }
@@ -253,38 +262,10 @@ fn user_parts(content: &Value, path: &str) -> Result<Vec<Part>, GatewayError> {
     Ok(out)
 }
 
-/// The parts of an assistant message from history: text and refusals.
+/// The parts of an assistant message from history: text and refusals
+/// (the same parts as a user message, without images or files).
 fn assistant_parts(content: &Value, path: &str) -> Result<Vec<Part>, GatewayError> {
-    let parts = match content {
-        Value::String(s) => return Ok(vec![Part::text(s.clone())]),
-        Value::Array(parts) => parts,
-        _ => {
-            return Err(bad(
-                path,
-                format!("`{path}` must be a string or an array of parts"),
-            ))
-        }
-    };
-    let mut out = Vec::with_capacity(parts.len());
-    for (j, part) in parts.iter().enumerate() {
-        let p = format!("{path}[{j}]");
-        let obj = as_object(part, &p)?;
-        match req_str(obj, "type", &p)? {
-            "output_text" | "input_text" | "text" => {
-                out.push(Part::text(req_str(obj, "text", &p)?))
-            }
-            "refusal" => out.push(Part::text(req_str(obj, "refusal", &p)?)),
-            other => {
-                return Err(bad(
-                    &format!("{p}.type"),
-                    format!(
-                        "assistant messages take `output_text` or `refusal` parts, not `{other}`"
-                    ),
-                ))
-            }
-        }
-    }
-    Ok(out)
+    content_parts(content, path, false)
 }
 
 /// The visible text of a reasoning item: its summary (or, failing that,
