@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tollgate::config::Config;
+use tollgate::server::Layers;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +32,11 @@ enum Command {
         /// Address to listen on (overrides `[server] listen`).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Which layers to assemble around the providers: `default` (the
+        /// full stack) or `none` (the edge straight onto the providers, to
+        /// measure what the layers cost).
+        #[arg(long, value_enum, default_value_t = Layers::Default)]
+        layers: Layers,
     },
     /// Check a config file and report the field at fault.
     CheckConfig {
@@ -71,7 +77,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            layers,
+        } => {
             let mut config = match config {
                 Some(path) => match Config::load(&path) {
                     Ok(c) => c,
@@ -89,7 +99,8 @@ fn main() -> ExitCode {
                 tracing::warn!("no providers configured: every request will answer 404");
             }
             run(async move {
-                let app = tollgate::server::gateway(&config).map_err(|e| e.to_string())?;
+                let app =
+                    tollgate::server::gateway_with(&config, layers).map_err(|e| e.to_string())?;
                 let listener = tokio::net::TcpListener::bind(config.server.listen)
                     .await
                     .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;

@@ -12,10 +12,29 @@ use crate::edge::{router, EdgeConfig};
 use crate::error::GatewayError;
 use crate::provider::Providers;
 
-/// The gateway as the binary assembles it: the edge around the providers.
+/// Which layers the server assembles around the providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Layers {
+    /// The default stack.
+    #[default]
+    Default,
+    /// None: the edge straight onto the providers (to measure the layers).
+    None,
+}
+
+/// The gateway as the binary assembles it: the default layers between the
+/// edge and the providers.
 pub fn gateway(config: &Config) -> Result<Router, GatewayError> {
+    gateway_with(config, Layers::Default)
+}
+
+/// The gateway with the chosen `layers`.
+pub fn gateway_with(config: &Config, layers: Layers) -> Result<Router, GatewayError> {
     let providers = Providers::from_config(config)?;
-    Ok(router(providers, EdgeConfig::from_config(config)))
+    let edge = EdgeConfig::from_config(config);
+    Ok(match layers {
+        Layers::Default | Layers::None => router(providers, edge),
+    })
 }
 
 /// Serves `app` on `listener` until `shutdown` completes; then in-flight
