@@ -16,10 +16,33 @@
 //! base_url = "http://127.0.0.1:11434/v1"
 //! headers = { "x-extra" = "1" }
 //!
+//! [providers.azure]                # several keys or deployments share load
+//! kind = "openai"
+//! balance = "weighted"             # weighted (default) | least-latency
+//! deployments = [
+//!   { api_key = "${KEY_A}", weight = 2 },
+//!   { api_key = "${KEY_B}", base_url = "https://b.example.com/v1" },
+//! ]
+//!
 //! [models]
 //! fast = "openai/gpt-4o-mini"                              # an alias
 //! sonnet = { targets = ["anthropic/claude-sonnet-4-5"] }   # the long form
 //! "claude-*" = "anthropic/*"                               # a prefix alias: `*` is the requested name
+//!
+//! [models.smart]                   # several providers, tried in order, then other models
+//! targets = ["anthropic/claude-sonnet-4-5", "local/llama"]
+//! fallbacks = ["fast"]
+//! context_window = 200000          # a context-length error skips to a model with a larger one
+//!
+//! [routing]                        # all optional; these are the defaults
+//! first_byte_timeout_ms = 0        # per attempt, to the first event of a stream (0 = none)
+//! idle_timeout_ms = 0              # longest gap between two stream chunks (0 = none)
+//! total_timeout_ms = 0             # the whole request, across attempts (0 = none)
+//! retries = 1                      # same-target retries of a connect error, 502 or 503
+//! retry_budget_percent = 20        # retries allowed, as a share of recent requests
+//! circuit_failures = 3             # consecutive 5xx/connect/timeouts that open a target's circuit
+//! circuit_open_secs = 30           # how long it stays open before a half-open probe
+//! rate_limit_cooldown_secs = 5     # cooldown after a 429 without Retry-After
 //! ```
 //!
 //! `${VAR}` is replaced inside double-quoted strings (the value is escaped
@@ -45,6 +68,49 @@ pub struct Config {
     /// Model aliases by name.
     #[serde(default)]
     pub models: BTreeMap<String, ModelConfig>,
+    /// Timeouts, retries, cooldowns.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+}
+
+/// `[routing]`: how the routing layers treat failures. Zero turns a
+/// timeout off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Per attempt: time to the response head (complete answers) or the
+    /// first event (streams). Default 0 (none).
+    pub first_byte_timeout_ms: u64,
+    /// Longest gap between two stream chunks. Default 0 (none).
+    pub idle_timeout_ms: u64,
+    /// The whole request, across every attempt. Default 0 (none).
+    pub total_timeout_ms: u64,
+    /// Same-target retries of a connect error, 502 or 503. Default 1.
+    pub retries: u32,
+    /// Retries allowed on top of requests, in percent. Default 20.
+    pub retry_budget_percent: u32,
+    /// Consecutive failures (5xx, connect, timeout) that open a target's
+    /// circuit. Default 3.
+    pub circuit_failures: u32,
+    /// Seconds an open circuit waits before one half-open probe. Default 30.
+    pub circuit_open_secs: u64,
+    /// Cooldown after a 429 that names no time. Default 5.
+    pub rate_limit_cooldown_secs: u64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            first_byte_timeout_ms: 0,
+            idle_timeout_ms: 0,
+            total_timeout_ms: 0,
+            retries: 1,
+            retry_budget_percent: 20,
+            circuit_failures: 3,
+            circuit_open_secs: 30,
+            rate_limit_cooldown_secs: 5,
+        }
+    }
 }
 
 /// `[server]`.
@@ -129,9 +195,75 @@ pub struct ProviderConfig {
     /// Models listed for this provider in `GET /v1/models` (as `NAME/model`).
     #[serde(default)]
     pub models: Vec<String>,
+    /// Several keys or servers that share this provider's load. Each may
+    /// override `base_url`, `api_key` and `headers`. Empty: one deployment
+    /// from the fields above.
+    #[serde(default)]
+    pub deployments: Vec<DeploymentConfig>,
+    /// How load is shared between deployments. Default `weighted`.
+    #[serde(default)]
+    pub balance: Balance,
+}
+
+/// One key or server of a provider.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    /// Base URL; default: the provider's.
+    pub base_url: Option<String>,
+    /// Key; default: the provider's. Never logged.
+    pub api_key: Option<String>,
+    /// Extra headers, added to the provider's.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Share of the load, relative to the others. Default 1.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// How a provider's deployments share load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum Balance {
+    /// A random choice in proportion to `weight` (default).
+    #[default]
+    #[serde(rename = "weighted")]
+    Weighted,
+    /// Power of two choices by peak-EWMA latency times requests in flight.
+    #[serde(rename = "least-latency")]
+    LeastLatency,
 }
 
 impl ProviderConfig {
+    /// One config per deployment, with the deployment's overrides applied,
+    /// and its weight. A provider without `deployments` is one deployment.
+    pub fn deployment_configs(&self) -> Vec<(ProviderConfig, u32)> {
+        let base = ProviderConfig {
+            deployments: Vec::new(),
+            ..self.clone()
+        };
+        if self.deployments.is_empty() {
+            return vec![(base, 1)];
+        }
+        self.deployments
+            .iter()
+            .map(|d| {
+                let mut c = base.clone();
+                if d.base_url.is_some() {
+                    c.base_url = d.base_url.clone();
+                }
+                if d.api_key.is_some() {
+                    c.api_key = d.api_key.clone();
+                }
+                c.headers.extend(d.headers.clone());
+                (c, d.weight)
+            })
+            .collect()
+    }
+
     /// The base URL, or the vendor's default.
     pub fn base_url(&self) -> Option<&str> {
         match (&self.base_url, self.kind) {
@@ -157,6 +289,9 @@ pub enum ModelConfig {
         /// Other configured models to try after all targets fail.
         #[serde(default)]
         fallbacks: Vec<String>,
+        /// The model's context window in tokens, when known.
+        #[serde(default)]
+        context_window: Option<u64>,
     },
 }
 
@@ -166,6 +301,22 @@ impl ModelConfig {
         match self {
             ModelConfig::Alias(t) => std::slice::from_ref(t),
             ModelConfig::Table { targets, .. } => targets,
+        }
+    }
+
+    /// Other configured models to try after every target failed.
+    pub fn fallbacks(&self) -> &[String] {
+        match self {
+            ModelConfig::Alias(_) => &[],
+            ModelConfig::Table { fallbacks, .. } => fallbacks,
+        }
+    }
+
+    /// The context window, when configured.
+    pub fn context_window(&self) -> Option<u64> {
+        match self {
+            ModelConfig::Alias(_) => None,
+            ModelConfig::Table { context_window, .. } => *context_window,
         }
     }
 }
@@ -210,6 +361,8 @@ impl Config {
                         api_key: Some(key),
                         headers: BTreeMap::new(),
                         models: Vec::new(),
+                        deployments: Vec::new(),
+                        balance: Balance::Weighted,
                     },
                 );
             }
@@ -225,28 +378,38 @@ impl Config {
                     "providers.{name}: a provider name must be non-empty and contain no `/`"
                 )));
             }
-            let Some(url) = p.base_url() else {
-                return Err(ConfigError(format!(
-                    "providers.{name}.base_url: required for kind = \"openai-compatible\""
-                )));
-            };
-            match url.parse::<http::Uri>() {
-                Ok(u)
-                    if matches!(u.scheme_str(), Some("http") | Some("https"))
-                        && u.host().is_some() => {}
-                _ => {
-                    return Err(ConfigError(format!(
-                        "providers.{name}.base_url: `{url}` is not an http(s) URL"
-                    )))
+            for (i, (d, weight)) in p.deployment_configs().iter().enumerate() {
+                let field = if p.deployments.is_empty() {
+                    format!("providers.{name}")
+                } else {
+                    format!("providers.{name}.deployments[{i}]")
+                };
+                if *weight == 0 {
+                    return Err(ConfigError(format!("{field}.weight: must be at least 1")));
                 }
-            }
-            for (h, v) in &p.headers {
-                if http::HeaderName::from_bytes(h.as_bytes()).is_err()
-                    || http::HeaderValue::from_str(v).is_err()
-                {
+                let Some(url) = d.base_url() else {
                     return Err(ConfigError(format!(
-                        "providers.{name}.headers.{h}: not a valid HTTP header"
+                        "{field}.base_url: required for kind = \"openai-compatible\""
                     )));
+                };
+                match url.parse::<http::Uri>() {
+                    Ok(u)
+                        if matches!(u.scheme_str(), Some("http") | Some("https"))
+                            && u.host().is_some() => {}
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "{field}.base_url: `{url}` is not an http(s) URL"
+                        )))
+                    }
+                }
+                for (h, v) in &d.headers {
+                    if http::HeaderName::from_bytes(h.as_bytes()).is_err()
+                        || http::HeaderValue::from_str(v).is_err()
+                    {
+                        return Err(ConfigError(format!(
+                            "{field}.headers.{h}: not a valid HTTP header"
+                        )));
+                    }
                 }
             }
         }

@@ -12,6 +12,7 @@
 //!   [`GatewayResponse`] (or error) back in the same format.
 //! - [`provider`]: the provider clients, the innermost tower `Service`.
 //! - [`format`](mod@format) and [`canonical`]: the translations between wire formats.
+//! - [`routing`]: model fallback, provider order, retries, timeouts.
 //! - [`mock`]: a mock upstream that speaks every provider format.
 //! - [`config`] and [`server`]: what the `tollgate` binary assembles.
 
@@ -27,6 +28,7 @@ pub mod mock;
 pub mod provider;
 pub mod request;
 pub mod response;
+pub mod routing;
 pub mod server;
 pub mod sse;
 

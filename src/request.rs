@@ -9,6 +9,7 @@ use crate::canonical::ChatRequest;
 use crate::error::GatewayError;
 use crate::format::{anthropic, openai_chat, responses, WireFormat};
 use crate::json::RawObject;
+use crate::routing::RoutingOptions;
 
 /// What the client asked the gateway to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,8 +32,10 @@ pub struct Target {
     pub model: Arc<str>,
 }
 
-/// Body fields that steer the gateway and are never sent upstream.
-pub const GATEWAY_FIELDS: &[&str] = &["providerOptions"];
+/// Body fields that steer the gateway and are never sent upstream: the
+/// Vercel AI Gateway's `providerOptions` and OpenRouter's `models` and
+/// `provider` (see [`RoutingOptions`]).
+pub const GATEWAY_FIELDS: &[&str] = &["providerOptions", "models", "provider"];
 
 /// A request as the layers see it.
 ///
@@ -50,6 +53,8 @@ pub struct GatewayRequest {
     pub stream: bool,
     /// The client's body, parsed once.
     pub body: Arc<RequestBody>,
+    /// How the client asked to be routed (from the body).
+    pub routing: Arc<RoutingOptions>,
     /// The client's request headers.
     pub headers: HeaderMap,
     /// The client's query string, if any (passed through same-format).
@@ -81,6 +86,14 @@ impl RequestBody {
     }
 }
 
+/// The options of a request that sets none, shared.
+fn default_routing() -> Arc<RoutingOptions> {
+    static DEFAULT: OnceLock<Arc<RoutingOptions>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| Arc::new(RoutingOptions::default()))
+        .clone()
+}
+
 impl GatewayRequest {
     /// A request for `body` in `format`, reading `model` and `stream` from it.
     ///
@@ -105,12 +118,22 @@ impl GatewayRequest {
                     "`model` must be a string",
                 ))
             }
-            None => {
-                return Err(GatewayError::invalid_param(
-                    "model",
-                    "missing required field `model`",
-                ))
-            }
+            // OpenRouter lets `models` alone name the models, first first.
+            None => match body
+                .get_as::<Vec<serde_json::Value>>("models")
+                .ok()
+                .flatten()
+            {
+                Some(models) if models.first().is_some_and(|m| m.is_string()) => {
+                    models[0].as_str().unwrap_or_default().to_string()
+                }
+                _ => {
+                    return Err(GatewayError::invalid_param(
+                        "model",
+                        "missing required field `model`",
+                    ))
+                }
+            },
         };
         let stream = match body.get_as::<serde_json::Value>("stream")? {
             None => false,
@@ -144,11 +167,17 @@ impl GatewayRequest {
             }
         }
         let stream = stream && operation == Operation::Generate;
+        let routing = if GATEWAY_FIELDS.iter().any(|f| body.get(f).is_some()) {
+            Arc::new(RoutingOptions::from_body(&body)?)
+        } else {
+            default_routing()
+        };
         Ok(GatewayRequest {
             format,
             operation,
             model,
             stream,
+            routing,
             body: Arc::new(RequestBody::new(body)),
             headers: HeaderMap::new(),
             query: None,

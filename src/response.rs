@@ -23,6 +23,8 @@ pub struct ResponseMeta {
     pub usage: Option<Usage>,
     /// Upstream response headers worth passing on (same-format only).
     pub headers: HeaderMap,
+    /// Every attempt made for this request, the serving one last.
+    pub attempts: Vec<crate::routing::Attempt>,
 }
 
 /// A piece of a streamed answer.

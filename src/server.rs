@@ -11,6 +11,13 @@ use crate::config::Config;
 use crate::edge::{router, EdgeConfig};
 use crate::error::GatewayError;
 use crate::provider::Providers;
+use crate::request::GatewayRequest;
+use crate::response::GatewayResponse;
+use crate::routing::{
+    Cooldowns, FallbackLayer, ModelChain, ProviderOrderLayer, RetryTransient, TimeoutLayer,
+};
+use tower::retry::RetryLayer;
+use tower::{Service, ServiceBuilder};
 
 /// Which layers the server assembles around the providers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -33,8 +40,38 @@ pub fn gateway_with(config: &Config, layers: Layers) -> Result<Router, GatewayEr
     let providers = Providers::from_config(config)?;
     let edge = EdgeConfig::from_config(config);
     Ok(match layers {
-        Layers::Default | Layers::None => router(providers, edge),
+        Layers::None => router(providers, edge),
+        Layers::Default => router(routing_stack(config, providers), edge),
     })
+}
+
+/// The routing layers of `[routing]` around `providers`, outermost first:
+/// model fallback, provider order (with cooldowns), same-target retries,
+/// timeouts.
+pub fn routing_stack(
+    config: &Config,
+    providers: Providers,
+) -> impl Service<GatewayRequest, Response = GatewayResponse, Error = GatewayError, Future: Send>
+       + Clone
+       + Send
+       + Sync
+       + 'static {
+    let r = &config.routing;
+    let routes = providers.routes();
+    let cooldowns = Cooldowns::new(
+        r.circuit_failures,
+        Duration::from_secs(r.circuit_open_secs),
+        Duration::from_secs(r.rate_limit_cooldown_secs),
+    );
+    ServiceBuilder::new()
+        .layer(FallbackLayer::new(ModelChain::new(routes.clone())))
+        .layer(ProviderOrderLayer::new(routes, cooldowns))
+        .layer(RetryLayer::new(RetryTransient::new(
+            r.retries,
+            r.retry_budget_percent,
+        )))
+        .layer(TimeoutLayer::from_config(r))
+        .service(providers)
 }
 
 /// Serves `app` on `listener` until `shutdown` completes; then in-flight

@@ -46,6 +46,7 @@ use crate::format::WireFormat;
 use crate::json::RawObject;
 use crate::request::{GatewayRequest, Operation};
 use crate::response::GatewayResponse;
+use crate::routing::{AttemptLog, Started};
 
 pub use encode::{encode_response, error_response};
 
@@ -53,6 +54,9 @@ pub use encode::{encode_response, error_response};
 pub const PROVIDER_HEADER: &str = "x-tollgate-provider";
 /// The response header identifying the request.
 pub const REQUEST_ID_HEADER: &str = "x-tollgate-request-id";
+/// The response header listing every attempt, `provider/model=outcome`
+/// (status code, `timeout` or `connect`), in order.
+pub const ATTEMPTS_HEADER: &str = "x-tollgate-attempts";
 
 /// A request's ID, in its extensions for the layers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,8 +256,11 @@ where
 {
     let started = Instant::now();
     let id = new_request_id();
+    let log = AttemptLog::new();
     let (model, result) = match decode(&edge.config, format, op, req, &id).await {
-        Ok(greq) => {
+        Ok(mut greq) => {
+            greq.extensions.insert(log.clone());
+            greq.extensions.insert(Started(started));
             let model = greq.model.clone();
             let client_stream_usage = include_usage(&greq);
             let result = edge.service.clone().oneshot(greq).await;
@@ -262,7 +269,8 @@ where
         Err(e) => (String::new(), Err(e)),
     };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    match result {
+    let attempts = log.header_value();
+    let mut resp = match result {
         Ok((resp, usage_opt)) => {
             tracing::info!(
                 request_id = %id,
@@ -270,6 +278,7 @@ where
                 model = %model,
                 provider = resp.meta.provider.as_deref().unwrap_or(""),
                 status = resp.status.as_u16(),
+                attempts = attempts.as_deref().unwrap_or(""),
                 elapsed_ms,
                 "served"
             );
@@ -282,12 +291,17 @@ where
                 model = %model,
                 status = err.status().as_u16(),
                 error = %err.message(),
+                attempts = attempts.as_deref().unwrap_or(""),
                 elapsed_ms,
                 "failed"
             );
             error_response(format, &err, &id)
         }
+    };
+    if let Some(v) = attempts.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        resp.headers_mut().insert(ATTEMPTS_HEADER, v);
     }
+    resp
 }
 
 /// Whether an OpenAI Chat client asked for usage in its stream.

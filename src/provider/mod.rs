@@ -47,10 +47,11 @@ use hyper::body::Incoming;
 
 use crate::canonical::{ChatRequest, Part};
 use crate::config::{Config, ProviderConfig, ProviderKind};
-use crate::error::GatewayError;
+use crate::error::{ErrorKind, GatewayError};
 use crate::format::{parse_upstream_error, WireFormat};
 use crate::request::{GatewayRequest, Target};
-use crate::response::GatewayResponse;
+use crate::response::{GatewayResponse, ResponseBody};
+use crate::routing::{Deployment, Routes};
 
 /// The future a provider call returns.
 pub type ProviderFuture =
@@ -269,102 +270,65 @@ pub struct Providers {
 }
 
 struct Registry {
-    providers: HashMap<String, Arc<dyn Provider>>,
-    /// Exact aliases.
-    aliases: HashMap<String, Target>,
-    /// Prefix aliases (`"claude-*" = "anthropic/*"`), longest prefix first.
-    prefixes: Vec<(String, String, String)>,
+    /// Each provider's deployments (one or more).
+    providers: HashMap<String, Vec<Arc<dyn Provider>>>,
+    routes: Arc<Routes>,
 }
 
 impl Providers {
-    /// Builds every provider in `config`, sharing one HTTP client.
+    /// Builds every provider (each deployment of it) in `config`, sharing
+    /// one HTTP client.
     pub fn from_config(config: &Config) -> Result<Self, GatewayError> {
         let http = HttpClient::new();
-        let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
+        let mut providers: HashMap<String, Vec<Arc<dyn Provider>>> = HashMap::new();
         for (name, p) in &config.providers {
-            let up = Upstream::new(name, p, http.clone())?;
-            let provider: Arc<dyn Provider> = match p.kind {
-                ProviderKind::OpenAi => Arc::new(OpenAiProvider::new(up, false)),
-                ProviderKind::OpenAiCompatible => Arc::new(OpenAiProvider::new(up, true)),
-                ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(up)),
-                ProviderKind::Gemini => Arc::new(GeminiProvider::new(up)),
-            };
-            providers.insert(name.clone(), provider);
-        }
-        let mut aliases = HashMap::new();
-        let mut prefixes = Vec::new();
-        for (name, m) in &config.models {
-            let first = &m.targets()[0];
-            let (provider, model) = first
-                .split_once('/')
-                .ok_or_else(|| GatewayError::internal(format!("models.{name}: bad target")))?;
-            if let Some(prefix) = name.strip_suffix('*') {
-                prefixes.push((prefix.to_string(), provider.to_string(), model.to_string()));
-            } else {
-                aliases.insert(
-                    name.clone(),
-                    Target {
-                        provider: provider.into(),
-                        model: model.into(),
-                    },
-                );
+            let mut deployments = Vec::new();
+            for (d, _) in p.deployment_configs() {
+                let up = Upstream::new(name, &d, http.clone())?;
+                let provider: Arc<dyn Provider> = match p.kind {
+                    ProviderKind::OpenAi => Arc::new(OpenAiProvider::new(up, false)),
+                    ProviderKind::OpenAiCompatible => Arc::new(OpenAiProvider::new(up, true)),
+                    ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(up)),
+                    ProviderKind::Gemini => Arc::new(GeminiProvider::new(up)),
+                };
+                deployments.push(provider);
             }
+            providers.insert(name.clone(), deployments);
         }
-        prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         Ok(Providers {
             inner: Arc::new(Registry {
                 providers,
-                aliases,
-                prefixes,
+                routes: Arc::new(Routes::from_config(config)),
             }),
         })
     }
 
     /// Adds (or replaces) a provider, for library users with their own.
     pub fn with_provider(self, provider: Arc<dyn Provider>) -> Self {
-        let mut reg = Registry {
-            providers: self.inner.providers.clone(),
-            aliases: self.inner.aliases.clone(),
-            prefixes: self.inner.prefixes.clone(),
-        };
-        reg.providers.insert(provider.name().to_string(), provider);
+        let name = provider.name().to_string();
+        let mut providers = self.inner.providers.clone();
+        providers.insert(name.clone(), vec![provider]);
+        let routes = Arc::new((*self.inner.routes).clone().with_provider(&name));
         Providers {
-            inner: Arc::new(reg),
+            inner: Arc::new(Registry { providers, routes }),
         }
     }
 
-    /// The provider named `name`.
+    /// The provider named `name` (its first deployment).
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
-        self.inner.providers.get(name)
+        self.inner.providers.get(name).and_then(|d| d.first())
     }
 
-    /// Where a requested model goes: an alias, a prefix alias, or
-    /// `provider/model` with a configured provider. Anything else is a 404.
+    /// The routing table built from the same config, for the routing layers.
+    pub fn routes(&self) -> Arc<Routes> {
+        self.inner.routes.clone()
+    }
+
+    /// Where a requested model goes when no routing layer chose: its first
+    /// candidate (see [`Routes::candidates`]). Unknown models are a 404.
     pub fn resolve(&self, model: &str) -> Result<Target, GatewayError> {
-        if let Some(t) = self.inner.aliases.get(model) {
-            return Ok(t.clone());
-        }
-        for (prefix, provider, target) in &self.inner.prefixes {
-            if model.starts_with(prefix.as_str()) {
-                return Ok(Target {
-                    provider: provider.as_str().into(),
-                    model: target.replace('*', model).into(),
-                });
-            }
-        }
-        if let Some((provider, rest)) = model.split_once('/') {
-            if !rest.is_empty() && self.inner.providers.contains_key(provider) {
-                return Ok(Target {
-                    provider: provider.into(),
-                    model: rest.into(),
-                });
-            }
-        }
-        Err(GatewayError::not_found(format!(
-            "model `{model}` is not configured: use `provider/model` with a configured provider, or a model alias"
-        ))
-        .with_code("model_not_found")
-        .with_param("model"))
+        let mut c = self.inner.routes.candidates(model)?;
+        Ok(c.swap_remove(0))
     }
 }
 
@@ -386,13 +350,45 @@ impl tower::Service<GatewayRequest> for Providers {
             Ok(t) => t,
             Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
-        match self.inner.providers.get(&*target.provider) {
-            Some(p) => p.call(req, target),
+        let deployment = req.extensions.get::<Deployment>().map_or(0, |d| d.0);
+        let provider = self
+            .inner
+            .providers
+            .get(&*target.provider)
+            .and_then(|d| d.get(deployment));
+        match provider {
+            Some(p) => {
+                let call = p.call(req, target);
+                Box::pin(async move { first_event(call.await?).await })
+            }
             None => Box::pin(std::future::ready(Err(GatewayError::not_found(format!(
                 "provider `{}` is not configured",
                 target.provider
             ))
             .with_param("model")))),
+        }
+    }
+}
+
+/// Waits for a stream's first chunk, so that a stream which fails before
+/// its first byte fails the call (and the routing layers can move on)
+/// instead of reaching the client as an in-band error.
+async fn first_event(mut resp: GatewayResponse) -> Result<GatewayResponse, GatewayError> {
+    use futures_util::StreamExt;
+    let ResponseBody::Stream(mut stream) = resp.body else {
+        return Ok(resp);
+    };
+    match stream.next().await {
+        Some(Err(e)) => Err(e),
+        None => Err(GatewayError::new(
+            ErrorKind::BadUpstreamResponse,
+            "the provider's stream ended before its first event",
+        )),
+        Some(Ok(first)) => {
+            resp.body = ResponseBody::Stream(Box::pin(
+                futures_util::stream::once(std::future::ready(Ok(first))).chain(stream),
+            ));
+            Ok(resp)
         }
     }
 }

@@ -1,0 +1,63 @@
+//! Routing layers: model fallback, provider order, same-target retries and
+//! timeouts, each a tower `Layer` usable alone.
+//!
+//! The default assembly, outermost first (what `tollgate serve` runs):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tollgate::config::Config;
+//! use tollgate::provider::Providers;
+//! use tollgate::routing::{
+//!     Cooldowns, FallbackLayer, ModelChain, ProviderOrderLayer, RetryTransient, Routes,
+//!     TimeoutLayer,
+//! };
+//! use tower::retry::RetryLayer;
+//! use tower::ServiceBuilder;
+//!
+//! let config = Config::from_env(&|k| std::env::var(k).ok());
+//! let routes = Arc::new(Routes::from_config(&config));
+//! let service = ServiceBuilder::new()
+//!     .layer(FallbackLayer::new(ModelChain::new(routes.clone())))   // next model
+//!     .layer(ProviderOrderLayer::new(routes, Cooldowns::default()))  // next provider
+//!     .layer(RetryLayer::new(RetryTransient::new(1, 20)))            // same provider again
+//!     .layer(TimeoutLayer::from_config(&config.routing))             // per attempt
+//!     .service(Providers::from_config(&config).unwrap());
+//! # let _ = service;
+//! ```
+//!
+//! What is decided where:
+//!
+//! - [`Fallback`] with [`ModelChain`]: after every provider of a model
+//!   failed, the next model (the client's `models`, then the configured
+//!   `fallbacks`).
+//! - [`ProviderOrder`]: the providers (and deployments) of one model, in
+//!   order, skipping those in [`Cooldowns`].
+//! - `tower::retry::Retry` with [`RetryTransient`]: a connect error, 502 or
+//!   503 tried again on the same target, within a retry budget.
+//! - [`Timeout`]: first byte, idle gap and total deadline.
+//!
+//! A stream is decided before its first byte reaches the client: the
+//! provider service resolves a stream only once its first event is in, so
+//! a stream that fails or stalls before it moves on like any failure.
+//! After that, failures end the stream with an in-band error event.
+//!
+//! Every attempt is recorded in the request's [`AttemptLog`]; the edge
+//! answers with `x-tollgate-attempts: provider/model=outcome, ...`.
+
+mod attempts;
+mod cooldown;
+pub mod fallback;
+mod options;
+pub mod order;
+mod retry;
+mod routes;
+pub mod timeout;
+
+pub use attempts::{Attempt, AttemptLog, Outcome};
+pub use cooldown::{CooldownState, Cooldowns, TargetKey};
+pub use fallback::{Fallback, FallbackLayer, ModelChain, Policy};
+pub use options::RoutingOptions;
+pub use order::{DefaultFailover, Deployment, Failover, ProviderOrder, ProviderOrderLayer};
+pub use retry::RetryTransient;
+pub use routes::{ProviderRoute, Routes};
+pub use timeout::{Started, Timeout, TimeoutLayer};

@@ -1,0 +1,285 @@
+//! Per-request routing options from the body.
+//!
+//! Two dialects are read:
+//!
+//! - Vercel AI Gateway: `providerOptions.gateway.{order, only, models,
+//!   providerTimeouts}`, where `providerTimeouts` maps provider names to
+//!   milliseconds, flat or under `byok`.
+//! - OpenRouter: a top-level `models` array (the fallback chain; the
+//!   requested model may be its first entry) and `provider: {order, only,
+//!   ignore, allow_fallbacks}`.
+//!
+//! Provider names are the gateway's configured provider names. The fields
+//! are never sent upstream (see [`GATEWAY_FIELDS`](crate::request::GATEWAY_FIELDS)).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::error::GatewayError;
+use crate::json::RawObject;
+
+/// How the client asked this request to be routed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingOptions {
+    /// Providers to try first, in this order; the others follow in their
+    /// configured order.
+    pub order: Vec<String>,
+    /// When set, only these providers may serve.
+    pub only: Option<Vec<String>>,
+    /// Providers that may not serve.
+    pub ignore: Vec<String>,
+    /// Models to try, in order, after the requested one fails.
+    pub models: Vec<String>,
+    /// Per provider: time to first byte before moving on.
+    pub provider_timeouts: Vec<(String, Duration)>,
+    /// Whether providers after the first may be tried (OpenRouter's
+    /// `allow_fallbacks`). Default true.
+    pub allow_fallbacks: bool,
+}
+
+impl Default for RoutingOptions {
+    fn default() -> Self {
+        RoutingOptions {
+            order: Vec::new(),
+            only: None,
+            ignore: Vec::new(),
+            models: Vec::new(),
+            provider_timeouts: Vec::new(),
+            allow_fallbacks: true,
+        }
+    }
+}
+
+impl RoutingOptions {
+    /// Reads the options of a request body; a malformed option is a 400
+    /// naming it.
+    pub fn from_body(body: &RawObject) -> Result<Self, GatewayError> {
+        let mut opts = RoutingOptions::default();
+        if body.get("providerOptions").is_some() {
+            if let Some(Value::Object(po)) = body.get_as::<Value>("providerOptions")? {
+                match po.get("gateway") {
+                    None | Some(Value::Null) => {}
+                    Some(Value::Object(g)) => opts.read_gateway(g)?,
+                    Some(_) => {
+                        return Err(GatewayError::invalid_param(
+                            "providerOptions.gateway",
+                            "`providerOptions.gateway` must be an object",
+                        ))
+                    }
+                }
+            }
+        }
+        if body.get("models").is_some() {
+            let models = body.get_as::<Value>("models")?;
+            opts.models
+                .extend(names(models.as_ref(), "models")?.unwrap_or_default());
+        }
+        if body.get("provider").is_some() {
+            match body.get_as::<Value>("provider")? {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(p)) => opts.read_openrouter(&p)?,
+                Some(_) => {
+                    return Err(GatewayError::invalid_param(
+                        "provider",
+                        "`provider` must be an object",
+                    ))
+                }
+            }
+        }
+        Ok(opts)
+    }
+
+    fn read_gateway(&mut self, g: &serde_json::Map<String, Value>) -> Result<(), GatewayError> {
+        const P: &str = "providerOptions.gateway";
+        if let Some(order) = names(g.get("order"), &format!("{P}.order"))? {
+            self.order = order;
+        }
+        if let Some(only) = names(g.get("only"), &format!("{P}.only"))? {
+            self.only = Some(only);
+        }
+        if let Some(models) = names(g.get("models"), &format!("{P}.models"))? {
+            self.models = models;
+        }
+        match g.get("providerTimeouts") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(t)) => {
+                let field = format!("{P}.providerTimeouts");
+                for (k, v) in t {
+                    match v {
+                        // `{byok: {provider: ms}}`, as Vercel documents it.
+                        Value::Object(inner) => {
+                            for (p, ms) in inner {
+                                self.provider_timeouts
+                                    .push((p.clone(), millis(ms, &format!("{field}.{k}.{p}"))?));
+                            }
+                        }
+                        ms => self
+                            .provider_timeouts
+                            .push((k.clone(), millis(ms, &format!("{field}.{k}"))?)),
+                    }
+                }
+            }
+            Some(_) => {
+                return Err(GatewayError::invalid_param(
+                    "providerOptions.gateway.providerTimeouts",
+                    "`providerOptions.gateway.providerTimeouts` must be an object of provider names to milliseconds",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn read_openrouter(&mut self, p: &serde_json::Map<String, Value>) -> Result<(), GatewayError> {
+        if let Some(order) = names(p.get("order"), "provider.order")? {
+            self.order = order;
+        }
+        if let Some(only) = names(p.get("only"), "provider.only")? {
+            self.only = Some(only);
+        }
+        if let Some(ignore) = names(p.get("ignore"), "provider.ignore")? {
+            self.ignore = ignore;
+        }
+        match p.get("allow_fallbacks") {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(b)) => self.allow_fallbacks = *b,
+            Some(_) => {
+                return Err(GatewayError::invalid_param(
+                    "provider.allow_fallbacks",
+                    "`provider.allow_fallbacks` must be a boolean",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// The time-to-first-byte limit the client set for `provider`.
+    pub fn provider_timeout(&self, provider: &str) -> Option<Duration> {
+        self.provider_timeouts
+            .iter()
+            .find(|(p, _)| p == provider)
+            .map(|(_, d)| *d)
+    }
+
+    /// Whether `provider` may serve this request.
+    pub fn allows(&self, provider: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|p| p == provider))
+            && !self.ignore.iter().any(|p| p == provider)
+    }
+
+    /// The field that excluded providers, for an error message.
+    pub(crate) fn exclusion_field(&self) -> &'static str {
+        if self.only.is_some() {
+            "only"
+        } else {
+            "ignore"
+        }
+    }
+}
+
+fn names(v: Option<&Value>, field: &str) -> Result<Option<Vec<String>>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) if !s.is_empty() => Ok(s.clone()),
+                _ => Err(GatewayError::invalid_param(
+                    field,
+                    format!("`{field}` must be an array of non-empty strings"),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(GatewayError::invalid_param(
+            field,
+            format!("`{field}` must be an array of non-empty strings"),
+        )),
+    }
+}
+
+fn millis(v: &Value, field: &str) -> Result<Duration, GatewayError> {
+    match v.as_u64() {
+        Some(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+        _ => Err(GatewayError::invalid_param(
+            field,
+            format!("`{field}` must be a positive number of milliseconds"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<RoutingOptions, GatewayError> {
+        RoutingOptions::from_body(&RawObject::parse(body.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn reads_vercel_gateway_options() {
+        let o = parse(
+            r#"{"model":"m","providerOptions":{"gateway":{"order":["b","a"],"only":["a","b"],
+                "models":["x","y"],"providerTimeouts":{"byok":{"a":300}, "b": 1500}},
+                "anthropic":{"thinking":{}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(o.order, ["b", "a"]);
+        assert_eq!(o.only.as_deref(), Some(&["a".to_string(), "b".into()][..]));
+        assert_eq!(o.models, ["x", "y"]);
+        assert_eq!(o.provider_timeout("a"), Some(Duration::from_millis(300)));
+        assert_eq!(o.provider_timeout("b"), Some(Duration::from_millis(1500)));
+        assert_eq!(o.provider_timeout("c"), None);
+        assert!(o.allows("a") && !o.allows("c"));
+    }
+
+    #[test]
+    fn reads_openrouter_options() {
+        let o = parse(
+            r#"{"model":"m","models":["m","n"],"provider":{"order":["b"],"ignore":["c"],"allow_fallbacks":false}}"#,
+        )
+        .unwrap();
+        assert_eq!(o.models, ["m", "n"]);
+        assert_eq!(o.order, ["b"]);
+        assert!(o.allows("a") && !o.allows("c"));
+        assert!(!o.allow_fallbacks);
+        assert_eq!(
+            parse(r#"{"model":"m"}"#).unwrap(),
+            RoutingOptions::default()
+        );
+    }
+
+    #[test]
+    fn malformed_options_name_the_field() {
+        for (body, field) in [
+            (
+                r#"{"providerOptions":{"gateway":{"order":"a"}}}"#,
+                "providerOptions.gateway.order",
+            ),
+            (
+                r#"{"providerOptions":{"gateway":{"only":[1]}}}"#,
+                "providerOptions.gateway.only",
+            ),
+            (
+                r#"{"providerOptions":{"gateway":{"providerTimeouts":{"a":-5}}}}"#,
+                "providerOptions.gateway.providerTimeouts.a",
+            ),
+            (
+                r#"{"providerOptions":{"gateway":[]}}"#,
+                "providerOptions.gateway",
+            ),
+            (r#"{"models":"x"}"#, "models"),
+            (
+                r#"{"provider":{"allow_fallbacks":"no"}}"#,
+                "provider.allow_fallbacks",
+            ),
+            (r#"{"provider":3}"#, "provider"),
+        ] {
+            let e = parse(body).unwrap_err();
+            assert_eq!(e.status(), 400, "{body}");
+            assert_eq!(e.param(), Some(field), "{body}");
+        }
+    }
+}

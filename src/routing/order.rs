@@ -1,0 +1,476 @@
+//! Provider order: the candidates for one model, tried in turn.
+//!
+//! [`ProviderOrder`] finds the targets that serve the requested model
+//! ([`Routes`]), applies the client's `only` / `ignore` / `order`, expands
+//! each provider into its deployments (weighted choice, or least latency),
+//! leaves out deployments that are cooling down ([`Cooldowns`]) unless
+//! nothing else is left, and tries them in turn: a failure that the
+//! [`Failover`] rules accept moves to the next. Each attempt is recorded
+//! in the request's [`AttemptLog`], and the served response carries them
+//! all in its metadata.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tollgate::config::Config;
+//! use tollgate::provider::Providers;
+//! use tollgate::routing::{Cooldowns, ProviderOrderLayer, Routes};
+//! use tower::ServiceBuilder;
+//!
+//! let config = Config::from_env(&|k| std::env::var(k).ok());
+//! let routes = Arc::new(Routes::from_config(&config));
+//! let svc = ServiceBuilder::new()
+//!     .layer(ProviderOrderLayer::new(routes, Cooldowns::default()))
+//!     .service(Providers::from_config(&config).unwrap());
+//! # let _ = svc;
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tower::util::rng::{HasherRng, Rng};
+use tower::{Layer, Service, ServiceExt};
+
+use super::attempts::{Attempt, AttemptLog, Outcome};
+use super::cooldown::{Cooldowns, TargetKey};
+use super::routes::Routes;
+use super::timeout::DEADLINE_EXCEEDED;
+use crate::config::Balance;
+use crate::error::{ErrorKind, GatewayError};
+use crate::request::{GatewayRequest, Target};
+use crate::response::GatewayResponse;
+
+/// Which deployment of a provider serves an attempt (its index in the
+/// provider's `deployments`); the provider service reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deployment(pub usize);
+
+/// Decides whether a failed attempt moves on to the next candidate.
+///
+/// Implemented for closures `Fn(&GatewayError) -> bool` and by
+/// [`DefaultFailover`].
+pub trait Failover: Send + Sync + 'static {
+    /// Whether another candidate may succeed where this one failed.
+    fn next_candidate(&self, err: &GatewayError) -> bool;
+}
+
+impl<F: Fn(&GatewayError) -> bool + Send + Sync + 'static> Failover for F {
+    fn next_candidate(&self, err: &GatewayError) -> bool {
+        self(err)
+    }
+}
+
+/// The default rules: move on after connect errors, timeouts, 429, 5xx,
+/// Anthropic's 529 and context-length errors; not after 400, 401, 403,
+/// 404 or other client errors (those are the client's to see), and not
+/// once the request's total deadline has passed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultFailover;
+
+impl Failover for DefaultFailover {
+    fn next_candidate(&self, err: &GatewayError) -> bool {
+        err.code() != Some(DEADLINE_EXCEEDED)
+            && (err.kind().is_retryable() || err.kind() == ErrorKind::ContextLengthExceeded)
+    }
+}
+
+/// Builds [`ProviderOrder`] services; see the [module docs](self).
+#[derive(Clone)]
+pub struct ProviderOrderLayer<F = DefaultFailover> {
+    shared: Arc<Shared<F>>,
+}
+
+struct Shared<F> {
+    routes: Arc<Routes>,
+    cooldowns: Cooldowns,
+    failover: F,
+    latency: Mutex<HashMap<TargetKey, Ewma>>,
+}
+
+impl ProviderOrderLayer<DefaultFailover> {
+    /// Candidates from `routes`, cooldown state in `cooldowns`, the
+    /// default failover rules.
+    pub fn new(routes: Arc<Routes>, cooldowns: Cooldowns) -> Self {
+        Self::with_failover(routes, cooldowns, DefaultFailover)
+    }
+}
+
+impl<F: Failover> ProviderOrderLayer<F> {
+    /// With other failover rules.
+    pub fn with_failover(routes: Arc<Routes>, cooldowns: Cooldowns, failover: F) -> Self {
+        ProviderOrderLayer {
+            shared: Arc::new(Shared {
+                routes,
+                cooldowns,
+                failover,
+                latency: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+impl<S, F> Layer<S> for ProviderOrderLayer<F> {
+    type Service = ProviderOrder<S, F>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ProviderOrder {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Tries the candidates of a model in turn; see the [module docs](self).
+pub struct ProviderOrder<S, F = DefaultFailover> {
+    inner: S,
+    shared: Arc<Shared<F>>,
+}
+
+impl<S: Clone, F> Clone for ProviderOrder<S, F> {
+    fn clone(&self) -> Self {
+        ProviderOrder {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The future of [`ProviderOrder`].
+pub type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<GatewayResponse, GatewayError>> + Send>>;
+
+/// One planned attempt.
+struct Planned {
+    target: Target,
+    /// `Some` when the provider has several deployments.
+    deployment: Option<usize>,
+    key: TargetKey,
+}
+
+impl<F: Failover> Shared<F> {
+    /// The attempts for `req`, in order.
+    fn plan(&self, req: &GatewayRequest) -> Result<Vec<Planned>, GatewayError> {
+        let opts = &req.routing;
+        let mut targets = match req.extensions.get::<Target>() {
+            Some(t) => vec![t.clone()],
+            None => {
+                let all = self.routes.candidates(&req.model)?;
+                let allowed: Vec<Target> = all
+                    .iter()
+                    .filter(|t| opts.allows(&t.provider))
+                    .cloned()
+                    .collect();
+                if allowed.is_empty() {
+                    let providers: Vec<&str> = all.iter().map(|t| &*t.provider).collect();
+                    let field = opts.exclusion_field();
+                    return Err(GatewayError::invalid_param(
+                        field,
+                        format!(
+                            "no provider of model `{}` is allowed by `{field}`: it is served by {}",
+                            req.model,
+                            providers.join(", ")
+                        ),
+                    )
+                    .with_code("no_allowed_provider"));
+                }
+                allowed
+            }
+        };
+        if !opts.order.is_empty() {
+            // Stable: the named providers first, in the client's order.
+            targets.sort_by_key(|t| {
+                opts.order
+                    .iter()
+                    .position(|p| **p == *t.provider)
+                    .unwrap_or(usize::MAX)
+            });
+        }
+        if !opts.allow_fallbacks {
+            targets.truncate(1);
+        }
+        let mut rng = HasherRng::default();
+        let mut planned = Vec::with_capacity(targets.len());
+        for target in targets {
+            let route = self.routes.provider(&target.provider);
+            let n = route.map_or(1, |r| r.weights.len());
+            if n <= 1 {
+                planned.push(Planned {
+                    key: TargetKey {
+                        provider: target.provider.clone(),
+                        deployment: 0,
+                    },
+                    target,
+                    deployment: None,
+                });
+                continue;
+            }
+            let route = route.expect("n > 1 comes from a route");
+            let order = match route.balance {
+                Balance::Weighted => weighted_order(&route.weights, &mut rng),
+                Balance::LeastLatency => self.latency_order(&target.provider, n, &mut rng),
+            };
+            for i in order {
+                planned.push(Planned {
+                    key: TargetKey {
+                        provider: target.provider.clone(),
+                        deployment: i,
+                    },
+                    target: target.clone(),
+                    deployment: Some(i),
+                });
+            }
+        }
+        // Cooling-down deployments only when nothing else is left.
+        let now = Instant::now();
+        let blocked: Vec<Option<Instant>> = planned
+            .iter()
+            .map(|p| self.cooldowns.blocked_until(&p.key, now))
+            .collect();
+        if blocked.iter().any(Option::is_none) {
+            let mut i = 0;
+            planned.retain(|_| {
+                i += 1;
+                blocked[i - 1].is_none()
+            });
+        } else {
+            let mut with: Vec<_> = planned.into_iter().zip(blocked).collect();
+            with.sort_by_key(|(_, b)| *b);
+            planned = with.into_iter().map(|(p, _)| p).collect();
+        }
+        Ok(planned)
+    }
+
+    /// Power of two choices: of two random deployments, the cheaper
+    /// first; then the rest, cheapest first.
+    fn latency_order(&self, provider: &Arc<str>, n: usize, rng: &mut HasherRng) -> Vec<usize> {
+        let map = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let cost = |i: usize| {
+            map.get(&TargetKey {
+                provider: provider.clone(),
+                deployment: i,
+            })
+            .map_or(0.0, |e| e.cost(now))
+        };
+        let a = (rng.next_u64() % n as u64) as usize;
+        let mut b = (rng.next_u64() % (n as u64 - 1)) as usize;
+        if b >= a {
+            b += 1;
+        }
+        let first = if cost(b) < cost(a) { b } else { a };
+        let mut rest: Vec<(usize, f64)> = (0..n)
+            .filter(|i| *i != first)
+            .map(|i| (i, cost(i)))
+            .collect();
+        rest.sort_by(|x, y| x.1.total_cmp(&y.1));
+        std::iter::once(first)
+            .chain(rest.into_iter().map(|r| r.0))
+            .collect()
+    }
+
+    fn track_latency(&self, key: &TargetKey, started: Option<Instant>) {
+        let mut map = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let e = map.entry(key.clone()).or_insert_with(Ewma::new);
+        match started {
+            None => e.pending += 1,
+            Some(at) => {
+                e.pending = e.pending.saturating_sub(1);
+                e.observe(at.elapsed(), Instant::now());
+            }
+        }
+    }
+}
+
+/// Deployments in a random order where each comes first in proportion to
+/// its weight.
+fn weighted_order(weights: &[u32], rng: &mut HasherRng) -> Vec<usize> {
+    let mut left: Vec<(usize, u64)> = weights.iter().map(|w| u64::from(*w)).enumerate().collect();
+    let mut out = Vec::with_capacity(left.len());
+    while !left.is_empty() {
+        let total: u64 = left.iter().map(|l| l.1).sum();
+        let mut pick = rng.next_u64() % total.max(1);
+        let mut idx = 0;
+        for (j, (_, w)) in left.iter().enumerate() {
+            if pick < *w {
+                idx = j;
+                break;
+            }
+            pick -= w;
+        }
+        out.push(left.remove(idx).0);
+    }
+    out
+}
+
+/// Peak-EWMA of the time to an answer, as `tower::load::PeakEwma` keeps
+/// it: a slower sample replaces the estimate at once, faster ones decay
+/// into it; the cost is the estimate times the requests in flight.
+struct Ewma {
+    nanos: f64,
+    stamp: Instant,
+    pending: u32,
+}
+
+const DECAY: Duration = Duration::from_secs(10);
+
+impl Ewma {
+    fn new() -> Self {
+        Ewma {
+            nanos: 0.0,
+            stamp: Instant::now(),
+            pending: 0,
+        }
+    }
+
+    fn observe(&mut self, rtt: Duration, now: Instant) {
+        let sample = rtt.as_nanos() as f64;
+        if sample > self.nanos {
+            self.nanos = sample;
+        } else {
+            let elapsed = now.saturating_duration_since(self.stamp).as_nanos() as f64;
+            let w = (-elapsed / DECAY.as_nanos() as f64).exp();
+            self.nanos = self.nanos * w + sample * (1.0 - w);
+        }
+        self.stamp = now;
+    }
+
+    fn cost(&self, _now: Instant) -> f64 {
+        self.nanos * f64::from(self.pending + 1)
+    }
+}
+
+impl<S, F> Service<GatewayRequest> for ProviderOrder<S, F>
+where
+    S: Service<GatewayRequest, Response = GatewayResponse, Error = GatewayError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    F: Failover,
+{
+    type Response = GatewayResponse;
+    type Error = GatewayError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: GatewayRequest) -> ResponseFuture {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        let log = match req.extensions.get::<AttemptLog>() {
+            Some(l) => l.clone(),
+            None => {
+                let l = AttemptLog::new();
+                req.extensions.insert(l.clone());
+                l
+            }
+        };
+        Box::pin(async move {
+            let plan = shared.plan(&req)?;
+            let last = plan.len().saturating_sub(1);
+            let mut req = Some(req);
+            let mut first = true;
+            for (i, p) in plan.into_iter().enumerate() {
+                // The last attempt takes the request itself; the others a copy.
+                let mut r = if i == last {
+                    req.take().expect("taken only by the last attempt")
+                } else {
+                    req.as_ref().expect("kept until the last attempt").clone()
+                };
+                r.extensions.insert(p.target.clone());
+                if let Some(d) = p.deployment {
+                    r.extensions.insert(Deployment(d));
+                }
+                let balanced = p.deployment.is_some()
+                    && shared
+                        .routes
+                        .provider(&p.target.provider)
+                        .is_some_and(|r| r.balance == Balance::LeastLatency);
+                shared.cooldowns.begin(&p.key, Instant::now());
+                if balanced {
+                    shared.track_latency(&p.key, None);
+                }
+                let started = Instant::now();
+                let result = if first {
+                    first = false;
+                    inner.call(r).await
+                } else {
+                    match inner.ready().await {
+                        Ok(svc) => svc.call(r).await,
+                        Err(e) => Err(e),
+                    }
+                };
+                if balanced {
+                    shared.track_latency(&p.key, Some(started));
+                }
+                match result {
+                    Ok(mut resp) => {
+                        shared.cooldowns.on_success(&p.key);
+                        log.push(Attempt {
+                            target: p.target,
+                            deployment: p.deployment,
+                            outcome: Outcome::Status(resp.status.as_u16()),
+                        });
+                        resp.meta.attempts = log.snapshot();
+                        return Ok(resp);
+                    }
+                    Err(err) => {
+                        shared.cooldowns.on_failure(&p.key, &err, Instant::now());
+                        log.push(Attempt {
+                            target: p.target,
+                            deployment: p.deployment,
+                            outcome: Outcome::of_error(&err),
+                        });
+                        if i == last || !shared.failover.next_candidate(&err) {
+                            return Err(err);
+                        }
+                        tracing::debug!(error = %err.message(), "next candidate");
+                    }
+                }
+            }
+            Err(GatewayError::internal("no candidate was tried"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_order_follows_weights() {
+        let mut rng = HasherRng::default();
+        let mut firsts = [0u32; 3];
+        for _ in 0..6000 {
+            let order = weighted_order(&[4, 1, 1], &mut rng);
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(sorted, [0, 1, 2], "every deployment appears once");
+            firsts[order[0]] += 1;
+        }
+        // Deployment 0 comes first about 2/3 of the time.
+        assert!((3500..4500).contains(&firsts[0]), "{firsts:?}");
+        assert!(firsts[1] > 600 && firsts[2] > 600, "{firsts:?}");
+    }
+
+    #[test]
+    fn peak_ewma_jumps_up_and_decays_down() {
+        let t0 = Instant::now();
+        let mut e = Ewma::new();
+        e.observe(Duration::from_millis(100), t0);
+        assert_eq!(e.cost(t0), 100e6);
+        // A fast sample right after barely moves it; much later it dominates.
+        e.observe(Duration::from_millis(10), t0 + Duration::from_millis(1));
+        assert!(e.cost(t0) > 99e6);
+        e.observe(Duration::from_millis(10), t0 + Duration::from_secs(60));
+        assert!(e.cost(t0) < 11e6);
+        e.pending = 1;
+        assert!(e.cost(t0) > 11e6);
+    }
+}

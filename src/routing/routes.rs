@@ -1,0 +1,197 @@
+//! Which providers can serve a model: the config's model table, prefix
+//! aliases and `provider/model` names, and each provider's deployments.
+
+use std::collections::HashMap;
+
+use crate::config::{Balance, Config};
+use crate::error::GatewayError;
+use crate::request::Target;
+
+/// A configured model.
+#[derive(Debug, Clone)]
+struct ModelRoute {
+    targets: Vec<Target>,
+    fallbacks: Vec<String>,
+    context_window: Option<u64>,
+}
+
+/// A provider's deployments, as the balancer needs them.
+#[derive(Debug, Clone)]
+pub struct ProviderRoute {
+    /// Each deployment's weight.
+    pub weights: Vec<u32>,
+    /// How load is shared.
+    pub balance: Balance,
+}
+
+/// The routing table: model names to candidate targets.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    models: HashMap<String, ModelRoute>,
+    /// Prefix aliases (`"claude-*"`), longest prefix first; targets keep
+    /// their `*`.
+    prefixes: Vec<(String, ModelRoute)>,
+    providers: HashMap<String, ProviderRoute>,
+}
+
+impl Routes {
+    /// The routes of a checked config.
+    pub fn from_config(config: &Config) -> Self {
+        let mut routes = Routes::default();
+        for (name, p) in &config.providers {
+            routes.providers.insert(
+                name.clone(),
+                ProviderRoute {
+                    weights: p.deployment_configs().iter().map(|(_, w)| *w).collect(),
+                    balance: p.balance,
+                },
+            );
+        }
+        for (name, m) in &config.models {
+            let route = ModelRoute {
+                targets: m
+                    .targets()
+                    .iter()
+                    .filter_map(|t| t.split_once('/'))
+                    .map(|(p, m)| Target {
+                        provider: p.into(),
+                        model: m.into(),
+                    })
+                    .collect(),
+                fallbacks: m.fallbacks().to_vec(),
+                context_window: m.context_window(),
+            };
+            match name.strip_suffix('*') {
+                Some(prefix) => routes.prefixes.push((prefix.to_string(), route)),
+                None => {
+                    routes.models.insert(name.clone(), route);
+                }
+            }
+        }
+        routes
+            .prefixes
+            .sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        routes
+    }
+
+    /// The targets that can serve `model`, in configured order: an alias's
+    /// targets, a prefix alias with `*` replaced by `model`, or
+    /// `provider/model` with a configured provider. Anything else is a 404.
+    pub fn candidates(&self, model: &str) -> Result<Vec<Target>, GatewayError> {
+        if let Some(r) = self.models.get(model) {
+            return Ok(r.targets.clone());
+        }
+        for (prefix, r) in &self.prefixes {
+            if model.starts_with(prefix.as_str()) {
+                return Ok(r
+                    .targets
+                    .iter()
+                    .map(|t| Target {
+                        provider: t.provider.clone(),
+                        model: t.model.replace('*', model).into(),
+                    })
+                    .collect());
+            }
+        }
+        if let Some((provider, rest)) = model.split_once('/') {
+            if !rest.is_empty() && self.providers.contains_key(provider) {
+                return Ok(vec![Target {
+                    provider: provider.into(),
+                    model: rest.into(),
+                }]);
+            }
+        }
+        Err(GatewayError::not_found(format!(
+            "model `{model}` is not configured: use `provider/model` with a configured provider, or a model alias"
+        ))
+        .with_code("model_not_found")
+        .with_param("model"))
+    }
+
+    /// The configured fallback models of `model`.
+    pub fn fallbacks(&self, model: &str) -> &[String] {
+        self.models.get(model).map_or(&[], |r| &r.fallbacks)
+    }
+
+    /// The configured context window of `model`.
+    pub fn context_window(&self, model: &str) -> Option<u64> {
+        self.models.get(model).and_then(|r| r.context_window)
+    }
+
+    /// A provider's deployments.
+    pub fn provider(&self, name: &str) -> Option<&ProviderRoute> {
+        self.providers.get(name)
+    }
+
+    /// Whether a provider is configured.
+    pub fn has_provider(&self, name: &str) -> bool {
+        self.providers.contains_key(name)
+    }
+
+    /// Declares a provider (for library users who add their own), with
+    /// one deployment.
+    pub fn with_provider(mut self, name: &str) -> Self {
+        self.providers
+            .entry(name.to_string())
+            .or_insert(ProviderRoute {
+                weights: vec![1],
+                balance: Balance::Weighted,
+            });
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes() -> Routes {
+        let c = Config::parse(
+            r#"
+[providers.a]
+kind = "anthropic"
+[providers.o]
+kind = "openai"
+deployments = [{ api_key = "k1", weight = 3 }, { api_key = "k2" }]
+[models]
+fast = "o/gpt-4o-mini"
+big = { targets = ["a/claude", "o/gpt-4o"], fallbacks = ["fast"], context_window = 200000 }
+"claude-*" = { targets = ["a/*", "o/*"] }
+"#,
+            &|_| None,
+        )
+        .unwrap();
+        Routes::from_config(&c)
+    }
+
+    fn names(ts: &[Target]) -> Vec<String> {
+        ts.iter()
+            .map(|t| format!("{}/{}", t.provider, t.model))
+            .collect()
+    }
+
+    #[test]
+    fn candidates_for_each_kind_of_name() {
+        let r = routes();
+        assert_eq!(
+            names(&r.candidates("big").unwrap()),
+            ["a/claude", "o/gpt-4o"]
+        );
+        assert_eq!(names(&r.candidates("fast").unwrap()), ["o/gpt-4o-mini"]);
+        assert_eq!(
+            names(&r.candidates("claude-x").unwrap()),
+            ["a/claude-x", "o/claude-x"]
+        );
+        assert_eq!(
+            names(&r.candidates("a/m/with/slash").unwrap()),
+            ["a/m/with/slash"]
+        );
+        let e = r.candidates("nope/m").unwrap_err();
+        assert_eq!(e.status(), 404);
+        assert_eq!(e.param(), Some("model"));
+        assert_eq!(r.fallbacks("big"), ["fast"]);
+        assert_eq!(r.context_window("big"), Some(200000));
+        assert_eq!(r.provider("o").unwrap().weights, [3, 1]);
+        assert_eq!(r.provider("a").unwrap().weights, [1]);
+    }
+}
