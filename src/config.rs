@@ -370,6 +370,19 @@ impl Config {
         config
     }
 
+    /// Whether `model` names something the gateway can route: a model, a
+    /// model matching a prefix alias, or `provider/model`.
+    fn routes_model(&self, model: &str) -> bool {
+        self.models.contains_key(model)
+            || self.models.keys().any(|k| {
+                k.strip_suffix('*')
+                    .is_some_and(|prefix| model.starts_with(prefix))
+            })
+            || model
+                .split_once('/')
+                .is_some_and(|(p, m)| !m.is_empty() && self.providers.contains_key(p))
+    }
+
     /// Checks what TOML types cannot: URLs, header names, model targets.
     pub fn check(&self) -> Result<(), ConfigError> {
         for (name, p) in &self.providers {
@@ -438,9 +451,9 @@ impl Config {
             }
             if let ModelConfig::Table { fallbacks, .. } = m {
                 for (i, f) in fallbacks.iter().enumerate() {
-                    if !self.models.contains_key(f) {
+                    if !self.routes_model(f) {
                         return Err(ConfigError(format!(
-                            "models.{name}.fallbacks[{i}]: unknown model `{f}`"
+                            "models.{name}.fallbacks[{i}]: unknown model `{f}` (not a model name, a prefix alias, or `provider/model` with a configured provider)"
                         )));
                     }
                 }

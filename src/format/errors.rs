@@ -141,10 +141,101 @@ pub fn parse_upstream_error(
     if let Some(code) = code {
         err = err.with_code(code);
     }
-    if let Some(after) = retry_after(headers) {
+    let after = retry_after(headers)
+        .or_else(|| anthropic_reset(headers, std::time::SystemTime::now()))
+        .or_else(|| parsed.as_ref().and_then(gemini_retry_delay));
+    if let Some(after) = after {
         err = err.with_retry_after(after);
     }
     err
+}
+
+/// The time until Anthropic's exhausted rate limit resets, from its
+/// `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-reset`
+/// headers (RFC 3339); a limit whose `-remaining` is above zero is not the
+/// one that was hit.
+fn anthropic_reset(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let now = now.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    ["requests", "tokens", "input-tokens", "output-tokens"]
+        .iter()
+        .filter(|kind| {
+            headers
+                .get(format!("anthropic-ratelimit-{kind}-remaining"))
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|v| v.trim() == "0")
+        })
+        .filter_map(|kind| {
+            let v = headers.get(format!("anthropic-ratelimit-{kind}-reset"))?;
+            unix_seconds(v.to_str().ok()?)
+        })
+        .max()
+        .filter(|at| *at > now)
+        .map(|at| Duration::from_secs(at - now))
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 time
+/// (`2026-11-21T10:00:00Z`, `...00.5+01:00`).
+fn unix_seconds(t: &str) -> Option<u64> {
+    let b = t.trim().as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        std::str::from_utf8(b.get(r)?).ok()?.parse().ok()
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = 19;
+    if b.get(rest) == Some(&b'.') {
+        rest += 1;
+        while b.get(rest).is_some_and(u8::is_ascii_digit) {
+            rest += 1;
+        }
+    }
+    let offset = match b.get(rest)? {
+        b'Z' | b'z' => 0,
+        sign @ (b'+' | b'-') => {
+            let off = num(rest + 1..rest + 3)? * 3600 + num(rest + 4..rest + 6)? * 60;
+            if *sign == b'+' {
+                off
+            } else {
+                -off
+            }
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    u64::try_from(days * 86400 + h * 3600 + mi * 60 + sec - offset).ok()
+}
+
+/// Gemini's `RetryInfo` detail (`"retryDelay": "2s"`).
+fn gemini_retry_delay(body: &Value) -> Option<Duration> {
+    body.get("error")?
+        .get("details")?
+        .as_array()?
+        .iter()
+        .find(|d| {
+            d.get("@type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.ends_with("google.rpc.RetryInfo"))
+        })?
+        .get("retryDelay")?
+        .as_str()?
+        .strip_suffix('s')?
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 /// The providers say "context too long" only in their messages (Anthropic,
@@ -193,6 +284,46 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_resets_from_anthropic_and_gemini() {
+        assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(unix_seconds("2026-11-21T10:00:00Z"), Some(1_795_255_200));
+        assert_eq!(
+            unix_seconds("2026-11-21T11:00:00.25+01:00"),
+            Some(1_795_255_200)
+        );
+        assert_eq!(unix_seconds("not a time"), None);
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_795_255_190);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "anthropic-ratelimit-requests-reset",
+            "2026-11-21T10:00:00Z".parse().unwrap(),
+        );
+        assert_eq!(anthropic_reset(&h, now), Some(Duration::from_secs(10)));
+        // A limit with requests left is not the one that was hit.
+        h.insert(
+            "anthropic-ratelimit-requests-remaining",
+            "5".parse().unwrap(),
+        );
+        assert_eq!(anthropic_reset(&h, now), None);
+        h.insert("anthropic-ratelimit-tokens-remaining", "0".parse().unwrap());
+        h.insert(
+            "anthropic-ratelimit-tokens-reset",
+            "2026-11-21T10:00:30Z".parse().unwrap(),
+        );
+        assert_eq!(anthropic_reset(&h, now), Some(Duration::from_secs(40)));
+
+        let body = br#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","message":"quota",
+            "details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"2.5s"}]}}"#;
+        let e = parse_upstream_error(
+            WireFormat::Gemini,
+            StatusCode::TOO_MANY_REQUESTS,
+            &HeaderMap::new(),
+            body,
+        );
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(2500)));
+    }
 
     #[test]
     fn renders_each_format() {

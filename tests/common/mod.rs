@@ -63,7 +63,11 @@ impl Stack {
 
     pub async fn start_with(extra: &str) -> Stack {
         let mock = tollgate::mock::spawn().await.expect("mock starts");
-        let text = config_text(&mock.base_url(), extra);
+        // `MOCK_BASE` in `extra` stands for the mock's base URL.
+        let text = config_text(
+            &mock.base_url(),
+            &extra.replace("MOCK_BASE", &mock.base_url()),
+        );
         let config = Config::parse(&text, &|_| None).expect("test config parses");
         let app = tollgate::server::gateway(&config).expect("gateway builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
