@@ -58,18 +58,10 @@ pub fn routing_stack(
        + 'static {
     let r = &config.routing;
     let routes = providers.routes();
-    let cooldowns = Cooldowns::new(
-        r.circuit_failures,
-        Duration::from_secs(r.circuit_open_secs),
-        Duration::from_secs(r.rate_limit_cooldown_secs),
-    );
     ServiceBuilder::new()
         .layer(FallbackLayer::new(ModelChain::new(routes.clone())))
-        .layer(ProviderOrderLayer::new(routes, cooldowns))
-        .layer(RetryLayer::new(RetryTransient::new(
-            r.retries,
-            r.retry_budget_percent,
-        )))
+        .layer(ProviderOrderLayer::new(routes, Cooldowns::from_config(r)))
+        .layer(RetryLayer::new(RetryTransient::from_config(r)))
         .layer(TimeoutLayer::from_config(r))
         .service(providers)
 }

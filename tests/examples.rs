@@ -3,9 +3,8 @@
 //! checks the answers and exits. Here we check that it exits successfully
 //! and printed what a reader of the example is promised.
 //!
-//! The example binaries are built with `cargo build --examples` (a no-op
-//! when they are up to date), into the target directory this test runs
-//! from, so that an edited example is never tested stale.
+//! `cargo test` builds the examples before it runs any test, so the
+//! binaries are never stale.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -15,62 +14,23 @@ use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The directory holding the example binaries, built once per test run.
+/// The directory holding the example binaries. `cargo test` builds every
+/// example before it runs the tests, next to the test binary's `deps`.
 fn examples_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         // This test is `<target>/<profile>/deps/examples-<hash>`.
         let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe
+        let dir = exe
             .parent()
             .and_then(|deps| deps.parent())
-            .expect("the test binary lives in <target>/<profile>/deps");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(&cargo);
-        build
-            .args(["build", "--examples"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => {}
-            Some(profile) => {
-                build.args(["--profile", profile]);
-            }
-        }
-        if let Some(target_dir) = profile_dir.parent() {
-            build.env("CARGO_TARGET_DIR", target_dir);
-        }
-        // What cargo set for this test, not for a build: some build scripts
-        // (ring's) track these and would rebuild for every change of them.
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy();
-            if [
-                "CARGO_PKG_",
-                "CARGO_MANIFEST_",
-                "CARGO_BIN_EXE_",
-                "CARGO_CRATE_NAME",
-            ]
-            .iter()
-            .any(|p| k.starts_with(p))
-                || k == "OUT_DIR"
-            {
-                build.env_remove(&*k);
-            }
-        }
-        let status = build.status();
-        let dir = profile_dir.join("examples");
-        match status {
-            Ok(s) if s.success() => {}
-            Ok(s) => panic!("`{cargo} build --examples` failed ({s}); its output is above"),
-            Err(e) => {
-                assert!(
-                    dir.join("custom_gateway").exists(),
-                    "cannot run `{cargo}` ({e}) and {} holds no example binaries: \
-                     build them with `cargo build --examples`",
-                    dir.display()
-                );
-                eprintln!("cannot run `{cargo}` ({e}): testing the examples already built");
-            }
-        }
+            .expect("the test binary lives in <target>/<profile>/deps")
+            .join("examples");
+        assert!(
+            dir.join("custom_gateway").exists(),
+            "{} holds no example binaries: run `cargo test` (which builds them) or `cargo build --examples`",
+            dir.display()
+        );
         dir
     })
 }

@@ -198,14 +198,15 @@ fn guess_format(req: &Request) -> WireFormat {
 }
 
 fn not_routed(req: &Request, status: StatusCode) -> Response {
+    // When the gateway is nested in an app, name the path the client sent.
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or(req.uri().path(), |u| u.0.path());
     let msg = if status == StatusCode::METHOD_NOT_ALLOWED {
-        format!(
-            "method {} is not allowed on {}",
-            req.method(),
-            req.uri().path()
-        )
+        format!("method {} is not allowed on {path}", req.method())
     } else {
-        format!("no route for {} {}", req.method(), req.uri().path())
+        format!("no route for {} {path}", req.method())
     };
     let kind = if status == StatusCode::NOT_FOUND {
         ErrorKind::NotFound

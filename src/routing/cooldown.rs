@@ -86,6 +86,15 @@ impl Cooldowns {
         }
     }
 
+    /// From `[routing]` of the config.
+    pub fn from_config(c: &crate::config::RoutingConfig) -> Self {
+        Self::new(
+            c.circuit_failures,
+            Duration::from_secs(c.circuit_open_secs),
+            Duration::from_secs(c.rate_limit_cooldown_secs),
+        )
+    }
+
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<TargetKey, Entry>> {
         self.inner.map.lock().unwrap_or_else(|e| e.into_inner())
     }

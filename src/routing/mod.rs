@@ -4,24 +4,24 @@
 //! The default assembly, outermost first (what `tollgate serve` runs):
 //!
 //! ```no_run
-//! use std::sync::Arc;
 //! use tollgate::config::Config;
 //! use tollgate::provider::Providers;
 //! use tollgate::routing::{
-//!     Cooldowns, FallbackLayer, ModelChain, ProviderOrderLayer, RetryTransient, Routes,
-//!     TimeoutLayer,
+//!     Cooldowns, FallbackLayer, ModelChain, ProviderOrderLayer, RetryTransient, TimeoutLayer,
 //! };
 //! use tower::retry::RetryLayer;
 //! use tower::ServiceBuilder;
 //!
 //! let config = Config::from_env(&|k| std::env::var(k).ok());
-//! let routes = Arc::new(Routes::from_config(&config));
+//! let providers = Providers::from_config(&config).unwrap();
+//! let routes = providers.routes(); // the same config's models and providers
+//! let r = &config.routing;
 //! let service = ServiceBuilder::new()
-//!     .layer(FallbackLayer::new(ModelChain::new(routes.clone())))   // next model
-//!     .layer(ProviderOrderLayer::new(routes, Cooldowns::default()))  // next provider
-//!     .layer(RetryLayer::new(RetryTransient::new(1, 20)))            // same provider again
-//!     .layer(TimeoutLayer::from_config(&config.routing))             // per attempt
-//!     .service(Providers::from_config(&config).unwrap());
+//!     .layer(FallbackLayer::new(ModelChain::new(routes.clone())))      // next model
+//!     .layer(ProviderOrderLayer::new(routes, Cooldowns::from_config(r))) // next provider
+//!     .layer(RetryLayer::new(RetryTransient::from_config(r)))           // same provider again
+//!     .layer(TimeoutLayer::from_config(r))                              // per attempt
+//!     .service(providers);
 //! # let _ = service;
 //! ```
 //!

@@ -74,6 +74,13 @@ impl RetryTransient {
     }
 }
 
+impl RetryTransient {
+    /// From `[routing]` of the config (`retries`, `retry_budget_percent`).
+    pub fn from_config(c: &crate::config::RoutingConfig) -> Self {
+        Self::new(c.retries, c.retry_budget_percent)
+    }
+}
+
 /// A failure that the same target may not repeat a moment later.
 fn transient(err: &GatewayError) -> bool {
     match err.kind() {
