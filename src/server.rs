@@ -4,6 +4,7 @@
 use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -79,6 +80,11 @@ pub async fn serve(
         shutdown.await;
         let _ = tx.send(());
     };
+    // Stream chunks are small writes: without TCP_NODELAY, Nagle's
+    // algorithm would hold each one back until the previous is acknowledged.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .into_future();

@@ -121,6 +121,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let signal = Shutdown::default();
     let app = router_with(signal.clone());
+    // Like a real provider's server: stream events are not held back.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
