@@ -48,7 +48,16 @@ struct Entry {
     rate_limited_until: Option<Instant>,
     failures: u32,
     open_until: Option<Instant>,
-    probing: bool,
+    /// When the half-open probe went out.
+    probing: Option<Instant>,
+}
+
+impl Entry {
+    /// Whether a half-open probe is out. A probe whose request was dropped
+    /// never reports back: after `lease` it no longer holds the others.
+    fn probe_out(&self, now: Instant, lease: Duration) -> bool {
+        self.probing.is_some_and(|at| now < at + lease)
+    }
 }
 
 /// Cooldown and circuit state of every deployment; clones share it.
@@ -108,7 +117,7 @@ impl Cooldowns {
         if let Some(open) = e.open_until {
             if open > now {
                 until = until.max(Some(open));
-            } else if e.probing {
+            } else if e.probe_out(now, self.inner.open_for) {
                 // A probe is out: the others wait for it (briefly).
                 until = until.max(Some(now + Duration::from_millis(100)));
             }
@@ -121,8 +130,8 @@ impl Cooldowns {
     pub fn begin(&self, key: &TargetKey, now: Instant) {
         let mut map = self.map();
         if let Some(e) = map.get_mut(key) {
-            if e.open_until.is_some_and(|o| o <= now) && !e.probing {
-                e.probing = true;
+            if e.open_until.is_some_and(|o| o <= now) && !e.probe_out(now, self.inner.open_for) {
+                e.probing = Some(now);
                 tracing::info!(target = %key, "circuit half-open: probing");
             }
         }
@@ -155,14 +164,15 @@ impl Cooldowns {
             let wait = err.retry_after().unwrap_or(self.inner.rate_limit_default);
             let e = map.entry(key.clone()).or_default();
             e.rate_limited_until = Some(now + wait);
-            e.probing = false;
+            e.probing = None;
             tracing::warn!(target = %key, cooldown_secs = wait.as_secs_f64(), "rate limited: out of rotation");
         } else if counts {
             let e = map.entry(key.clone()).or_default();
             e.failures += 1;
-            if e.probing || (e.open_until.is_none() && e.failures >= self.inner.failures) {
+            let tripped = e.open_until.is_none() && e.failures >= self.inner.failures;
+            if e.probing.is_some() || tripped {
                 e.open_until = Some(now + self.inner.open_for);
-                e.probing = false;
+                e.probing = None;
                 tracing::warn!(
                     target = %key,
                     failures = e.failures,
@@ -176,7 +186,7 @@ impl Cooldowns {
             if e.open_until.take().is_some() {
                 tracing::info!(target = %key, "circuit closed");
             }
-            e.probing = false;
+            e.probing = None;
         }
     }
 

@@ -61,3 +61,6 @@ pub use order::{DefaultFailover, Deployment, Failover, ProviderOrder, ProviderOr
 pub use retry::RetryTransient;
 pub use routes::{ProviderRoute, Routes};
 pub use timeout::{Started, Timeout, TimeoutLayer};
+
+#[cfg(test)]
+mod tests;
