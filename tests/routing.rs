@@ -222,7 +222,7 @@ targets = ["mock-anthropic/claude", "mock-openai/gpt-4o"]
     assert_eq!(attempts(&resp), "", "nothing was tried");
     let (status, err) = json(resp).await;
     assert_eq!(status, 400);
-    assert_eq!(err["error"]["param"], "only");
+    assert_eq!(err["error"]["param"], "providerOptions.gateway.only");
     let msg = err["error"]["message"].as_str().unwrap();
     assert!(
         msg.contains("mock-anthropic") && msg.contains("mock-openai"),

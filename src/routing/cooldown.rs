@@ -149,6 +149,10 @@ impl Cooldowns {
 
     /// The attempt on `key` failed with `err`.
     pub fn on_failure(&self, key: &TargetKey, err: &GatewayError, now: Instant) {
+        // The request ran out of time, not the provider.
+        if err.code() == Some(super::timeout::DEADLINE_EXCEEDED) {
+            return;
+        }
         let rate_limited = err.kind() == ErrorKind::RateLimited
             || (err.kind() == ErrorKind::Overloaded && err.retry_after().is_some());
         let counts = matches!(
@@ -272,6 +276,22 @@ mod tests {
         c.on_success(&k);
         assert_eq!(c.blocked_until(&k, t2), None);
         assert!(c.snapshot(t2).is_empty());
+    }
+
+    #[test]
+    fn a_passed_deadline_is_not_the_providers_failure() {
+        let c = Cooldowns::new(1, Duration::from_secs(10), Duration::from_secs(1));
+        let now = Instant::now();
+        let late = GatewayError::new(ErrorKind::Timeout, "deadline")
+            .with_code(super::super::timeout::DEADLINE_EXCEEDED);
+        c.on_failure(&key("a"), &late, now);
+        assert_eq!(c.blocked_until(&key("a"), now), None);
+        c.on_failure(
+            &key("a"),
+            &GatewayError::new(ErrorKind::Timeout, "slow"),
+            now,
+        );
+        assert!(c.blocked_until(&key("a"), now).is_some());
     }
 
     #[test]

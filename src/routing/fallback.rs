@@ -147,6 +147,10 @@ where
 /// chain is not configured or no allowed provider serves it. A
 /// context-length error skips to the next model with a larger configured
 /// context window (or the next one, when windows are not configured).
+///
+/// Each model's attempts are recorded by the provider-order layer in the
+/// request's [`AttemptLog`](super::AttemptLog); to see the attempts of
+/// every model, put one in the request before this layer (the edge does).
 #[derive(Clone)]
 pub struct ModelChain<F = DefaultFailover> {
     routes: Arc<Routes>,

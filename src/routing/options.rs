@@ -36,6 +36,9 @@ pub struct RoutingOptions {
     /// Whether providers after the first may be tried (OpenRouter's
     /// `allow_fallbacks`). Default true.
     pub allow_fallbacks: bool,
+    /// Where `only` / `ignore` came from, for error messages.
+    only_field: &'static str,
+    ignore_field: &'static str,
 }
 
 impl Default for RoutingOptions {
@@ -47,6 +50,8 @@ impl Default for RoutingOptions {
             models: Vec::new(),
             provider_timeouts: Vec::new(),
             allow_fallbacks: true,
+            only_field: "only",
+            ignore_field: "ignore",
         }
     }
 }
@@ -97,6 +102,7 @@ impl RoutingOptions {
         }
         if let Some(only) = names(g.get("only"), &format!("{P}.only"))? {
             self.only = Some(only);
+            self.only_field = "providerOptions.gateway.only";
         }
         if let Some(models) = names(g.get("models"), &format!("{P}.models"))? {
             self.models = models;
@@ -136,9 +142,11 @@ impl RoutingOptions {
         }
         if let Some(only) = names(p.get("only"), "provider.only")? {
             self.only = Some(only);
+            self.only_field = "provider.only";
         }
         if let Some(ignore) = names(p.get("ignore"), "provider.ignore")? {
             self.ignore = ignore;
+            self.ignore_field = "provider.ignore";
         }
         match p.get("allow_fallbacks") {
             None | Some(Value::Null) => {}
@@ -172,9 +180,9 @@ impl RoutingOptions {
     /// The field that excluded providers, for an error message.
     pub(crate) fn exclusion_field(&self) -> &'static str {
         if self.only.is_some() {
-            "only"
+            self.only_field
         } else {
-            "ignore"
+            self.ignore_field
         }
     }
 }

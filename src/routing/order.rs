@@ -271,15 +271,49 @@ impl<F: Failover> Shared<F> {
             .collect()
     }
 
-    fn track_latency(&self, key: &TargetKey, started: Option<Instant>) {
+    /// Counts a request in flight on `key` until the guard is finished
+    /// (its latency observed) or dropped (a request that went away).
+    fn in_flight(&self, key: &TargetKey) -> InFlight<'_, F> {
         let mut map = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        let e = map.entry(key.clone()).or_insert_with(Ewma::new);
-        match started {
-            None => e.pending += 1,
-            Some(at) => {
-                e.pending = e.pending.saturating_sub(1);
-                e.observe(at.elapsed(), Instant::now());
-            }
+        map.entry(key.clone()).or_insert_with(Ewma::new).pending += 1;
+        InFlight {
+            shared: self,
+            key: key.clone(),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A request in flight on a least-latency deployment.
+struct InFlight<'a, F> {
+    shared: &'a Shared<F>,
+    key: TargetKey,
+    started: Instant,
+}
+
+impl<F> InFlight<'_, F> {
+    fn finish(self) {
+        let mut map = self
+            .shared
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = map.get_mut(&self.key) {
+            e.observe(self.started.elapsed(), Instant::now());
+        }
+        // Drop takes it out of the in-flight count.
+    }
+}
+
+impl<F> Drop for InFlight<'_, F> {
+    fn drop(&mut self) {
+        let mut map = self
+            .shared
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = map.get_mut(&self.key) {
+            e.pending = e.pending.saturating_sub(1);
         }
     }
 }
@@ -393,10 +427,7 @@ where
                         .provider(&p.target.provider)
                         .is_some_and(|r| r.balance == Balance::LeastLatency);
                 shared.cooldowns.begin(&p.key, Instant::now());
-                if balanced {
-                    shared.track_latency(&p.key, None);
-                }
-                let started = Instant::now();
+                let in_flight = balanced.then(|| shared.in_flight(&p.key));
                 let result = if first {
                     first = false;
                     inner.call(r).await
@@ -406,8 +437,8 @@ where
                         Err(e) => Err(e),
                     }
                 };
-                if balanced {
-                    shared.track_latency(&p.key, Some(started));
+                if let Some(f) = in_flight {
+                    f.finish();
                 }
                 match result {
                     Ok(mut resp) => {
