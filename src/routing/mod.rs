@@ -45,11 +45,11 @@
 //! answers with `x-tollgate-attempts: provider/model=outcome, ...`.
 
 mod attempts;
-mod cooldown;
+pub mod cooldown;
 pub mod fallback;
 mod options;
 pub mod order;
-mod retry;
+pub mod retry;
 mod routes;
 pub mod timeout;
 
