@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+/// glibc's allocator showed up at ~12% of the gateway's CPU under load
+/// (docs/BENCHMARKS.md); mimalloc's thread-local free lists cost less.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tollgate::config::Config;
 use tollgate::server::Layers;
 
