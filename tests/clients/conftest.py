@@ -72,6 +72,11 @@ api_key = "test-compat-key"
 
 [models]
 "claude-*" = "mock-anthropic/*"
+
+# A Claude model whose first provider is rate limited (as a subscription at
+# its limit is): the gateway falls back to the next provider.
+[models.claude-sonnet-limited]
+targets = ["mock-anthropic/claude-sonnet-4-5~status=429~retry-after=30", "mock-openai/gpt-4o"]
 """
 
 

@@ -61,8 +61,10 @@ def claude_env(gateway_url: str, home: Path, model: str) -> dict[str, str]:
         ("mock-anthropic/claude-sonnet-4-5", "anthropic"),
         ("mock-openai/gpt-4o", "openai"),
         ("mock-gemini/gemini-2.5-flash", "gemini"),
+        # Anthropic answers 429: Claude Code keeps working on the next provider.
+        ("claude-sonnet-limited", "openai"),
     ],
-    ids=["anthropic-upstream", "openai-upstream", "gemini-upstream"],
+    ids=["anthropic-upstream", "openai-upstream", "gemini-upstream", "rate-limited-fallback"],
 )
 def test_claude_code_print_mode(gateway, tmp_path, gateway_model, upstream_api):
     if shutil.which("node") is None or shutil.which("npx") is None:
@@ -109,3 +111,6 @@ def test_claude_code_print_mode(gateway, tmp_path, gateway_model, upstream_api):
     # Every request Claude Code made went through the gateway and was served.
     log = gateway.logs_since(offsets, only="gateway")
     assert "served" in log and "failed" not in log, detail
+    if gateway_model == "claude-sonnet-limited":
+        # The rate-limited provider was tried (then cooled down) and the next served.
+        assert "claude-sonnet-4-5~status=429~retry-after=30=429, mock-openai/gpt-4o=200" in log, detail
