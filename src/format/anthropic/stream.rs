@@ -494,13 +494,18 @@ struct BlockDeltaOut<'a> {
     delta: DeltaOut<'a>,
 }
 
+/// A block's `delta`, tagged `text_delta`, `input_json_delta`, ...
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type")]
 enum DeltaOut<'a> {
-    TextDelta { text: &'a str },
-    InputJsonDelta { partial_json: &'a str },
-    ThinkingDelta { thinking: &'a str },
-    SignatureDelta { signature: &'a str },
+    #[serde(rename = "text_delta")]
+    Text { text: &'a str },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: &'a str },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: &'a str },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: &'a str },
 }
 
 /// `content_block_stop`.
@@ -603,10 +608,10 @@ impl StreamEncode for StreamEncoder {
             }
             StreamEvent::Delta { index, delta } => {
                 let delta = match delta {
-                    Delta::Text(t) => DeltaOut::TextDelta { text: t },
-                    Delta::ToolArguments(t) => DeltaOut::InputJsonDelta { partial_json: t },
-                    Delta::Reasoning(t) => DeltaOut::ThinkingDelta { thinking: t },
-                    Delta::Signature(t) => DeltaOut::SignatureDelta { signature: t },
+                    Delta::Text(t) => DeltaOut::Text { text: t },
+                    Delta::ToolArguments(t) => DeltaOut::InputJson { partial_json: t },
+                    Delta::Reasoning(t) => DeltaOut::Thinking { thinking: t },
+                    Delta::Signature(t) => DeltaOut::Signature { signature: t },
                 };
                 let body = BlockDeltaOut {
                     kind: "content_block_delta",
