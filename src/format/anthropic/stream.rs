@@ -1,19 +1,27 @@
 //! Streams: a provider's SSE events to canonical events, canonical events to
 //! a client's SSE stream.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 
 use bytes::BytesMut;
-use serde_json::{json, Value};
+use serde::de::{Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use super::{error_from_body, finish_from_wire, finish_to_wire, WireUsage};
 use crate::canonical::{BlockKind, Delta, StreamEvent, Usage};
 use crate::error::GatewayError;
 use crate::format::{error_body, StreamDecode, StreamEncode, WireFormat};
-use crate::json::quote;
 use crate::sse::{write_event, SseEvent};
 
 /// Decodes a provider's Anthropic Messages stream.
+///
+/// Each event's `data` is read into small typed structs that borrow their
+/// strings from the event (no `serde_json::Value` per event); only `error`
+/// events are read as a `Value`.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
     started: bool,
@@ -28,38 +36,173 @@ pub struct StreamDecoder {
     stop_sequence: Option<String>,
 }
 
+/// A JSON string, borrowed from the input unless it holds escapes.
+///
+/// (`Option<Cow<str>>` with `#[serde(borrow)]` would always allocate: serde
+/// borrows only a bare `Cow<str>` field.)
+#[derive(Debug, Default)]
+struct Str<'a>(Cow<'a, str>);
+
+impl Str<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The text of an optional string field; empty when absent.
+fn text<'s>(s: &'s Option<Str<'_>>) -> &'s str {
+    s.as_ref().map(Str::as_str).unwrap_or_default()
+}
+
+/// One event's `data`: the fields the decoder reads, of every event kind.
+#[derive(Deserialize)]
+struct WireEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Str<'a>>,
+    index: Option<u64>,
+    /// `message_start`.
+    #[serde(borrow)]
+    message: Option<WireMessage<'a>>,
+    /// `content_block_start`.
+    #[serde(borrow)]
+    content_block: Option<WireBlock<'a>>,
+    /// `content_block_delta` and `message_delta`.
+    #[serde(borrow)]
+    delta: Option<WireDelta<'a>>,
+    /// `message_delta`.
+    usage: Option<WireUsageIn>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage<'a> {
+    #[serde(borrow)]
+    id: Option<Str<'a>>,
+    #[serde(borrow)]
+    model: Option<Str<'a>>,
+    usage: Option<WireUsageIn>,
+}
+
+/// A `content_block` (all kinds in one).
+#[derive(Deserialize, Default)]
+struct WireBlock<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    text: Option<Str<'a>>,
+    #[serde(borrow)]
+    id: Option<Str<'a>>,
+    #[serde(borrow)]
+    name: Option<Str<'a>>,
+    #[serde(borrow)]
+    input: Option<&'a RawValue>,
+    #[serde(borrow)]
+    thinking: Option<Str<'a>>,
+    #[serde(borrow)]
+    signature: Option<Str<'a>>,
+    #[serde(borrow)]
+    data: Option<Str<'a>>,
+}
+
+/// A `delta`: a block's (`type` and its text field) or the message's
+/// (`stop_reason`, `stop_sequence`).
+#[derive(Deserialize, Default)]
+struct WireDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    text: Option<Str<'a>>,
+    #[serde(borrow)]
+    partial_json: Option<Str<'a>>,
+    #[serde(borrow)]
+    thinking: Option<Str<'a>>,
+    #[serde(borrow)]
+    signature: Option<Str<'a>>,
+    #[serde(borrow)]
+    stop_reason: Option<Str<'a>>,
+    #[serde(borrow)]
+    stop_sequence: Option<Str<'a>>,
+}
+
+/// A wire `usage` object; absent or `null` counts leave ours as they are.
+#[derive(Deserialize)]
+struct WireUsageIn {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// Overwrites each count that `usage` carries.
+    fn apply(&mut self, usage: Option<WireUsageIn>) {
+        let Some(u) = usage else { return };
+        let set = |dst: &mut u64, v: Option<u64>| {
+            if let Some(v) = v {
+                *dst = v;
+            }
+        };
+        set(&mut self.input, u.input_tokens);
+        set(&mut self.output, u.output_tokens);
+        set(&mut self.cache_read, u.cache_read_input_tokens);
+        set(&mut self.cache_write, u.cache_creation_input_tokens);
+    }
+}
+
 impl StreamDecoder {
     /// A decoder for one stream.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn start_block(&mut self, upstream: u64, block: &Value, out: &mut Vec<StreamEvent>) {
-        let s = |k: &str| block.get(k).and_then(Value::as_str).unwrap_or_default();
-        let (kind, initial) = match s("type") {
-            "text" => (BlockKind::Text, non_empty(s("text")).map(Delta::Text)),
+    fn start_block(&mut self, upstream: u64, block: WireBlock<'_>, out: &mut Vec<StreamEvent>) {
+        let thinking = text(&block.kind) == "thinking";
+        let (kind, initial) = match text(&block.kind) {
+            "text" => (BlockKind::Text, non_empty(block.text).map(Delta::Text)),
             "tool_use" => {
-                let input = match block.get("input") {
-                    Some(Value::Object(m)) if !m.is_empty() => {
-                        Some(Delta::ToolArguments(Value::Object(m.clone()).to_string()))
-                    }
-                    _ => None,
-                };
+                // Anthropic sends `input: {}`; arguments come as deltas.
+                let input = block
+                    .input
+                    .filter(|raw| raw.get().starts_with('{'))
+                    .and_then(|raw| serde_json::from_str::<Map<String, Value>>(raw.get()).ok())
+                    .filter(|m| !m.is_empty())
+                    .map(|m| Delta::ToolArguments(Value::Object(m).to_string()));
                 (
                     BlockKind::ToolCall {
-                        id: s("id").to_owned(),
-                        name: s("name").to_owned(),
+                        id: text(&block.id).to_owned(),
+                        name: text(&block.name).to_owned(),
                     },
                     input,
                 )
             }
             "thinking" => (
                 BlockKind::Reasoning,
-                non_empty(s("thinking")).map(Delta::Reasoning),
+                non_empty(block.thinking).map(Delta::Reasoning),
             ),
             "redacted_thinking" => (
                 BlockKind::RedactedReasoning {
-                    data: s("data").to_owned(),
+                    data: text(&block.data).to_owned(),
                 },
                 None,
             ),
@@ -80,8 +223,8 @@ impl StreamDecoder {
         if let Some(delta) = initial {
             out.push(StreamEvent::Delta { index, delta });
         }
-        if s("type") == "thinking" {
-            if let Some(sig) = non_empty(s("signature")) {
+        if thinking {
+            if let Some(sig) = non_empty(block.signature) {
                 out.push(StreamEvent::Delta {
                     index,
                     delta: Delta::Signature(sig),
@@ -100,8 +243,21 @@ impl StreamDecoder {
     }
 }
 
-fn non_empty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_owned())
+/// The string, owned, unless absent or empty.
+fn non_empty(s: Option<Str<'_>>) -> Option<String> {
+    s.filter(|s| !s.0.is_empty()).map(|s| s.0.into_owned())
+}
+
+/// An `error` event's body as the gateway error it reports.
+fn error_event(data: &str) -> GatewayError {
+    match serde_json::from_str::<Value>(data) {
+        Ok(body) => error_from_body(&body),
+        Err(e) => not_json(e),
+    }
+}
+
+fn not_json(e: serde_json::Error) -> GatewayError {
+    GatewayError::bad_upstream(format!("Anthropic stream event is not JSON: {e}"))
 }
 
 impl StreamDecode for StreamDecoder {
@@ -110,17 +266,42 @@ impl StreamDecode for StreamDecoder {
             return Ok(());
         }
         let name = event.event.as_deref();
-        if name == Some("ping") {
-            return Ok(());
+        match name {
+            Some("ping") => return Ok(()),
+            Some("error") => return Err(error_event(&event.data)),
+            // Events this decoder does not read are skipped (as the SDKs
+            // do) without parsing, once the message has started.
+            Some(
+                "message_start"
+                | "content_block_start"
+                | "content_block_delta"
+                | "content_block_stop"
+                | "message_delta"
+                | "message_stop",
+            )
+            | None => {}
+            Some(_) if self.started => return Ok(()),
+            Some(other) => {
+                return Err(GatewayError::bad_upstream(format!(
+                    "Anthropic stream sent `{other}` before `message_start`"
+                )))
+            }
         }
-        let data: Value = serde_json::from_str(&event.data).map_err(|e| {
-            GatewayError::bad_upstream(format!("Anthropic stream event is not JSON: {e}"))
+        let data: WireEvent = serde_json::from_str(&event.data).map_err(|e| {
+            if e.is_data() {
+                GatewayError::bad_upstream(format!(
+                    "Anthropic `{}` event is malformed: {e}",
+                    name.unwrap_or("unnamed")
+                ))
+            } else {
+                not_json(e)
+            }
         })?;
         let ty = name
-            .or_else(|| data.get("type").and_then(Value::as_str))
+            .or_else(|| data.kind.as_ref().map(Str::as_str))
             .unwrap_or_default();
         let index = || {
-            data.get("index").and_then(Value::as_u64).ok_or_else(|| {
+            data.index.ok_or_else(|| {
                 GatewayError::bad_upstream(format!("Anthropic `{ty}` event has no index"))
             })
         };
@@ -130,41 +311,41 @@ impl StreamDecode for StreamDecoder {
             )));
         }
         match ty {
-            "error" => return Err(error_from_body(&data)),
+            "error" => return Err(error_event(&event.data)),
             "ping" => {}
             "message_start" => {
-                let msg = data.get("message").unwrap_or(&Value::Null);
-                let s = |k: &str| msg.get(k).and_then(Value::as_str).unwrap_or_default();
                 if self.started {
                     return Err(GatewayError::bad_upstream(
                         "Anthropic stream sent `message_start` twice",
                     ));
                 }
                 self.started = true;
-                self.usage.update(msg.get("usage"));
-                out.push(StreamEvent::Start {
-                    id: s("id").to_owned(),
-                    model: s("model").to_owned(),
-                });
+                let (id, model) = match data.message {
+                    Some(msg) => {
+                        self.usage.apply(msg.usage);
+                        (text(&msg.id).to_owned(), text(&msg.model).to_owned())
+                    }
+                    None => (String::new(), String::new()),
+                };
+                out.push(StreamEvent::Start { id, model });
             }
             "content_block_start" => {
-                let block = data.get("content_block").unwrap_or(&Value::Null);
-                self.start_block(index()?, block, out);
+                let upstream = index()?;
+                self.start_block(upstream, data.content_block.unwrap_or_default(), out);
             }
             "content_block_delta" => {
                 let Some(idx) = self.lookup(index()?)? else {
                     return Ok(());
                 };
-                let delta = data.get("delta").unwrap_or(&Value::Null);
-                let s = |k: &str| delta.get(k).and_then(Value::as_str).map(str::to_owned);
-                let d = match delta.get("type").and_then(Value::as_str) {
-                    Some("text_delta") => s("text").map(Delta::Text),
-                    Some("input_json_delta") => s("partial_json").map(Delta::ToolArguments),
-                    Some("thinking_delta") => s("thinking").map(Delta::Reasoning),
-                    Some("signature_delta") => s("signature").map(Delta::Signature),
+                let delta = data.delta.unwrap_or_default();
+                let d = match text(&delta.kind) {
+                    "text_delta" => non_empty(delta.text).map(Delta::Text),
+                    "input_json_delta" => non_empty(delta.partial_json).map(Delta::ToolArguments),
+                    "thinking_delta" => non_empty(delta.thinking).map(Delta::Reasoning),
+                    "signature_delta" => non_empty(delta.signature).map(Delta::Signature),
                     _ => None, // citations_delta and future kinds
                 };
-                if let Some(delta) = d.filter(|d| !delta_is_empty(d)) {
+                if let Some(delta) = d {
                     out.push(StreamEvent::Delta { index: idx, delta });
                 }
             }
@@ -177,14 +358,15 @@ impl StreamDecode for StreamDecoder {
                 }
             }
             "message_delta" => {
-                let delta = data.get("delta").unwrap_or(&Value::Null);
-                if let Some(r) = delta.get("stop_reason").and_then(Value::as_str) {
-                    self.stop_reason = Some(r.to_owned());
+                if let Some(delta) = data.delta {
+                    if let Some(r) = delta.stop_reason {
+                        self.stop_reason = Some(r.0.into_owned());
+                    }
+                    if let Some(q) = delta.stop_sequence {
+                        self.stop_sequence = Some(q.0.into_owned());
+                    }
                 }
-                if let Some(q) = delta.get("stop_sequence").and_then(Value::as_str) {
-                    self.stop_sequence = Some(q.to_owned());
-                }
-                self.usage.update(data.get("usage"));
+                self.usage.apply(data.usage);
             }
             "message_stop" => {
                 if let Some(idx) = self.open.take() {
@@ -213,19 +395,140 @@ impl StreamDecode for StreamDecoder {
     }
 }
 
-fn delta_is_empty(d: &Delta) -> bool {
-    match d {
-        Delta::Text(s) | Delta::ToolArguments(s) | Delta::Reasoning(s) | Delta::Signature(s) => {
-            s.is_empty()
-        }
-    }
-}
-
 /// Encodes canonical events as an Anthropic Messages stream.
+///
+/// Each event's JSON is written from small typed structs that borrow from
+/// the canonical event, fields in the order the API sends them.
 #[derive(Debug, Default)]
 pub struct StreamEncoder {
     started: bool,
     usage: Option<Usage>,
+    /// Reused buffer for each event's JSON.
+    scratch: Vec<u8>,
+}
+
+/// `message_start`.
+#[derive(Serialize)]
+struct MessageStartOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: StartMessageOut<'a>,
+}
+
+#[derive(Serialize)]
+struct StartMessageOut<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    role: &'static str,
+    model: &'a str,
+    /// Always `[]`.
+    content: [(); 0],
+    /// Always `null`.
+    stop_reason: (),
+    /// Always `null`.
+    stop_sequence: (),
+    usage: UsageOut,
+}
+
+/// A wire `usage` object.
+#[derive(Serialize)]
+struct UsageOut {
+    input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+    output_tokens: u64,
+}
+
+impl From<WireUsage> for UsageOut {
+    fn from(u: WireUsage) -> Self {
+        UsageOut {
+            input_tokens: u.input,
+            cache_creation_input_tokens: u.cache_write,
+            cache_read_input_tokens: u.cache_read,
+            output_tokens: u.output,
+        }
+    }
+}
+
+/// `content_block_start`.
+#[derive(Serialize)]
+struct BlockStartOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: usize,
+    content_block: BlockOut<'a>,
+}
+
+/// A `content_block` as it starts: empty, filled by deltas.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BlockOut<'a> {
+    Text {
+        text: &'static str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: EmptyObject,
+    },
+    Thinking {
+        thinking: &'static str,
+        signature: &'static str,
+    },
+    RedactedThinking {
+        data: &'a str,
+    },
+}
+
+/// `{}`.
+#[derive(Serialize)]
+struct EmptyObject {}
+
+/// `content_block_delta`.
+#[derive(Serialize)]
+struct BlockDeltaOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: usize,
+    delta: DeltaOut<'a>,
+}
+
+/// A block's `delta`, tagged `text_delta`, `input_json_delta`, ...
+#[derive(Serialize)]
+#[serde(tag = "type")]
+enum DeltaOut<'a> {
+    #[serde(rename = "text_delta")]
+    Text { text: &'a str },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: &'a str },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: &'a str },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: &'a str },
+}
+
+/// `content_block_stop`.
+#[derive(Serialize)]
+struct BlockStopOut {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: usize,
+}
+
+/// `message_delta`.
+#[derive(Serialize)]
+struct MessageDeltaOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    delta: StopOut<'a>,
+    usage: UsageOut,
+}
+
+#[derive(Serialize)]
+struct StopOut<'a> {
+    stop_reason: &'static str,
+    stop_sequence: Option<&'a str>,
 }
 
 impl StreamEncoder {
@@ -234,23 +537,30 @@ impl StreamEncoder {
         Self::default()
     }
 
+    /// Appends event `name` with `body` as its data.
+    fn emit(&mut self, name: &str, body: &impl Serialize, out: &mut BytesMut) {
+        self.scratch.clear();
+        serde_json::to_writer(&mut self.scratch, body).expect("an event always serializes");
+        write_event(out, name, &self.scratch);
+    }
+
     fn message_start(&mut self, id: &str, model: &str, out: &mut BytesMut) {
         self.started = true;
         let usage = WireUsage::from_canonical(&self.usage.unwrap_or_default());
-        let body = json!({
-            "type": "message_start",
-            "message": {
-                "id": id,
-                "type": "message",
-                "role": "assistant",
-                "model": model,
-                "content": [],
-                "stop_reason": null,
-                "stop_sequence": null,
-                "usage": usage.to_json(),
+        let body = MessageStartOut {
+            kind: "message_start",
+            message: StartMessageOut {
+                id,
+                kind: "message",
+                role: "assistant",
+                model,
+                content: [],
+                stop_reason: (),
+                stop_sequence: (),
+                usage: usage.into(),
             },
-        });
-        write_event(out, "message_start", body.to_string().as_bytes());
+        };
+        self.emit("message_start", &body, out);
     }
 }
 
@@ -276,47 +586,58 @@ impl StreamEncode for StreamEncoder {
             StreamEvent::Start { .. } => {} // only once
             StreamEvent::Usage(u) => self.usage = Some(*u),
             StreamEvent::BlockStart { index, block } => {
-                let cb = match block {
-                    BlockKind::Text => json!({"type": "text", "text": ""}),
-                    BlockKind::ToolCall { id, name } => {
-                        json!({"type": "tool_use", "id": id, "name": name, "input": {}})
-                    }
-                    BlockKind::Reasoning => {
-                        json!({"type": "thinking", "thinking": "", "signature": ""})
-                    }
-                    BlockKind::RedactedReasoning { data } => {
-                        json!({"type": "redacted_thinking", "data": data})
-                    }
+                let content_block = match block {
+                    BlockKind::Text => BlockOut::Text { text: "" },
+                    BlockKind::ToolCall { id, name } => BlockOut::ToolUse {
+                        id,
+                        name,
+                        input: EmptyObject {},
+                    },
+                    BlockKind::Reasoning => BlockOut::Thinking {
+                        thinking: "",
+                        signature: "",
+                    },
+                    BlockKind::RedactedReasoning { data } => BlockOut::RedactedThinking { data },
                 };
-                let body =
-                    json!({"type": "content_block_start", "index": index, "content_block": cb});
-                write_event(out, "content_block_start", body.to_string().as_bytes());
+                let body = BlockStartOut {
+                    kind: "content_block_start",
+                    index: *index,
+                    content_block,
+                };
+                self.emit("content_block_start", &body, out);
             }
             StreamEvent::Delta { index, delta } => {
-                let (kind, field, text) = match delta {
-                    Delta::Text(t) => ("text_delta", "text", t),
-                    Delta::ToolArguments(t) => ("input_json_delta", "partial_json", t),
-                    Delta::Reasoning(t) => ("thinking_delta", "thinking", t),
-                    Delta::Signature(t) => ("signature_delta", "signature", t),
+                let delta = match delta {
+                    Delta::Text(t) => DeltaOut::Text { text: t },
+                    Delta::ToolArguments(t) => DeltaOut::InputJson { partial_json: t },
+                    Delta::Reasoning(t) => DeltaOut::Thinking { thinking: t },
+                    Delta::Signature(t) => DeltaOut::Signature { signature: t },
                 };
-                let body = format!(
-                    r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"{kind}","{field}":{}}}}}"#,
-                    quote(text)
-                );
-                write_event(out, "content_block_delta", body.as_bytes());
+                let body = BlockDeltaOut {
+                    kind: "content_block_delta",
+                    index: *index,
+                    delta,
+                };
+                self.emit("content_block_delta", &body, out);
             }
             StreamEvent::BlockStop { index } => {
-                let body = format!(r#"{{"type":"content_block_stop","index":{index}}}"#);
-                write_event(out, "content_block_stop", body.as_bytes());
+                let body = BlockStopOut {
+                    kind: "content_block_stop",
+                    index: *index,
+                };
+                self.emit("content_block_stop", &body, out);
             }
             StreamEvent::Finish { reason, usage } => {
                 let (stop_reason, stop_sequence) = finish_to_wire(reason);
-                let body = json!({
-                    "type": "message_delta",
-                    "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-                    "usage": WireUsage::from_canonical(usage).to_json(),
-                });
-                write_event(out, "message_delta", body.to_string().as_bytes());
+                let body = MessageDeltaOut {
+                    kind: "message_delta",
+                    delta: StopOut {
+                        stop_reason,
+                        stop_sequence,
+                    },
+                    usage: WireUsage::from_canonical(usage).into(),
+                };
+                self.emit("message_delta", &body, out);
                 write_event(out, "message_stop", br#"{"type":"message_stop"}"#);
             }
         }

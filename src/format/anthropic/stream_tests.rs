@@ -2,6 +2,7 @@ use super::*;
 use crate::canonical::FinishReason;
 use crate::error::ErrorKind;
 use crate::sse::SseParser;
+use serde_json::json;
 
 /// Feeds `input` in pieces of `piece` bytes; returns the events and the first error.
 fn run(input: &[u8], piece: usize) -> (Vec<StreamEvent>, Result<(), GatewayError>) {
@@ -345,4 +346,141 @@ fn encoder_error_event() {
     let e = r.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Overloaded);
     assert_eq!(e.message(), "busy upstream");
+}
+
+#[test]
+fn decodes_unnamed_events_a_filled_tool_input_and_null_counts() {
+    // No `event:` lines: the kind comes from `type`. Events the decoder does
+    // not read are skipped whatever their data.
+    let input = concat!(
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":5,\"cache_creation_input_tokens\":null,\"output_tokens\":1}}}\n\n",
+        "event: some_future_event\ndata: [1, \"x\"]\n\n",
+        "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\",\"input\":{\"b\": 1, \"a\": [\"\\u00e9\"]}}}\n\n",
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\n\n",
+        "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":7,\"cache_read_input_tokens\":null}}\n\n",
+        "data: {\"type\":\"message_stop\"}\n\n",
+    );
+    let (events, r) = run(input.as_bytes(), 11);
+    r.unwrap();
+    assert_eq!(
+        events,
+        vec![
+            StreamEvent::Start {
+                id: "m".into(),
+                model: "c".into()
+            },
+            StreamEvent::BlockStart {
+                index: 0,
+                block: BlockKind::ToolCall {
+                    id: "t".into(),
+                    name: "f".into()
+                }
+            },
+            StreamEvent::Delta {
+                index: 0,
+                delta: Delta::ToolArguments(r#"{"a":["é"],"b":1}"#.into())
+            },
+            StreamEvent::BlockStop { index: 0 },
+            StreamEvent::Finish {
+                reason: FinishReason::ToolCalls,
+                usage: Usage {
+                    input_tokens: 5,
+                    output_tokens: 7,
+                    ..Usage::default()
+                }
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_field_of_the_wrong_type_is_bad_upstream() {
+    let cut = STREAM.find("event: content_block_start").unwrap();
+    let mut input = STREAM[..cut].to_string();
+    input.push_str("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":\"0\",\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
+    let e = run(input.as_bytes(), 64).1.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadUpstreamResponse);
+    assert!(
+        e.message()
+            .starts_with("Anthropic `content_block_start` event is malformed"),
+        "{}",
+        e.message()
+    );
+    let mut input = STREAM[..cut].to_string();
+    input.push_str("event: content_block_delta\ndata: {\"type\":\n\n");
+    let e = run(input.as_bytes(), 64).1.unwrap_err();
+    assert!(
+        e.message()
+            .starts_with("Anthropic stream event is not JSON"),
+        "{}",
+        e.message()
+    );
+}
+
+#[test]
+fn encoder_writes_each_event_in_the_api_field_order() {
+    let events = [
+        StreamEvent::Start {
+            id: "msg_1".into(),
+            model: "m".into(),
+        },
+        StreamEvent::BlockStart {
+            index: 0,
+            block: BlockKind::Text,
+        },
+        StreamEvent::Delta {
+            index: 0,
+            delta: Delta::Text("say \"hi\"\n".into()),
+        },
+        StreamEvent::BlockStop { index: 0 },
+        StreamEvent::BlockStart {
+            index: 1,
+            block: BlockKind::RedactedReasoning { data: "x".into() },
+        },
+        StreamEvent::Delta {
+            index: 1,
+            delta: Delta::Reasoning("r".into()),
+        },
+        StreamEvent::Delta {
+            index: 1,
+            delta: Delta::ToolArguments("{}".into()),
+        },
+        StreamEvent::BlockStop { index: 1 },
+        StreamEvent::Finish {
+            reason: FinishReason::StopSequence(Some("END".into())),
+            usage: Usage {
+                input_tokens: 30,
+                output_tokens: 2,
+                cache_read_tokens: 20,
+                cache_write_tokens: 4,
+                reasoning_tokens: 0,
+            },
+        },
+    ];
+    let out = encode_all(&events);
+    let want = concat!(
+        "event: message_start\n",
+        r#"data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":0}}}"#,
+        "\n\nevent: content_block_start\n",
+        r#"data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        "\n\nevent: content_block_delta\n",
+        r#"data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"say \"hi\"\n"}}"#,
+        "\n\nevent: content_block_stop\n",
+        r#"data: {"type":"content_block_stop","index":0}"#,
+        "\n\nevent: content_block_start\n",
+        r#"data: {"type":"content_block_start","index":1,"content_block":{"type":"redacted_thinking","data":"x"}}"#,
+        "\n\nevent: content_block_delta\n",
+        r#"data: {"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"r"}}"#,
+        "\n\nevent: content_block_delta\n",
+        r#"data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#,
+        "\n\nevent: content_block_stop\n",
+        r#"data: {"type":"content_block_stop","index":1}"#,
+        "\n\nevent: message_delta\n",
+        r#"data: {"type":"message_delta","delta":{"stop_reason":"stop_sequence","stop_sequence":"END"},"usage":{"input_tokens":6,"cache_creation_input_tokens":4,"cache_read_input_tokens":20,"output_tokens":2}}"#,
+        "\n\nevent: message_stop\n",
+        r#"data: {"type":"message_stop"}"#,
+        "\n\n",
+    );
+    assert_eq!(std::str::from_utf8(&out).unwrap(), want);
 }

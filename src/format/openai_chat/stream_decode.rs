@@ -1,8 +1,16 @@
 //! A provider's `chat.completion.chunk` stream to canonical events.
 
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{finish_reason_from, usage_from};
+use super::finish_reason_from;
 use crate::canonical::{BlockKind, Delta, FinishReason, StreamEvent, Usage};
 use crate::error::GatewayError;
 use crate::format::{parse_upstream_error, StreamDecode, WireFormat};
@@ -15,6 +23,12 @@ use crate::sse::SseEvent;
 /// `tool_calls[].index`) are blocks numbered from 0, one open at a time.
 /// A `finish_reason` closes the open block; `data: [DONE]` emits `Finish`
 /// with the last usage seen. Only the first choice is read.
+///
+/// Each chunk is read into small typed structs that borrow their strings
+/// from the event (no `serde_json::Value` per chunk). OpenAI-compatible
+/// servers vary, so every field is read loosely: a field of another JSON
+/// type than expected counts as absent, as it did when chunks were read as
+/// a `Value`.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
     started: bool,
@@ -40,6 +54,338 @@ enum OpenKind {
     Text,
     Reasoning,
     Tool(u64),
+}
+
+/// Any JSON value; the text when it is a string, borrowed from the input
+/// unless it holds escapes.
+#[derive(Debug, Default)]
+struct LooseStr<'a>(Option<Cow<'a, str>>);
+
+/// Any JSON value; the number when it is a non-negative integer.
+#[derive(Debug, Default, Clone, Copy)]
+struct LooseU64(Option<u64>);
+
+/// Any JSON value; `T` when it is an object.
+#[derive(Debug)]
+struct Obj<T>(Option<T>);
+
+/// Any JSON value; the elements when it is an array (else none).
+#[derive(Debug)]
+struct Arr<T>(Vec<T>);
+
+impl<T> Default for Obj<T> {
+    fn default() -> Self {
+        Obj(None)
+    }
+}
+
+impl<T> Default for Arr<T> {
+    fn default() -> Self {
+        Arr(Vec::new())
+    }
+}
+
+impl LooseStr<'_> {
+    fn get(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+/// Implements the visitor methods for JSON values a loose type ignores.
+macro_rules! ignore_other_values {
+    () => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Default::default())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(Default::default())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(Default::default())
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Default::default())
+        }
+    };
+}
+
+/// Implements `visit_str`/`visit_borrowed_str`/`visit_string`/`visit_u64`
+/// as ignored, for loose types that are not strings or numbers.
+macro_rules! ignore_strings_and_numbers {
+    () => {
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(Default::default())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(Default::default())
+        }
+    };
+}
+
+/// Implements `visit_map`/`visit_seq` as ignored (the value is skipped).
+macro_rules! ignore_containers {
+    () => {
+        fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+            while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Default::default())
+        }
+        fn visit_seq<S: SeqAccess<'de>>(self, mut s: S) -> Result<Self::Value, S::Error> {
+            while s.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Default::default())
+        }
+    };
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for LooseStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LooseStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(LooseStr(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(LooseStr(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(LooseStr(Some(Cow::Owned(v))))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(LooseStr(None))
+            }
+            ignore_other_values!();
+            ignore_containers!();
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for LooseU64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LooseU64;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(LooseU64(Some(v)))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(LooseU64(None))
+            }
+            ignore_other_values!();
+            ignore_containers!();
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, m: M) -> Result<Self::Value, M::Error> {
+                T::deserialize(MapAccessDeserializer::new(m)).map(|t| Obj(Some(t)))
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut s: S) -> Result<Self::Value, S::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Obj(None))
+            }
+            ignore_other_values!();
+            ignore_strings_and_numbers!();
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Arr<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Arr<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, s: S) -> Result<Self::Value, S::Error> {
+                Vec::<T>::deserialize(SeqAccessDeserializer::new(s)).map(Arr)
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Arr(Vec::new()))
+            }
+            ignore_other_values!();
+            ignore_strings_and_numbers!();
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// One chunk: the fields the decoder reads.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireChunk<'a> {
+    #[serde(borrow)]
+    id: LooseStr<'a>,
+    #[serde(borrow)]
+    model: LooseStr<'a>,
+    #[serde(borrow)]
+    choices: FirstChoice<'a>,
+    /// Present and not `null` in an error chunk.
+    error: Option<IgnoredAny>,
+    usage: Obj<WireUsage>,
+}
+
+/// The choice with `index` 0 (or none) of a `choices` array.
+#[derive(Default)]
+struct FirstChoice<'a>(Option<WireChoice<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstChoice<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = FirstChoice<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut s: S) -> Result<Self::Value, S::Error> {
+                let mut first = None;
+                while let Some(Obj(c)) = s.next_element::<Obj<WireChoice<'a>>>()? {
+                    // A choice that is not an object has index 0 too, and nothing in it.
+                    let c = c.unwrap_or_default();
+                    if first.is_none() && c.index.0.unwrap_or(0) == 0 {
+                        first = Some(c);
+                    }
+                }
+                Ok(FirstChoice(first))
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(FirstChoice(None))
+            }
+            ignore_other_values!();
+            ignore_strings_and_numbers!();
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireChoice<'a> {
+    index: LooseU64,
+    #[serde(borrow)]
+    delta: Obj<WireDelta<'a>>,
+    #[serde(borrow)]
+    finish_reason: LooseStr<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireDelta<'a> {
+    #[serde(borrow)]
+    reasoning_content: LooseStr<'a>,
+    #[serde(borrow)]
+    reasoning: LooseStr<'a>,
+    #[serde(borrow)]
+    content: LooseStr<'a>,
+    #[serde(borrow)]
+    refusal: LooseStr<'a>,
+    #[serde(borrow)]
+    tool_calls: Arr<Obj<WireToolCall<'a>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireToolCall<'a> {
+    index: LooseU64,
+    #[serde(borrow)]
+    id: LooseStr<'a>,
+    #[serde(borrow)]
+    function: Obj<WireFunction<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireFunction<'a> {
+    #[serde(borrow)]
+    name: LooseStr<'a>,
+    /// A string of JSON text, or (some servers) the JSON object itself.
+    #[serde(borrow)]
+    arguments: Option<&'a RawValue>,
+}
+
+/// A `usage` object. DeepSeek's `prompt_cache_hit_tokens` stands in for
+/// `cached_tokens` when that is absent.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireUsage {
+    prompt_tokens: LooseU64,
+    completion_tokens: LooseU64,
+    prompt_tokens_details: Obj<CachedTokens>,
+    prompt_cache_hit_tokens: LooseU64,
+    completion_tokens_details: Obj<ReasoningTokens>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CachedTokens {
+    cached_tokens: LooseU64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ReasoningTokens {
+    reasoning_tokens: LooseU64,
+}
+
+impl WireUsage {
+    fn to_canonical(&self) -> Usage {
+        let cached = self
+            .prompt_tokens_details
+            .0
+            .as_ref()
+            .and_then(|d| d.cached_tokens.0)
+            .or(self.prompt_cache_hit_tokens.0)
+            .unwrap_or(0);
+        Usage {
+            input_tokens: self.prompt_tokens.0.unwrap_or(0),
+            output_tokens: self.completion_tokens.0.unwrap_or(0),
+            cache_read_tokens: cached,
+            cache_write_tokens: 0,
+            reasoning_tokens: self
+                .completion_tokens_details
+                .0
+                .as_ref()
+                .and_then(|d| d.reasoning_tokens.0)
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// A tool call's `arguments` as text: the string, or an object's JSON.
+fn arguments_text(raw: Option<&RawValue>) -> String {
+    let Some(raw) = raw else {
+        return String::new();
+    };
+    match raw.get().as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<LooseStr>(raw.get())
+            .ok()
+            .and_then(|s| s.0)
+            .map(Cow::into_owned)
+            .unwrap_or_default(),
+        Some(b'{') => serde_json::from_str::<Value>(raw.get())
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
 }
 
 impl StreamDecoder {
@@ -72,25 +418,27 @@ impl StreamDecoder {
         index
     }
 
-    fn text(&mut self, kind: OpenKind, text: &str, out: &mut Vec<StreamEvent>) {
+    fn text(&mut self, kind: OpenKind, text: Cow<'_, str>, out: &mut Vec<StreamEvent>) {
         if text.is_empty() {
             return;
         }
+        let text = text.into_owned();
         let (block, delta) = match kind {
-            OpenKind::Reasoning => (BlockKind::Reasoning, Delta::Reasoning(text.to_string())),
-            _ => (BlockKind::Text, Delta::Text(text.to_string())),
+            OpenKind::Reasoning => (BlockKind::Reasoning, Delta::Reasoning(text)),
+            _ => (BlockKind::Text, Delta::Text(text)),
         };
         let index = self.ensure(kind, block, out);
         out.push(StreamEvent::Delta { index, delta });
     }
 
-    fn tool_call(&mut self, tc: &Value, out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
-        let id = tc
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty());
-        let func = tc.get("function");
-        let upstream = match tc.get("index").and_then(Value::as_u64) {
+    fn tool_call(
+        &mut self,
+        tc: WireToolCall<'_>,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), GatewayError> {
+        let id = tc.id.get().filter(|s| !s.is_empty());
+        let func = tc.function.0.unwrap_or_default();
+        let upstream = match tc.index.0 {
             Some(i) => i,
             None => match (id, self.open) {
                 // No index: a fragment without an ID continues the open call.
@@ -120,21 +468,13 @@ impl StreamDecoder {
                     id: id
                         .map(str::to_owned)
                         .unwrap_or_else(|| format!("call_{}", uuid::Uuid::new_v4().simple())),
-                    name: func
-                        .and_then(|f| f.get("name"))
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
+                    name: func.name.get().unwrap_or_default().to_string(),
                 };
                 self.close(out);
                 self.ensure(OpenKind::Tool(upstream), block, out)
             }
         };
-        let args = match func.and_then(|f| f.get("arguments")) {
-            Some(Value::String(s)) => s.clone(),
-            Some(v @ Value::Object(_)) => v.to_string(),
-            _ => String::new(),
-        };
+        let args = arguments_text(func.arguments);
         if !args.is_empty() {
             out.push(StreamEvent::Delta {
                 index,
@@ -157,6 +497,16 @@ impl StreamDecoder {
     }
 }
 
+/// An error chunk (or `event: error`) as the gateway error it reports.
+fn upstream_error(data: &str) -> GatewayError {
+    parse_upstream_error(
+        WireFormat::OpenAiChat,
+        http::StatusCode::BAD_GATEWAY,
+        &http::HeaderMap::new(),
+        data.as_bytes(),
+    )
+}
+
 impl StreamDecode for StreamDecoder {
     fn event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
         if self.finished {
@@ -175,75 +525,62 @@ impl StreamDecode for StreamDecoder {
         if data.is_empty() {
             return Ok(());
         }
-        let chunk: Value = serde_json::from_str(data).map_err(|e| {
-            GatewayError::bad_upstream(format!("provider stream chunk is not valid JSON: {e}"))
-        })?;
-        if event.event.as_deref() == Some("error")
-            || chunk.get("error").is_some_and(|e| !e.is_null())
-        {
-            return Err(parse_upstream_error(
-                WireFormat::OpenAiChat,
-                http::StatusCode::BAD_GATEWAY,
-                &http::HeaderMap::new(),
-                data.as_bytes(),
-            ));
-        }
-        if !chunk.is_object() {
-            return Err(GatewayError::bad_upstream(
-                "provider stream chunk is not a JSON object",
-            ));
+        let is_error_event = event.event.as_deref() == Some("error");
+        let chunk: WireChunk = match serde_json::from_str(data) {
+            Ok(chunk) if data.starts_with('{') => chunk,
+            // Not an object, or a shape the loose structs do not take
+            // (duplicate keys): read it as a `Value` to say what it is.
+            _ => {
+                let v: Value = serde_json::from_str(data).map_err(|e| {
+                    GatewayError::bad_upstream(format!(
+                        "provider stream chunk is not valid JSON: {e}"
+                    ))
+                })?;
+                if is_error_event || v.get("error").is_some_and(|e| !e.is_null()) {
+                    return Err(upstream_error(data));
+                }
+                return Err(GatewayError::bad_upstream(if v.is_object() {
+                    "provider stream chunk is malformed"
+                } else {
+                    "provider stream chunk is not a JSON object"
+                }));
+            }
+        };
+        if is_error_event || chunk.error.is_some() {
+            return Err(upstream_error(data));
         }
         if !self.started {
             self.started = true;
-            let field = |k: &str| {
-                chunk
-                    .get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
-            };
+            let field = |s: &LooseStr| s.get().unwrap_or_default().to_string();
             out.push(StreamEvent::Start {
-                id: field("id"),
-                model: field("model"),
+                id: field(&chunk.id),
+                model: field(&chunk.model),
             });
         }
 
-        let choice = chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .and_then(|cs| {
-                cs.iter()
-                    .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
-            });
-        if let Some(choice) = choice {
-            if let Some(delta) = choice.get("delta") {
-                let reasoning = delta
-                    .get("reasoning_content")
-                    .and_then(Value::as_str)
-                    .or_else(|| delta.get("reasoning").and_then(Value::as_str));
-                if let Some(r) = reasoning {
+        if let Some(choice) = chunk.choices.0 {
+            if let Some(delta) = choice.delta.0 {
+                if let Some(r) = delta.reasoning_content.0.or(delta.reasoning.0) {
                     self.text(OpenKind::Reasoning, r, out);
                 }
-                if let Some(t) = delta.get("content").and_then(Value::as_str) {
+                if let Some(t) = delta.content.0 {
                     self.text(OpenKind::Text, t, out);
                 }
-                if let Some(t) = delta.get("refusal").and_then(Value::as_str) {
+                if let Some(t) = delta.refusal.0 {
                     self.text(OpenKind::Text, t, out);
                 }
-                if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
-                    for tc in calls {
-                        self.tool_call(tc, out)?;
-                    }
+                for tc in delta.tool_calls.0 {
+                    self.tool_call(tc.0.unwrap_or_default(), out)?;
                 }
             }
-            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            if let Some(reason) = choice.finish_reason.get() {
                 self.finish_reason = Some(finish_reason_from(reason));
                 self.close(out);
             }
         }
 
-        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = usage_from(usage);
+        if let Some(usage) = chunk.usage.0 {
+            self.usage = usage.to_canonical();
             // The grammar has no usage inside a block; Finish carries it anyway.
             if self.open.is_none() {
                 out.push(StreamEvent::Usage(self.usage));
@@ -493,5 +830,77 @@ mod tests {
         assert_eq!(end.unwrap_err().kind(), ErrorKind::BadUpstreamResponse);
         let (_, end) = decode_in_pieces(b"", &[64]);
         assert_eq!(end.unwrap_err().message(), "stream ended before completion");
+    }
+
+    #[test]
+    fn fields_of_unexpected_types_are_ignored_as_before() {
+        // What OpenAI-compatible servers send in the wild: content as an
+        // array (ignored), `reasoning` instead of `reasoning_content`, a
+        // second choice (ignored), arguments as an object, tool calls with
+        // no index, DeepSeek's `prompt_cache_hit_tokens`, odd `usage` members.
+        let input = concat!(
+            "data: {\"id\":7,\"model\":\"m\",\"choices\":[{\"index\":1,\"delta\":{\"content\":\"other choice\"}},{\"delta\":{\"content\":[{\"type\":\"thinking\"}],\"reasoning\":\"a\\nb\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\",\"tool_calls\":null}}],\"usage\":\"none\"}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"c1\",\"function\":{\"name\":\"f\",\"arguments\":{\"b\":1,\"a\":2}}}]}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":7}}, 5]},\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":-1,\"prompt_tokens_details\":null,\"prompt_cache_hit_tokens\":4}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let (events, end) = decode_in_pieces(input.as_bytes(), &[17]);
+        end.unwrap();
+        let usage = Usage {
+            input_tokens: 10,
+            cache_read_tokens: 4,
+            ..Usage::default()
+        };
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::Start {
+                    id: "".into(),
+                    model: "m".into()
+                },
+                StreamEvent::BlockStart {
+                    index: 0,
+                    block: BlockKind::Reasoning
+                },
+                StreamEvent::Delta {
+                    index: 0,
+                    delta: Delta::Reasoning("a\nb".into())
+                },
+                StreamEvent::BlockStop { index: 0 },
+                StreamEvent::BlockStart {
+                    index: 1,
+                    block: BlockKind::Text
+                },
+                StreamEvent::Delta {
+                    index: 1,
+                    delta: Delta::Text("x".into())
+                },
+                StreamEvent::BlockStop { index: 1 },
+                StreamEvent::BlockStart {
+                    index: 2,
+                    block: BlockKind::ToolCall {
+                        id: "c1".into(),
+                        name: "f".into()
+                    }
+                },
+                StreamEvent::Delta {
+                    index: 2,
+                    delta: Delta::ToolArguments(r#"{"a":2,"b":1}"#.into())
+                },
+                StreamEvent::BlockStop { index: 2 },
+                StreamEvent::Usage(usage),
+                StreamEvent::Finish {
+                    reason: FinishReason::ToolCalls,
+                    usage
+                },
+            ]
+        );
+        // Not an object.
+        let (_, end) = decode_in_pieces(b"data: [1, 2]\n\n", &[64]);
+        assert_eq!(
+            end.unwrap_err().message(),
+            "provider stream chunk is not a JSON object"
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! Canonical events to a client's `chat.completion.chunk` stream.
 
 use bytes::BytesMut;
-use serde_json::{json, Value};
+use serde::Serialize;
 
+use super::finish_reason_str;
 use super::response::response_id;
-use super::{finish_reason_str, unix_now, usage_json};
-use crate::canonical::{BlockKind, Delta, StreamEvent};
+use super::unix_now;
+use crate::canonical::{BlockKind, Delta, StreamEvent, Usage};
 use crate::error::GatewayError;
 use crate::format::{error_body, StreamEncode, WireFormat};
 use crate::sse::write_data;
@@ -31,6 +32,98 @@ pub struct StreamEncoder {
     tool_count: usize,
     /// The open block: its index and, for a tool call, its number.
     tool_block: Option<(usize, usize)>,
+    /// Reused buffer for each chunk's JSON.
+    scratch: Vec<u8>,
+}
+
+/// One `chat.completion.chunk`, fields in the order OpenAI sends them.
+#[derive(Serialize)]
+struct Chunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: &'a [Choice<'a>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<ChunkUsage>,
+}
+
+/// `choices[0]` of a chunk.
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    delta: ChoiceDelta<'a>,
+    /// Always `null`.
+    logprobs: (),
+    finish_reason: Option<&'static str>,
+}
+
+/// A chunk's `delta`: only the fields set are written.
+#[derive(Serialize, Default)]
+struct ChoiceDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCallDelta<'a>; 1]>,
+}
+
+/// One `delta.tool_calls` entry: the first carries `id`, `type` and the
+/// function's `name`; later ones only argument text.
+#[derive(Serialize)]
+struct ToolCallDelta<'a> {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionDelta<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
+}
+
+/// The usage chunk's `usage`.
+#[derive(Serialize)]
+struct ChunkUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: CachedTokens,
+    completion_tokens_details: ReasoningTokens,
+}
+
+#[derive(Serialize)]
+struct CachedTokens {
+    cached_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct ReasoningTokens {
+    reasoning_tokens: u64,
+}
+
+impl ChunkUsage {
+    fn new(u: &Usage) -> Self {
+        ChunkUsage {
+            prompt_tokens: u.input_tokens,
+            completion_tokens: u.output_tokens,
+            total_tokens: u.input_tokens + u.output_tokens,
+            prompt_tokens_details: CachedTokens {
+                cached_tokens: u.cache_read_tokens,
+            },
+            completion_tokens_details: ReasoningTokens {
+                reasoning_tokens: u.reasoning_tokens,
+            },
+        }
+    }
 }
 
 impl StreamEncoder {
@@ -49,26 +142,45 @@ impl StreamEncoder {
         self.model = model.to_string();
         self.created = unix_now();
         self.chunk(
-            json!({"role": "assistant", "content": ""}),
-            Value::Null,
+            ChoiceDelta {
+                role: Some("assistant"),
+                content: Some(""),
+                ..ChoiceDelta::default()
+            },
+            None,
             out,
         );
     }
 
-    fn chunk(&self, delta: Value, finish_reason: Value, out: &mut BytesMut) {
-        let chunk = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{
-                "index": 0,
-                "delta": delta,
-                "logprobs": null,
-                "finish_reason": finish_reason,
-            }],
-        });
-        write_data(out, &serde_json::to_vec(&chunk).unwrap_or_default());
+    fn chunk(
+        &mut self,
+        delta: ChoiceDelta<'_>,
+        finish_reason: Option<&'static str>,
+        out: &mut BytesMut,
+    ) {
+        let choice = Choice {
+            index: 0,
+            delta,
+            logprobs: (),
+            finish_reason,
+        };
+        self.write(Some(choice), None, out);
+    }
+
+    /// Writes one chunk: with `choices: [choice]`, or `choices: []` and
+    /// the usage.
+    fn write(&mut self, choice: Option<Choice<'_>>, usage: Option<ChunkUsage>, out: &mut BytesMut) {
+        self.scratch.clear();
+        let chunk = Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: choice.as_slice(),
+            usage,
+        };
+        serde_json::to_writer(&mut self.scratch, &chunk).expect("a chunk always serializes");
+        write_data(out, &self.scratch);
     }
 }
 
@@ -96,31 +208,60 @@ impl StreamEncode for StreamEncoder {
                 let n = self.tool_count;
                 self.tool_count += 1;
                 self.tool_block = Some((*index, n));
+                let call = ToolCallDelta {
+                    index: n,
+                    id: Some(id),
+                    kind: Some("function"),
+                    function: FunctionDelta {
+                        name: Some(name),
+                        arguments: "",
+                    },
+                };
                 self.chunk(
-                    json!({"tool_calls": [{
-                        "index": n,
-                        "id": id,
-                        "type": "function",
-                        "function": {"name": name, "arguments": ""},
-                    }]}),
-                    Value::Null,
+                    ChoiceDelta {
+                        tool_calls: Some([call]),
+                        ..ChoiceDelta::default()
+                    },
+                    None,
                     out,
                 );
             }
             StreamEvent::BlockStart { .. } | StreamEvent::BlockStop { .. } => {}
             StreamEvent::Delta { index, delta } => match delta {
-                Delta::Text(t) if !t.is_empty() => {
-                    self.chunk(json!({"content": t}), Value::Null, out)
-                }
-                Delta::Reasoning(t) if !t.is_empty() => {
-                    self.chunk(json!({"reasoning_content": t}), Value::Null, out)
-                }
+                Delta::Text(t) if !t.is_empty() => self.chunk(
+                    ChoiceDelta {
+                        content: Some(t),
+                        ..ChoiceDelta::default()
+                    },
+                    None,
+                    out,
+                ),
+                Delta::Reasoning(t) if !t.is_empty() => self.chunk(
+                    ChoiceDelta {
+                        reasoning_content: Some(t),
+                        ..ChoiceDelta::default()
+                    },
+                    None,
+                    out,
+                ),
                 Delta::ToolArguments(a) if !a.is_empty() => {
                     if let Some((block, n)) = self.tool_block {
                         if block == *index {
+                            let call = ToolCallDelta {
+                                index: n,
+                                id: None,
+                                kind: None,
+                                function: FunctionDelta {
+                                    name: None,
+                                    arguments: a,
+                                },
+                            };
                             self.chunk(
-                                json!({"tool_calls": [{"index": n, "function": {"arguments": a}}]}),
-                                Value::Null,
+                                ChoiceDelta {
+                                    tool_calls: Some([call]),
+                                    ..ChoiceDelta::default()
+                                },
+                                None,
                                 out,
                             );
                         }
@@ -129,17 +270,9 @@ impl StreamEncode for StreamEncoder {
                 _ => {}
             },
             StreamEvent::Finish { reason, usage } => {
-                self.chunk(json!({}), json!(finish_reason_str(reason)), out);
+                self.chunk(ChoiceDelta::default(), Some(finish_reason_str(reason)), out);
                 if self.include_usage {
-                    let chunk = json!({
-                        "id": self.id,
-                        "object": "chat.completion.chunk",
-                        "created": self.created,
-                        "model": self.model,
-                        "choices": [],
-                        "usage": usage_json(usage),
-                    });
-                    write_data(out, &serde_json::to_vec(&chunk).unwrap_or_default());
+                    self.write(None, Some(ChunkUsage::new(usage)), out);
                 }
                 write_data(out, b"[DONE]");
                 self.done = true;
@@ -159,10 +292,11 @@ impl StreamEncode for StreamEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canonical::{FinishReason, Usage};
+    use crate::canonical::FinishReason;
     use crate::format::openai_chat::StreamDecoder;
     use crate::format::StreamDecode;
     use crate::sse::SseParser;
+    use serde_json::{json, Value};
 
     fn events() -> Vec<StreamEvent> {
         let usage = Usage {
@@ -386,5 +520,54 @@ mod tests {
         let fin: Value = serde_json::from_str(&lines[1]).unwrap();
         assert_eq!(fin["choices"][0]["finish_reason"], "stop");
         assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn chunks_carry_exactly_the_sdk_fields_in_openai_order() {
+        let evs = [
+            StreamEvent::Start {
+                id: "msg_1".into(),
+                model: "m".into(),
+            },
+            StreamEvent::BlockStart {
+                index: 0,
+                block: BlockKind::Text,
+            },
+            StreamEvent::Delta {
+                index: 0,
+                delta: Delta::Text("say \"hi\"\n".into()),
+            },
+            StreamEvent::Finish {
+                reason: FinishReason::Stop,
+                usage: Usage {
+                    input_tokens: 3,
+                    output_tokens: 2,
+                    ..Usage::default()
+                },
+            },
+        ];
+        let lines = data_lines(&encode(true, &evs));
+        let first: Value = serde_json::from_str(&lines[0]).unwrap();
+        let created = first["created"].as_u64().unwrap();
+        let head = format!(
+            r#"{{"id":"msg_1","object":"chat.completion.chunk","created":{created},"model":"m","#
+        );
+        let choice = |delta: &str, finish: &str| {
+            format!(
+                r#"{head}"choices":[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish}}}]}}"#
+            )
+        };
+        assert_eq!(
+            lines,
+            vec![
+                choice(r#"{"role":"assistant","content":""}"#, "null"),
+                choice(r#"{"content":"say \"hi\"\n"}"#, "null"),
+                choice("{}", r#""stop""#),
+                format!(
+                    r#"{head}"choices":[],"usage":{{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"prompt_tokens_details":{{"cached_tokens":0}},"completion_tokens_details":{{"reasoning_tokens":0}}}}}}"#
+                ),
+                "[DONE]".to_string(),
+            ]
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Canonical events as the Responses event stream.
 
 use bytes::BytesMut;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::response::{
@@ -28,6 +29,26 @@ pub struct StreamEncoder {
     /// The canonical index of a block that has no output item (dropped).
     skipped: Option<usize>,
     usage: Option<Usage>,
+    /// Reused buffer for each delta event's JSON.
+    scratch: Vec<u8>,
+}
+
+/// A `*.delta` event, written from borrowed parts (the per-token path).
+#[derive(Serialize)]
+struct DeltaEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sequence_number: u64,
+    item_id: &'a str,
+    output_index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary_index: Option<u32>,
+    delta: &'a str,
+    /// `[]` on text deltas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<[(); 0]>,
 }
 
 #[derive(Debug)]
@@ -151,39 +172,42 @@ impl StreamEncoder {
         let Some(open) = self.open.as_mut().filter(|o| o.block == block) else {
             return;
         };
-        let item_id = open.item_id.clone();
-        let (ty, data) = match (&open.kind, delta) {
+        let mut data = DeltaEvent {
+            kind: "",
+            sequence_number: self.seq,
+            item_id: &open.item_id,
+            output_index,
+            content_index: None,
+            summary_index: None,
+            delta: "",
+            logprobs: None,
+        };
+        match (&open.kind, delta) {
             (OpenKind::Message, Delta::Text(t)) => {
                 open.buf.push_str(t);
-                (
-                    "response.output_text.delta",
-                    json!({
-                        "item_id": item_id, "output_index": output_index,
-                        "content_index": 0, "delta": t, "logprobs": [],
-                    }),
-                )
+                data.kind = "response.output_text.delta";
+                data.content_index = Some(0);
+                data.delta = t;
+                data.logprobs = Some([]);
             }
             (OpenKind::FunctionCall { .. }, Delta::ToolArguments(a)) => {
                 open.buf.push_str(a);
-                (
-                    "response.function_call_arguments.delta",
-                    json!({ "item_id": item_id, "output_index": output_index, "delta": a }),
-                )
+                data.kind = "response.function_call_arguments.delta";
+                data.delta = a;
             }
             (OpenKind::Reasoning, Delta::Reasoning(t)) => {
                 open.buf.push_str(t);
-                (
-                    "response.reasoning_summary_text.delta",
-                    json!({
-                        "item_id": item_id, "output_index": output_index,
-                        "summary_index": 0, "delta": t,
-                    }),
-                )
+                data.kind = "response.reasoning_summary_text.delta";
+                data.summary_index = Some(0);
+                data.delta = t;
             }
             // Signatures and mismatched deltas have nowhere to go.
             _ => return,
-        };
-        self.emit(out, ty, data);
+        }
+        self.scratch.clear();
+        serde_json::to_writer(&mut self.scratch, &data).expect("a delta event always serializes");
+        sse::write_event(out, data.kind, &self.scratch);
+        self.seq += 1;
     }
 
     fn close_block(&mut self, out: &mut BytesMut) {
@@ -641,5 +665,73 @@ mod tests {
         assert_eq!(failed["status"], "failed");
         assert_eq!(failed["error"]["code"], "server_error");
         assert_eq!(failed["error"]["message"], "stream ended before completion");
+    }
+
+    #[test]
+    fn delta_events_carry_exactly_their_fields() {
+        let evs = run(
+            &[
+                StreamEvent::Start {
+                    id: "r".into(),
+                    model: "m".into(),
+                },
+                StreamEvent::BlockStart {
+                    index: 0,
+                    block: BlockKind::Reasoning,
+                },
+                StreamEvent::Delta {
+                    index: 0,
+                    delta: Delta::Reasoning("think \"hard\"".into()),
+                },
+                StreamEvent::BlockStop { index: 0 },
+                StreamEvent::BlockStart {
+                    index: 1,
+                    block: BlockKind::Text,
+                },
+                StreamEvent::Delta {
+                    index: 1,
+                    delta: Delta::Text("Hi\n".into()),
+                },
+                StreamEvent::BlockStop { index: 1 },
+                StreamEvent::BlockStart {
+                    index: 2,
+                    block: BlockKind::ToolCall {
+                        id: "call_1".into(),
+                        name: "f".into(),
+                    },
+                },
+                StreamEvent::Delta {
+                    index: 2,
+                    delta: Delta::ToolArguments("{}".into()),
+                },
+                StreamEvent::BlockStop { index: 2 },
+            ],
+            None,
+        );
+        let deltas: Vec<&Value> = evs
+            .iter()
+            .filter(|(n, _)| n.ends_with(".delta"))
+            .map(|(_, v)| v)
+            .collect();
+        let item_id = |ty: &str| {
+            evs.iter()
+                .find(|(n, v)| n == "response.output_item.added" && v["item"]["type"] == ty)
+                .map(|(_, v)| v["item"]["id"].clone())
+                .unwrap()
+        };
+        let seq = |v: &Value| v["sequence_number"].clone();
+        assert_eq!(
+            deltas,
+            [
+                &json!({"type": "response.reasoning_summary_text.delta", "sequence_number": seq(deltas[0]),
+                        "item_id": item_id("reasoning"), "output_index": 0, "summary_index": 0,
+                        "delta": "think \"hard\""}),
+                &json!({"type": "response.output_text.delta", "sequence_number": seq(deltas[1]),
+                        "item_id": item_id("message"), "output_index": 1, "content_index": 0,
+                        "delta": "Hi\n", "logprobs": []}),
+                &json!({"type": "response.function_call_arguments.delta", "sequence_number": seq(deltas[2]),
+                        "item_id": item_id("function_call"), "output_index": 2, "delta": "{}"}),
+            ]
+        );
     }
 }
