@@ -1108,7 +1108,10 @@ def markdown(meta: dict, run: Run, summary: dict) -> str:
                f"command: `{meta['command']}`")
     out.append(f"- Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gib']} GiB, "
                f"{m['os']}, Linux {m['kernel']} ({m['arch']})")
-    if m["pinned"]:
+    if m["pinned"] and m["server_cpus"] == m["load_cpus"]:
+        out.append(f"- Same core (`--same-core`): tollgate, the peers, the mock, wrk and the "
+                   f"TTFB probe all on CPU {m['server_cpus']}")
+    elif m["pinned"]:
         out.append(f"- Pinned: tollgate and the peers on CPU {m['server_cpus']}; the mock, "
                    f"wrk and the TTFB probe on CPU {m['load_cpus']}")
     else:
@@ -1223,6 +1226,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--probe", type=int, default=None,
                     help="TTFB probe requests per target and stream (default 300; 20 with "
                          "--smoke)")
+    ap.add_argument("--same-core", action="store_true",
+                    help="run everything on one CPU (the gateway, the mock, wrk, the probe): "
+                         "measures the gateway's own work without the cost of waking another core")
     ap.add_argument("--keep-logs", action="store_true",
                     help="keep the work directory (logs, configs, bodies)")
     return ap.parse_args()
@@ -1254,6 +1260,9 @@ def main() -> int:
     pinned = len(cpus) >= 2
     server_cpus = {cpus[0]} if pinned else set()
     load_cpus = {cpus[1]} if pinned else set()
+    if args.same_core:
+        pinned = True
+        server_cpus = load_cpus = {cpus[0]}
     if pinned:
         # The orchestrator (and so the TTFB probe) stays off the gateway's core.
         os.sched_setaffinity(0, load_cpus)
@@ -1296,7 +1305,7 @@ def main() -> int:
 
         # Phase 1: the floor and tollgate, interleaved point by point.
         targets = [direct]
-        if pinned and not smoke:
+        if pinned and not smoke and server_cpus != load_cpus:
             # The calibration: the mock alone on the gateway's core, for
             # what crossing cores costs by itself (a gateway crosses twice
             # per request in this layout: client -> gateway -> mock).
