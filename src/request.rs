@@ -55,8 +55,8 @@ pub struct GatewayRequest {
     pub body: Arc<RequestBody>,
     /// How the client asked to be routed (from the body).
     pub routing: Arc<RoutingOptions>,
-    /// The client's request headers.
-    pub headers: HeaderMap,
+    /// The client's request headers (shared: every attempt reads the same).
+    pub headers: Arc<HeaderMap>,
     /// The client's query string, if any (passed through same-format).
     pub query: Option<String>,
     /// Typed values that layers hand to each other.
@@ -179,7 +179,7 @@ impl GatewayRequest {
             stream,
             routing,
             body: Arc::new(RequestBody::new(body)),
-            headers: HeaderMap::new(),
+            headers: Arc::default(),
             query: None,
             extensions: Extensions::new(),
         })

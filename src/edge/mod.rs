@@ -363,7 +363,7 @@ async fn decode(
     let raw = RawObject::parse(&bytes)?;
     let mut greq = GatewayRequest::new(format, op, raw)?;
     greq.query = parts.uri.query().map(str::to_owned);
-    greq.headers = parts.headers;
+    greq.headers = Arc::new(parts.headers);
     greq.extensions = parts.extensions;
     greq.extensions.insert(RequestId(id.clone()));
     Ok(greq)
