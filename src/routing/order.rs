@@ -371,8 +371,12 @@ impl Ewma {
         self.stamp = now;
     }
 
-    fn cost(&self, _now: Instant) -> f64 {
-        self.nanos * f64::from(self.pending + 1)
+    /// The estimate decays toward zero while no answer comes in, so a
+    /// deployment that was slow once is tried again later.
+    fn cost(&self, now: Instant) -> f64 {
+        let idle = now.saturating_duration_since(self.stamp).as_nanos() as f64;
+        let decayed = self.nanos * (-idle / DECAY.as_nanos() as f64).exp();
+        decayed * f64::from(self.pending + 1)
     }
 }
 
@@ -503,5 +507,11 @@ mod tests {
         assert!(e.cost(t0) < 11e6);
         e.pending = 1;
         assert!(e.cost(t0) > 11e6);
+        // Without answers, a slow estimate fades.
+        let t1 = t0 + Duration::from_secs(60);
+        e.pending = 0;
+        e.observe(Duration::from_millis(500), t1);
+        assert!(e.cost(t1) >= 499e6);
+        assert!(e.cost(t1 + Duration::from_secs(30)) < 30e6);
     }
 }
