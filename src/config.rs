@@ -370,19 +370,6 @@ impl Config {
         config
     }
 
-    /// Whether `model` names something the gateway can route: a model, a
-    /// model matching a prefix alias, or `provider/model`.
-    fn routes_model(&self, model: &str) -> bool {
-        self.models.contains_key(model)
-            || self.models.keys().any(|k| {
-                k.strip_suffix('*')
-                    .is_some_and(|prefix| model.starts_with(prefix))
-            })
-            || model
-                .split_once('/')
-                .is_some_and(|(p, m)| !m.is_empty() && self.providers.contains_key(p))
-    }
-
     /// Checks what TOML types cannot: URLs, header names, model targets.
     pub fn check(&self) -> Result<(), ConfigError> {
         for (name, p) in &self.providers {
@@ -450,8 +437,10 @@ impl Config {
                 }
             }
             if let ModelConfig::Table { fallbacks, .. } = m {
+                // The same rules that route a request's model.
+                let routes = crate::routing::Routes::from_config(self);
                 for (i, f) in fallbacks.iter().enumerate() {
-                    if !self.routes_model(f) {
+                    if routes.candidates(f).is_err() {
                         return Err(ConfigError(format!(
                             "models.{name}.fallbacks[{i}]: unknown model `{f}` (not a model name, a prefix alias, or `provider/model` with a configured provider)"
                         )));
@@ -578,6 +567,19 @@ big = { targets = ["oa/gpt-4o", "local/llama"], fallbacks = ["fast"] }
         assert!(e.0.contains("listen"), "{e}");
         let e = Config::parse("[sever]\n", &env).unwrap_err();
         assert!(e.0.contains("sever"), "{e}");
+        // Fallbacks follow the routing rules: a model, a prefix alias, or
+        // `provider/model` with a configured provider.
+        let models = "[providers.p]\nkind = \"anthropic\"\n[models]\n\"claude-*\" = \"p/*\"\n";
+        for ok in ["claude-x", "p/any", "m"] {
+            let text = format!("{models}m = {{ targets = [\"p/a\"], fallbacks = [\"{ok}\"] }}\n");
+            Config::parse(&text, &env).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        let text = format!("{models}m = {{ targets = [\"p/a\"], fallbacks = [\"q/x\"] }}\n");
+        let e = Config::parse(&text, &env).unwrap_err();
+        assert!(
+            e.0.contains("models.m.fallbacks[0]: unknown model `q/x`"),
+            "{e}"
+        );
     }
 
     #[test]
