@@ -172,3 +172,101 @@ fn serve_listens_where_told_and_drains_streams_on_sigterm() {
         "key in logs: {logs}"
     );
 }
+
+/// Runs `tollgate check-config` on `text`; returns (success, stdout, stderr).
+fn check_config(name: &str, text: &str) -> (bool, String, String) {
+    let dir = std::env::temp_dir().join(format!("tollgate-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config"])
+        .arg(&file)
+        .env_remove("TOLLGATE_UNSET_KEY")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_names_unknown_fields_and_missing_variables() {
+    let head = "[providers.p]\nkind = \"anthropic\"\napi_key = \"k\"\n";
+    for (name, entry, expected) in [
+        (
+            "fallback.toml",
+            "[models.m]\ntargets = [\"p/a\"]\nfallback = [\"p/b\"]\n",
+            "models.m.fallback: unknown field `fallback`, expected one of `targets`, `fallbacks`, `context_window`",
+        ),
+        (
+            "window.toml",
+            "[models.m]\ntargets = [\"p/a\"]\ncontext_windw = 1000\n",
+            "models.m.context_windw: unknown field `context_windw`",
+        ),
+        (
+            "target.toml",
+            "[models]\nm = { target = [\"p/a\"] }\n",
+            "models.m.target: unknown field `target`",
+        ),
+        (
+            "var.toml",
+            "[providers.q]\nkind = \"openai\"\napi_key = \"${TOLLGATE_UNSET_KEY}\"\n",
+            "providers.q.api_key: environment variable `TOLLGATE_UNSET_KEY` is not set",
+        ),
+    ] {
+        let (ok, _, err) = check_config(name, &format!("{head}{entry}"));
+        assert!(!ok, "{name} passed");
+        assert!(err.contains(expected), "{name}: {err}");
+    }
+}
+
+#[test]
+fn check_config_warns_of_a_provider_without_credentials() {
+    let (ok, out, err) = check_config(
+        "nokey.toml",
+        "[providers.keyed]\nkind = \"openai\"\napi_key = \"k\"\n[providers.local]\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:11434/v1\"\n",
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("ok (2 providers, 0 models)"), "{out}");
+    assert!(
+        err.contains("warning: providers.local: no `api_key`"),
+        "{err}"
+    );
+    assert!(!err.contains("providers.keyed"), "{err}");
+}
+
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let port = free_port();
+    let mut mock = Proc(
+        Command::new(BIN)
+            .args(["mock-upstream", "--listen", &format!("127.0.0.1:{port}")])
+            // Colour is the default for a terminal: only the pipe turns it off.
+            .env_remove("NO_COLOR")
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let pid = mock.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    mock.0.wait().unwrap();
+    let mut logs = Vec::new();
+    mock.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut logs)
+        .unwrap();
+    let text = String::from_utf8_lossy(&logs);
+    assert!(text.contains("mock upstream listening"), "{text}");
+    assert!(!logs.contains(&0x1b), "colour codes in {text:?}");
+}
