@@ -252,21 +252,73 @@ fn logs_to_a_pipe_have_no_colour_codes() {
             .unwrap(),
     );
     wait_for_port(port);
-    let pid = mock.0.id().to_string();
+    let logs = stop_and_read_log(&mut mock);
+    let text = String::from_utf8_lossy(&logs);
+    assert!(text.contains("mock upstream listening"), "{text}");
+    assert!(!logs.contains(&0x1b), "colour codes in {text:?}");
+}
+
+/// Starts the mock upstream on a free port.
+fn start_mock() -> (Proc, u16) {
+    let port = free_port();
+    let mock = Command::new(BIN)
+        .args(["mock-upstream", "--listen", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    (Proc(mock), port)
+}
+
+/// Starts `tollgate serve` with `config` on a free port, its log piped.
+fn start_gateway(config: &str) -> (Proc, u16) {
+    let dir = std::env::temp_dir().join(format!("tollgate-gw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let file = dir.join(format!("{port}.toml"));
+    std::fs::write(&file, config).unwrap();
+    let gw = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&file)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    (Proc(gw), port)
+}
+
+/// Stops `p` with SIGTERM and returns what it logged.
+fn stop_and_read_log(p: &mut Proc) -> Vec<u8> {
+    let pid = p.0.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap()
         .success());
-    mock.0.wait().unwrap();
+    p.0.wait().unwrap();
     let mut logs = Vec::new();
-    mock.0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_end(&mut logs)
-        .unwrap();
-    let text = String::from_utf8_lossy(&logs);
-    assert!(text.contains("mock upstream listening"), "{text}");
-    assert!(!logs.contains(&0x1b), "colour codes in {text:?}");
+    p.0.stderr.take().unwrap().read_to_end(&mut logs).unwrap();
+    logs
+}
+
+#[test]
+fn models_lists_each_providers_upstream_models_and_logs_a_failure_without_its_key() {
+    let (_mock, mock_port) = start_mock();
+    let (mut gw, port) = start_gateway(&format!(
+        "[providers.m]\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:{mock_port}\"\napi_key = \"sk-ant-cli-SECRET\"\n[providers.gone]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{mock_port}/gone/v1\"\napi_key = \"sk-gone-cli-SECRET\"\n"
+    ));
+    let list = http(
+        port,
+        "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(list.starts_with("HTTP/1.1 200"), "{list}");
+    assert!(list.contains(r#""id":"m/claude-sonnet-4-5""#), "{list}");
+    assert!(!list.contains("gone") && !list.contains("SECRET"), "{list}");
+    let logs = String::from_utf8(stop_and_read_log(&mut gw)).unwrap();
+    assert!(
+        logs.contains("gone") && logs.contains("404"),
+        "the failure is not logged: {logs}"
+    );
+    assert!(!logs.contains("SECRET"), "key in logs: {logs}");
 }
