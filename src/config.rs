@@ -45,9 +45,13 @@
 //! rate_limit_cooldown_secs = 5     # cooldown after a 429 without Retry-After
 //! ```
 //!
-//! `${VAR}` is replaced inside double-quoted strings (the value is escaped
-//! for them); a variable that is not set is an error that names it, unless a
-//! default is given with `${VAR:-default}`.
+//! `${VAR}` is replaced inside string values (not in keys or comments); a
+//! variable that is not set is an error that names it and the field it was
+//! for, unless a default is given with `${VAR:-default}`.
+//!
+//! Every table rejects a field it does not know, naming it by its path
+//! (`models.smart.fallback: unknown field ...`), so a typo is never a
+//! setting silently lost.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -264,6 +268,15 @@ impl ProviderConfig {
             .collect()
     }
 
+    /// How errors name deployment `i` of provider `name`.
+    fn deployment_field(&self, name: &str, i: usize) -> String {
+        if self.deployments.is_empty() {
+            format!("providers.{name}")
+        } else {
+            format!("providers.{name}.deployments[{i}]")
+        }
+    }
+
     /// The base URL, or the vendor's default.
     pub fn base_url(&self) -> Option<&str> {
         match (&self.base_url, self.kind) {
@@ -277,8 +290,11 @@ impl ProviderConfig {
 }
 
 /// `[models.NAME]`: a short string (`"provider/model"`) or a table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+///
+/// Deserialized by hand rather than as an untagged enum, so that a typo in
+/// the table form is an error naming the field instead of "data did not
+/// match any variant", or a setting silently lost.
+#[derive(Debug, Clone)]
 pub enum ModelConfig {
     /// `name = "provider/model"`.
     Alias(String),
@@ -287,12 +303,51 @@ pub enum ModelConfig {
         /// Providers that serve this model, in order.
         targets: Vec<String>,
         /// Other configured models to try after all targets fail.
-        #[serde(default)]
         fallbacks: Vec<String>,
         /// The model's context window in tokens, when known.
-        #[serde(default)]
         context_window: Option<u64>,
     },
+}
+
+/// The table form of [`ModelConfig`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelTable {
+    targets: Vec<String>,
+    #[serde(default)]
+    fallbacks: Vec<String>,
+    #[serde(default)]
+    context_window: Option<u64>,
+}
+
+impl<'de> Deserialize<'de> for ModelConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ModelConfig;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a \"provider/model\" string or a table with `targets`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ModelConfig, E> {
+                Ok(ModelConfig::Alias(s.to_owned()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ModelConfig, A::Error> {
+                let t = ModelTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ModelConfig::Table {
+                    targets: t.targets,
+                    fallbacks: t.fallbacks,
+                    context_window: t.context_window,
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl ModelConfig {
@@ -335,10 +390,26 @@ impl Config {
             .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
     }
 
-    /// Parses config text, reading `${VAR}` through `env`.
+    /// Parses config text, reading `${VAR}` through `env`. Errors name the
+    /// field at fault by its path (`models.m.fallback: unknown field ...`).
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let text = interpolate(text, env)?;
-        let config: Config = toml::from_str(&text).map_err(|e| ConfigError(e.to_string()))?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError(e.to_string().trim_end().to_string()))?;
+        // After parsing, not before: a missing variable can then name the
+        // field it was for, and `${...}` in a comment is left alone.
+        for (key, value) in table.iter_mut() {
+            interpolate_value(value, key, env)?;
+        }
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let msg = e.inner().message().to_string();
+                if e.path().iter().next().is_none() {
+                    ConfigError(msg)
+                } else {
+                    ConfigError(format!("{}: {msg}", e.path()))
+                }
+            })?;
         config.check()?;
         Ok(config)
     }
@@ -370,6 +441,31 @@ impl Config {
         config
     }
 
+    /// What is allowed but probably a mistake, one line each, naming the
+    /// field: a provider deployment with no credentials (no `api_key`, no
+    /// auth header) sends its requests upstream without any.
+    pub fn warnings(&self) -> Vec<String> {
+        const AUTH_HEADERS: &[&str] = &["authorization", "x-api-key", "x-goog-api-key", "api-key"];
+        let mut out = Vec::new();
+        for (name, p) in &self.providers {
+            for (i, (d, _)) in p.deployment_configs().iter().enumerate() {
+                let has_key = d.api_key.as_deref().is_some_and(|k| !k.is_empty());
+                let has_auth_header = d
+                    .headers
+                    .keys()
+                    .any(|h| AUTH_HEADERS.iter().any(|a| h.eq_ignore_ascii_case(a)));
+                if has_key || has_auth_header {
+                    continue;
+                }
+                let field = p.deployment_field(name, i);
+                out.push(format!(
+                    "{field}: no `api_key` (or auth header): requests to it carry no credentials, which only a server that needs none accepts"
+                ));
+            }
+        }
+        out
+    }
+
     /// Checks what TOML types cannot: URLs, header names, model targets.
     pub fn check(&self) -> Result<(), ConfigError> {
         for (name, p) in &self.providers {
@@ -379,11 +475,7 @@ impl Config {
                 )));
             }
             for (i, (d, weight)) in p.deployment_configs().iter().enumerate() {
-                let field = if p.deployments.is_empty() {
-                    format!("providers.{name}")
-                } else {
-                    format!("providers.{name}.deployments[{i}]")
-                };
+                let field = p.deployment_field(name, i);
                 if *weight == 0 {
                     return Err(ConfigError(format!("{field}.weight: must be at least 1")));
                 }
@@ -452,48 +544,51 @@ impl Config {
     }
 }
 
-/// Replaces `${VAR}` and `${VAR:-default}` in `text`, escaping each value
-/// for a TOML basic string.
-fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+/// Replaces `${VAR}` and `${VAR:-default}` in every string under `value`;
+/// `path` names `value` in errors.
+fn interpolate_value(
+    value: &mut toml::Value,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) if s.contains("${") => {
+            *s = interpolate(s, env).map_err(|e| ConfigError(format!("{path}: {e}")))?;
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate_value(item, &format!("{path}[{i}]"), env)?;
+            }
+        }
+        toml::Value::Table(table) => {
+            for (key, item) in table.iter_mut() {
+                interpolate_value(item, &format!("{path}.{key}"), env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` in one string.
+fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            let line = text[..text.len() - rest.len() + start]
-                .lines()
-                .count()
-                .max(1);
-            return Err(ConfigError(format!(
-                "line {line}: `${{` without a closing `}}`"
-            )));
+            return Err("`${` without a closing `}`".to_string());
         };
         let inner = &after[..end];
         let (var, default) = match inner.split_once(":-") {
             Some((v, d)) => (v, Some(d)),
             None => (inner, None),
         };
-        let value = match (env(var), default) {
-            (Some(v), _) => v,
-            (None, Some(d)) => d.to_string(),
-            (None, None) => {
-                let line = text[..text.len() - rest.len() + start]
-                    .lines()
-                    .count()
-                    .max(1);
-                return Err(ConfigError(format!(
-                    "line {line}: environment variable `{var}` is not set"
-                )));
-            }
-        };
-        for c in value.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
+        match (env(var), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => return Err(format!("environment variable `{var}` is not set")),
         }
         rest = &after[end + 1..];
     }
@@ -561,8 +656,6 @@ big = { targets = ["oa/gpt-4o", "local/llama"], fallbacks = ["fast"] }
             e.0.contains("models.a.targets[0]: unknown provider `nope`"),
             "{e}"
         );
-        let e = Config::parse("api_key = \"${NOPE}\"\n", &env).unwrap_err();
-        assert!(e.0.contains("line 1") && e.0.contains("NOPE"), "{e}");
         let e = Config::parse("[server]\nlisten = \"nope\"\n", &env).unwrap_err();
         assert!(e.0.contains("listen"), "{e}");
         let e = Config::parse("[sever]\n", &env).unwrap_err();
@@ -579,6 +672,125 @@ big = { targets = ["oa/gpt-4o", "local/llama"], fallbacks = ["fast"] }
         assert!(
             e.0.contains("models.m.fallbacks[0]: unknown model `q/x`"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_typo_in_a_model_table_is_an_error_naming_it() {
+        let head = "[providers.p]\nkind = \"anthropic\"\n";
+        for (entry, field) in [
+            (
+                "[models.m]\ntargets = [\"p/a\"]\nfallback = [\"p/b\"]\n",
+                "fallback",
+            ),
+            (
+                "[models.m]\ntargets = [\"p/a\"]\ncontext_windw = 1000\n",
+                "context_windw",
+            ),
+            ("[models]\nm = { target = [\"p/a\"] }\n", "target"),
+        ] {
+            let e = Config::parse(&format!("{head}{entry}"), &env).unwrap_err();
+            assert!(
+                e.0.starts_with(&format!("models.m.{field}: unknown field `{field}`, expected one of `targets`, `fallbacks`, `context_window`")),
+                "{e}"
+            );
+        }
+        let e = Config::parse(&format!("{head}[models.m]\nfallbacks = []\n"), &env).unwrap_err();
+        assert_eq!(e.0, "models.m: missing field `targets`");
+        let e = Config::parse(&format!("{head}[models]\nm = 5\n"), &env).unwrap_err();
+        assert!(
+            e.0.starts_with("models.m: invalid type: integer `5`"),
+            "{e}"
+        );
+        // Both forms still parse, with every field kept.
+        let c = Config::parse(
+            &format!("{head}[models]\na = \"p/x\"\nm = {{ targets = [\"p/y\"], fallbacks = [\"a\"], context_window = 9 }}\n"),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.models["a"].targets(), ["p/x"]);
+        assert_eq!(c.models["m"].fallbacks(), ["a"]);
+        assert_eq!(c.models["m"].context_window(), Some(9));
+    }
+
+    #[test]
+    fn every_table_rejects_unknown_fields_by_path() {
+        let p = "[providers.p]\nkind = \"openai\"\n";
+        for (text, path) in [
+            ("[sever]\n".to_string(), "sever"),
+            ("[server]\nlisten_on = 1\n".to_string(), "server.listen_on"),
+            ("[routing]\nretrys = 1\n".to_string(), "routing.retrys"),
+            (format!("{p}apikey = \"k\"\n"), "providers.p.apikey"),
+            (
+                format!("{p}deployments = [{{ api_key = \"a\" }}, {{ wieght = 2 }}]\n"),
+                "providers.p.deployments[1].wieght",
+            ),
+        ] {
+            let e = Config::parse(&text, &env).unwrap_err();
+            let field = path.rsplit(['.', ']']).next().unwrap();
+            assert!(
+                e.0.starts_with(&format!("{path}: unknown field `{field}`, expected ")),
+                "{text}: {e}"
+            );
+        }
+        let e = Config::parse(&format!("{p}kind = \"openai\"\n"), &env).unwrap_err();
+        assert!(e.0.contains("duplicate key"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_variable_names_its_field() {
+        let e = Config::parse(
+            "[providers.az]\nkind = \"openai\"\ndeployments = [\n  { api_key = \"${KEY}\" },\n  { api_key = \"${KEY_B}\" },\n]\n",
+            &env,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.0,
+            "providers.az.deployments[1].api_key: environment variable `KEY_B` is not set"
+        );
+        let e = Config::parse(
+            "[providers.x]\nkind = \"openai\"\nheaders = { a = \"${OPEN\" }\n",
+            &env,
+        )
+        .unwrap_err();
+        assert_eq!(e.0, "providers.x.headers.a: `${` without a closing `}`");
+        // A commented-out line is not read, and a value is taken as it is.
+        let c = Config::parse(
+            "[providers.x]\nkind = \"openai\"\n# api_key = \"${UNSET}\"\napi_key = \"${KEY}-${UNSET:-d}\"\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.providers["x"].api_key.as_deref(), Some("sk-\"quoted\"-d"));
+    }
+
+    #[test]
+    fn a_provider_without_credentials_is_a_warning() {
+        let c = Config::parse(
+            r#"
+[providers.keyed]
+kind = "openai"
+api_key = "k"
+[providers.header]
+kind = "openai-compatible"
+base_url = "http://127.0.0.1:1/v1"
+headers = { Authorization = "Bearer t" }
+[providers.bare]
+kind = "openai-compatible"
+base_url = "http://127.0.0.1:1/v1"
+api_key = "${UNSET:-}"
+[providers.mixed]
+kind = "anthropic"
+deployments = [{ api_key = "a" }, { weight = 2 }]
+"#,
+            &env,
+        )
+        .unwrap();
+        let w = c.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("providers.bare: no `api_key`"), "{w:?}");
+        assert!(
+            w[1].starts_with("providers.mixed.deployments[1]: no `api_key`"),
+            "{w:?}"
         );
     }
 

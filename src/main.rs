@@ -1,6 +1,7 @@
 //! The `tollgate` binary: the gateway server, a config checker, and the
 //! mock upstream.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,11 +65,16 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes are noise in a log file or a pipe to a collector.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
+                for w in c.warnings() {
+                    eprintln!("warning: {w}");
+                }
                 println!(
                     "{}: ok ({} providers, {} models)",
                     file.display(),
@@ -99,6 +105,9 @@ fn main() -> ExitCode {
             };
             if let Some(addr) = listen {
                 config.server.listen = addr;
+            }
+            for w in config.warnings() {
+                tracing::warn!("{w}");
             }
             if config.providers.is_empty() {
                 tracing::warn!("no providers configured: every request will answer 404");

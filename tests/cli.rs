@@ -172,3 +172,153 @@ fn serve_listens_where_told_and_drains_streams_on_sigterm() {
         "key in logs: {logs}"
     );
 }
+
+/// Runs `tollgate check-config` on `text`; returns (success, stdout, stderr).
+fn check_config(name: &str, text: &str) -> (bool, String, String) {
+    let dir = std::env::temp_dir().join(format!("tollgate-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config"])
+        .arg(&file)
+        .env_remove("TOLLGATE_UNSET_KEY")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_names_unknown_fields_and_missing_variables() {
+    let head = "[providers.p]\nkind = \"anthropic\"\napi_key = \"k\"\n";
+    for (name, entry, expected) in [
+        (
+            "fallback.toml",
+            "[models.m]\ntargets = [\"p/a\"]\nfallback = [\"p/b\"]\n",
+            "models.m.fallback: unknown field `fallback`, expected one of `targets`, `fallbacks`, `context_window`",
+        ),
+        (
+            "window.toml",
+            "[models.m]\ntargets = [\"p/a\"]\ncontext_windw = 1000\n",
+            "models.m.context_windw: unknown field `context_windw`",
+        ),
+        (
+            "target.toml",
+            "[models]\nm = { target = [\"p/a\"] }\n",
+            "models.m.target: unknown field `target`",
+        ),
+        (
+            "var.toml",
+            "[providers.q]\nkind = \"openai\"\napi_key = \"${TOLLGATE_UNSET_KEY}\"\n",
+            "providers.q.api_key: environment variable `TOLLGATE_UNSET_KEY` is not set",
+        ),
+    ] {
+        let (ok, _, err) = check_config(name, &format!("{head}{entry}"));
+        assert!(!ok, "{name} passed");
+        assert!(err.contains(expected), "{name}: {err}");
+    }
+}
+
+#[test]
+fn check_config_warns_of_a_provider_without_credentials() {
+    let (ok, out, err) = check_config(
+        "nokey.toml",
+        "[providers.keyed]\nkind = \"openai\"\napi_key = \"k\"\n[providers.local]\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:11434/v1\"\n",
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("ok (2 providers, 0 models)"), "{out}");
+    assert!(
+        err.contains("warning: providers.local: no `api_key`"),
+        "{err}"
+    );
+    assert!(!err.contains("providers.keyed"), "{err}");
+}
+
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let port = free_port();
+    let mut mock = Proc(
+        Command::new(BIN)
+            .args(["mock-upstream", "--listen", &format!("127.0.0.1:{port}")])
+            // Colour is the default for a terminal: only the pipe turns it off.
+            .env_remove("NO_COLOR")
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let logs = stop_and_read_log(&mut mock);
+    let text = String::from_utf8_lossy(&logs);
+    assert!(text.contains("mock upstream listening"), "{text}");
+    assert!(!logs.contains(&0x1b), "colour codes in {text:?}");
+}
+
+/// Starts the mock upstream on a free port.
+fn start_mock() -> (Proc, u16) {
+    let port = free_port();
+    let mock = Command::new(BIN)
+        .args(["mock-upstream", "--listen", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    (Proc(mock), port)
+}
+
+/// Starts `tollgate serve` with `config` on a free port, its log piped.
+fn start_gateway(config: &str) -> (Proc, u16) {
+    let dir = std::env::temp_dir().join(format!("tollgate-gw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let file = dir.join(format!("{port}.toml"));
+    std::fs::write(&file, config).unwrap();
+    let gw = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&file)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    (Proc(gw), port)
+}
+
+/// Stops `p` with SIGTERM and returns what it logged.
+fn stop_and_read_log(p: &mut Proc) -> Vec<u8> {
+    let pid = p.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    p.0.wait().unwrap();
+    let mut logs = Vec::new();
+    p.0.stderr.take().unwrap().read_to_end(&mut logs).unwrap();
+    logs
+}
+
+#[test]
+fn models_lists_each_providers_upstream_models_and_logs_a_failure_without_its_key() {
+    let (_mock, mock_port) = start_mock();
+    let (mut gw, port) = start_gateway(&format!(
+        "[providers.m]\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:{mock_port}\"\napi_key = \"sk-ant-cli-SECRET\"\n[providers.gone]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{mock_port}/gone/v1\"\napi_key = \"sk-gone-cli-SECRET\"\n"
+    ));
+    let list = http(
+        port,
+        "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(list.starts_with("HTTP/1.1 200"), "{list}");
+    assert!(list.contains(r#""id":"m/claude-sonnet-4-5""#), "{list}");
+    assert!(!list.contains("gone") && !list.contains("SECRET"), "{list}");
+    let logs = String::from_utf8(stop_and_read_log(&mut gw)).unwrap();
+    assert!(
+        logs.contains("gone") && logs.contains("404"),
+        "the failure is not logged: {logs}"
+    );
+    assert!(!logs.contains("SECRET"), "key in logs: {logs}");
+}

@@ -27,6 +27,7 @@
 //! `x-tollgate-request-id`; a served one also `x-tollgate-provider`.
 
 mod encode;
+mod models;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -49,6 +50,7 @@ use crate::response::GatewayResponse;
 use crate::routing::{AttemptLog, Started};
 
 pub use encode::{encode_response, error_response};
+pub use models::ModelList;
 
 /// The response header naming the provider that served.
 pub const PROVIDER_HEADER: &str = "x-tollgate-provider";
@@ -67,43 +69,25 @@ pub struct RequestId(pub Arc<str>);
 pub struct EdgeConfig {
     /// Largest request body accepted, in bytes; larger gets a 413.
     pub max_body_bytes: usize,
-    /// Models listed by `GET /v1/models`, each with its owner.
-    pub models: Vec<(String, String)>,
+    /// What `GET /v1/models` lists.
+    pub models: ModelList,
 }
 
 impl Default for EdgeConfig {
     fn default() -> Self {
         EdgeConfig {
             max_body_bytes: 32 * 1024 * 1024,
-            models: Vec::new(),
+            models: ModelList::default(),
         }
     }
 }
 
 impl EdgeConfig {
-    /// The body cap and model list of a gateway config: every alias (owned
-    /// by its first target's provider) and every model listed under a provider.
+    /// The body cap and model list of a gateway config (see [`ModelList::from_config`]).
     pub fn from_config(config: &Config) -> Self {
-        let mut models = Vec::new();
-        for (name, m) in &config.models {
-            if name.ends_with('*') {
-                continue;
-            }
-            let owner = m.targets()[0]
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            models.push((name.clone(), owner));
-        }
-        for (pname, p) in &config.providers {
-            for m in &p.models {
-                models.push((format!("{pname}/{m}"), pname.clone()));
-            }
-        }
         EdgeConfig {
             max_body_bytes: config.server.max_body_bytes,
-            models,
+            models: ModelList::from_config(config),
         }
     }
 }
@@ -163,7 +147,9 @@ where
         )
         .route(
             "/v1/models",
-            get(|State(e): State<Edge<S>>, req: Request| async move { models(&e.config, &req) }),
+            get(|State(e): State<Edge<S>>, req: Request| async move {
+                models::list(&e.config.models, req.headers()).await
+            }),
         )
         .route("/health", get(|| async { health() }))
         .route("/", get(|| async { health() }))
@@ -215,32 +201,6 @@ fn not_routed(req: &Request, status: StatusCode) -> Response {
     };
     let err = GatewayError::new(kind, msg).with_status(status);
     error_response(guess_format(req), &err, &new_request_id())
-}
-
-fn models(config: &EdgeConfig, req: &Request) -> Response {
-    let body = if req.headers().contains_key("anthropic-version") {
-        let data: Vec<_> = config
-            .models
-            .iter()
-            .map(|(id, _)| {
-                serde_json::json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"})
-            })
-            .collect();
-        serde_json::json!({
-            "data": data,
-            "has_more": false,
-            "first_id": config.models.first().map(|m| &m.0),
-            "last_id": config.models.last().map(|m| &m.0),
-        })
-    } else {
-        let data: Vec<_> = config
-            .models
-            .iter()
-            .map(|(id, owner)| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
-            .collect();
-        serde_json::json!({"object": "list", "data": data})
-    };
-    json_response(StatusCode::OK, body.to_string().into_bytes())
 }
 
 fn new_request_id() -> Arc<str> {

@@ -12,7 +12,7 @@ use crate::response::{GatewayResponse, ResponseBody};
 use crate::sse::SseEvent;
 
 /// The API version sent when the client did not name one.
-const DEFAULT_VERSION: &str = "2023-06-01";
+pub(super) const DEFAULT_VERSION: &str = "2023-06-01";
 
 /// An Anthropic provider (`kind = "anthropic"`).
 pub struct AnthropicProvider {

@@ -40,7 +40,7 @@ impl Provider for GeminiProvider {
 }
 
 /// Percent-encodes a model name for the URL path (unreserved characters stay).
-fn path_segment(model: &str) -> String {
+pub(super) fn path_segment(model: &str) -> String {
     let mut out = String::with_capacity(model.len());
     for b in model.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'=') {

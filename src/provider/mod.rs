@@ -25,12 +25,14 @@
 mod anthropic;
 mod gemini;
 mod http;
+mod models;
 mod openai;
 pub mod stream;
 
 pub use self::http::HttpClient;
 pub use anthropic::AnthropicProvider;
 pub use gemini::GeminiProvider;
+pub(crate) use models::ModelLister;
 pub use openai::OpenAiProvider;
 
 use std::collections::HashMap;
