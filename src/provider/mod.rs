@@ -11,6 +11,13 @@
 //! provider features work without a gateway release. Otherwise the request
 //! goes through the [canonical](crate::canonical) form.
 //!
+//! What comes back is kept clean of secrets here, where it enters: every
+//! error a provider call ends with, every pass-through stream event and
+//! in-band error, and the upstream headers a same-format client sees (an
+//! allow-list: request ids, rate limits, retry hints) have the provider's
+//! credentials and the client's own masked. Of the client's query, only
+//! what the provider's API defines reaches it (Anthropic's `beta=true`).
+//!
 //! ```no_run
 //! use tollgate::config::Config;
 //! use tollgate::provider::Providers;

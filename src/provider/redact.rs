@@ -184,12 +184,11 @@ fn finders<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Arc<[Finder<'stati
         if s.len() < MIN_SECRET_LEN {
             continue;
         }
-        let quoted = serde_json::to_string(s).unwrap_or_default();
-        let escaped = quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or(s);
-        for form in [s, escaped] {
-            if !out.iter().any(|f| f.needle() == form.as_bytes()) {
-                out.push(Finder::new(form.as_bytes()).into_owned());
-            }
+        out.push(Finder::new(s.as_bytes()).into_owned());
+        if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+            let quoted = serde_json::to_string(s).unwrap_or_default();
+            let escaped = quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or(s);
+            out.push(Finder::new(escaped.as_bytes()).into_owned());
         }
     }
     out.into()
