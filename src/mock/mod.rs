@@ -45,7 +45,7 @@
 //! | `echo-request` | the reply text is the exact request body received |
 //! | `echo-head` | the reply text is `{"path", "headers"}` of the request received as JSON (the path with its query; credential header values read `[credential]`) |
 //! | `fail-after=N` | streams: send the opening events and N more, then the API's in-band error (Anthropic `event: error`, a Chat `{"error": ...}` chunk, Responses `response.failed`, Gemini `{"error": ...}`) and end the body |
-//! | `leak` | echo the credentials received (`authorization`, `x-api-key`, `x-goog-api-key`, and the query string) wherever an upstream might: every response repeats those headers and carries them in `x-mock-leak` and the request id; `status` and `fail-after` errors carry them in the message and in a string `code` (which not every API has). For tests that none of it reaches a client |
+//! | `leak` | echo the credentials received (`authorization`, `x-api-key`, `x-goog-api-key`, and the query string) wherever an upstream might: every response repeats those headers and carries them in `x-mock-leak` and the request id; `status` and `fail-after` errors carry them in the message and in a string `code` (which not every API has); successful JSON answers in a top-level `mock_leak` field. For tests that none of it reaches a client |
 //!
 //! Every response carries `x-mock-received-model` (the full model received,
 //! directives included, when known) and `x-mock-path` (path and query).
@@ -104,6 +104,7 @@ fn router_with(shutdown: Shutdown) -> Router {
         .route("/v1beta/models", get(gemini::models))
         .route("/v1beta/models/{action}", post(gemini::dispatch))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(leak_into_body))
         .with_state(AppState { shutdown })
 }
 
@@ -302,14 +303,12 @@ async fn prelude(api: Api, d: &Directives, shutdown: &Shutdown) -> Option<Respon
     }
     let code = d.status?;
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let (message, leaked) = script::failure(d, &format!("status {code} requested by directive"));
+    // With `leak`, `leak_into_body` also puts it in the error's `code`.
+    let (message, _) = script::failure(d, &format!("status {code} requested by directive"));
     let mut resp = match api {
         Api::Gemini => gemini::error(status, &message, d.retry_after),
         _ => api.error(status, &message),
     };
-    if let Some(leaked) = leaked {
-        resp = with_error_code(resp, &leaked).await;
-    }
     if let Some(secs) = d.retry_after {
         let h = resp.headers_mut();
         h.insert("retry-after", HeaderValue::from(secs));
@@ -323,14 +322,35 @@ async fn prelude(api: Api, d: &Directives, shutdown: &Shutdown) -> Option<Respon
     Some(resp)
 }
 
-/// `resp`, an error in any API's shape, with `error.code` set to `code`.
-async fn with_error_code(resp: Response, code: &str) -> Response {
-    let (parts, body) = resp.into_parts();
+/// For `leak` (whose responses carry `x-mock-leak`): a JSON error gets the
+/// leak as its `error.code`, a successful JSON answer as a top-level
+/// `mock_leak` field, as a debugging upstream might echo it. Streams are
+/// left alone (`fail-after` carries the leak there).
+async fn leak_into_body(resp: Response) -> Response {
+    let Some(leak) = resp.headers().get("x-mock-leak").cloned() else {
+        return resp;
+    };
+    let json = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v == "application/json");
+    if !json {
+        return resp;
+    }
+    let leak = String::from_utf8_lossy(leak.as_bytes()).into_owned();
+    let (mut parts, body) = resp.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .unwrap_or_default();
     let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    v["error"]["code"] = json!(code);
+    if let Some(obj) = v.as_object_mut() {
+        if parts.status.is_success() {
+            obj.insert("mock_leak".into(), json!(leak));
+        } else if let Some(err) = obj.get_mut("error").and_then(|e| e.as_object_mut()) {
+            err.insert("code".into(), json!(leak));
+        }
+    }
+    parts.headers.remove("content-length");
     Response::from_parts(parts, axum::body::Body::from(v.to_string()))
 }
 
@@ -560,6 +580,11 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("sk-leaked"));
+
+        let r = chat_req(&mock, "gpt-4o~leak", false).send().await.unwrap();
+        let v = json_of(&r.bytes().await.unwrap());
+        assert_eq!(v["mock_leak"], "authorization=Bearer k");
+        assert_eq!(v["object"], "chat.completion");
 
         let r = chat_req(&mock, "gpt-4o~leak~fail-after=1", true)
             .send()

@@ -107,7 +107,7 @@ async fn call(
     }
     let bytes = up.read(resp).await?;
     if same {
-        let mut out = GatewayResponse::new(ResponseBody::Raw(bytes));
+        let mut out = GatewayResponse::new(ResponseBody::Raw(redactor.bytes(bytes)));
         out.meta.headers = upstream_headers;
         return Ok(out);
     }

@@ -89,7 +89,7 @@ async fn call(
         let upstream_headers = redactor.passthrough_headers(resp.headers());
         if !req.stream {
             let bytes = up.read(resp).await?;
-            let mut out = GatewayResponse::new(ResponseBody::Raw(bytes));
+            let mut out = GatewayResponse::new(ResponseBody::Raw(redactor.bytes(bytes)));
             out.meta.headers = upstream_headers;
             return Ok(out);
         }

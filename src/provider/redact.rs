@@ -4,8 +4,9 @@
 //! proxy that reflects request headers, a debug server. Everything built
 //! from an upstream answer that a client or the log can see goes through
 //! [`Redactor::scrub`]: every field of every error (before the first byte
-//! and in-band), every pass-through stream event, and the value of every
-//! upstream response header let through. One function, so there is one
+//! and in-band), every pass-through answer (body or stream event, whole:
+//! telling an error event from content would need each format's parser),
+//! and the value of every upstream response header let through. One function, so there is one
 //! place that decides what a secret is.
 //!
 //! Response headers pass through an allow-list ([`PASSTHROUGH_HEADERS`]),
