@@ -68,12 +68,11 @@ impl HttpClient {
     ) -> Result<Response<Incoming>, GatewayError> {
         let peer = peer(req.uri());
         self.inner.request(req).await.map_err(|e| {
-            let what = if e.is_connect() {
-                "could not connect to"
+            let msg = if e.is_connect() {
+                format!("could not connect to {peer}: {}", root_cause(&e))
             } else {
-                "the connection failed to"
+                format!("the connection to {peer} failed: {}", root_cause(&e))
             };
-            let msg = format!("{what} {peer}: {}", root_cause(&e));
             GatewayError::new(ErrorKind::Connect, msg).with_source(e)
         })
     }
