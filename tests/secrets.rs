@@ -94,6 +94,7 @@ async fn echoed_credentials_never_reach_a_client_or_the_log() {
             let cases = [
                 // Error message and code, before the first byte.
                 ("leak~status=400", false, 400),
+                ("leak~status=400", true, 400),
                 // A retryable error (retried, then failed over to nothing).
                 ("leak~status=500", false, 500),
                 // An in-band error after the first byte.
