@@ -57,7 +57,8 @@ pub struct GatewayRequest {
     pub routing: Arc<RoutingOptions>,
     /// The client's request headers (shared: every attempt reads the same).
     pub headers: Arc<HeaderMap>,
-    /// The client's query string, if any (passed through same-format).
+    /// The client's query string, if any (providers pass on only the
+    /// parameters their API defines).
     pub query: Option<String>,
     /// Typed values that layers hand to each other.
     pub extensions: Extensions,

@@ -337,22 +337,47 @@ async fn same_format_passes_unknown_fields_and_rewrites_only_the_model() {
     }
 }
 
+/// What an Anthropic client sends beside its body (the beta endpoint, its
+/// betas, its API version) is what the upstream receives, as the upstream
+/// itself reports it (`echo-head`).
 #[tokio::test]
 async fn anthropic_beta_and_query_pass_through() {
     let stack = Stack::start().await;
-    let body = request("/v1/messages", "mock-anthropic/m", "hi", false);
-    let resp = stack
-        .client
-        .post(stack.url("/v1/messages?beta=true"))
-        .header("authorization", "Bearer client-key")
-        .header("anthropic-version", "2023-06-01")
-        .header("anthropic-beta", "context-management-2025-06-27")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["x-mock-path"], "/v1/messages?beta=true");
+    for stream in [false, true] {
+        let body = request("/v1/messages", "mock-anthropic/m~echo-head", "hi", stream);
+        let resp = stack
+            .client
+            .post(stack.url("/v1/messages?beta=true"))
+            .header("authorization", "Bearer client-key")
+            .header("anthropic-version", "2023-06-02")
+            .header(
+                "anthropic-beta",
+                "context-management-2025-06-27,oauth-2025-04-20",
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "stream={stream}");
+        let text = if stream {
+            let (text, complete) = stream_text("/v1/messages", &sse(resp).await);
+            assert!(complete, "stream={stream}");
+            text
+        } else {
+            answer_text("/v1/messages", &json(resp).await.1)
+        };
+        let head: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("stream={stream}: not the echoed head ({e}): {text}"));
+        assert_eq!(head["path"], "/v1/messages?beta=true", "stream={stream}");
+        assert_eq!(
+            head["headers"]["anthropic-beta"], "context-management-2025-06-27,oauth-2025-04-20",
+            "stream={stream}: {head}"
+        );
+        assert_eq!(
+            head["headers"]["anthropic-version"], "2023-06-02",
+            "stream={stream}: {head}"
+        );
+    }
 }
 
 #[tokio::test]

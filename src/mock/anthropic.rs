@@ -7,8 +7,8 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::script::{
-    content_text, input_tokens, next_id, plan_tool_calls, reply_text, split_args, split_pieces,
-    Directives, LastTurn, ToolDef, Usage, THINKING_TEXT,
+    content_text, failure, input_tokens, next_id, plan_tool_calls, reply_text, split_args,
+    split_pieces, Directives, LastTurn, ToolDef, Usage, THINKING_TEXT,
 };
 use super::stream::{json_response, sse_frame, stream_response, StreamPlan};
 use super::{bearer, header, parse_object, prelude, Api, AppState, Ctx};
@@ -38,6 +38,16 @@ pub(super) fn error(status: StatusCode, message: &str) -> Response {
         "error": {"type": error_type(status), "message": message},
     });
     json_response(status, &body)
+}
+
+/// The in-band `error` event that `fail-after` ends a stream with.
+fn stream_error(d: &Directives) -> Bytes {
+    let (message, code) = failure(d, "stream failed by directive");
+    let mut err = json!({"type": "api_error", "message": message});
+    if let Some(code) = code {
+        err["code"] = json!(code);
+    }
+    sse_frame(Some("error"), &json!({"type": "error", "error": err}))
 }
 
 /// Checks the auth and version headers: the error response, if any.
@@ -88,10 +98,11 @@ async fn accept(
     if need_max_tokens && !body.get("max_tokens").is_some_and(Value::is_u64) {
         return Err(ctx.error(StatusCode::BAD_REQUEST, "max_tokens: Field required"));
     }
-    let (model, d) = match Directives::from_request(&full, headers) {
+    let (model, d) = match Directives::from_request(&full, uri, headers) {
         Ok((m, d)) => (m.to_string(), d),
         Err(msg) => return Err(ctx.error(StatusCode::BAD_REQUEST, &msg)),
     };
+    ctx.set_leak(&d, headers);
     if let Some(resp) = prelude(Api::Anthropic, &d, &st.shutdown).await {
         return Err(ctx.finish(resp));
     }
@@ -266,6 +277,7 @@ pub(super) async fn messages(
         frames,
         start: 2,
         terminal,
+        fail: req.d.fail_after.map(|_| stream_error(&req.d)),
     };
     req.ctx.finish(stream_response(
         plan,

@@ -10,8 +10,8 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::script::{
-    input_tokens, next_id, plan_tool_calls, reply_text, split_pieces, Directives, LastTurn,
-    ToolDef, Usage, THINKING_TEXT,
+    failure, input_tokens, next_id, plan_tool_calls, reply_text, split_pieces, Directives,
+    LastTurn, ToolDef, Usage, THINKING_TEXT,
 };
 use super::stream::{json_response, sse_frame, stream_response, StreamPlan};
 use super::{header, parse_object, prelude, Api, AppState, Ctx};
@@ -84,10 +84,11 @@ pub(super) async fn dispatch(
         Ok(b) => b,
         Err(msg) => return ctx.error(StatusCode::BAD_REQUEST, &msg),
     };
-    let (model, d) = match Directives::from_request(full, &headers) {
+    let (model, d) = match Directives::from_request(full, &uri, &headers) {
         Ok((m, d)) => (m.to_string(), d),
         Err(msg) => return ctx.error(StatusCode::BAD_REQUEST, &msg),
     };
+    ctx.set_leak(&d, &headers);
     let stream = match method {
         "generateContent" => false,
         "streamGenerateContent" => true,
@@ -199,10 +200,22 @@ pub(super) async fn dispatch(
         frames.push(Bytes::from_static(b"]"));
         (frames, n, "application/json; charset=UTF-8")
     };
+    let fail = d.fail_after.map(|n| {
+        let (message, code) = failure(&d, "stream failed by directive");
+        let err = json!({"error": {"code": code.map_or(json!(500), Value::from),
+                                   "message": message, "status": "INTERNAL"}});
+        if sse {
+            sse_frame(None, &err)
+        } else {
+            let sep = if n.min(terminal) == 0 { "[" } else { ",\r\n" };
+            Bytes::from(format!("{sep}{err}]"))
+        }
+    });
     let plan = StreamPlan {
         frames,
         start: 0,
         terminal,
+        fail,
     };
     ctx.finish(stream_response(plan, &d, &st.shutdown, content_type))
 }

@@ -43,6 +43,9 @@
 //! | `think` | include reasoning: an Anthropic `thinking` block signed `mock-signature-<n>` (streamed with `signature_delta`), OpenAI `reasoning_tokens` (and a `reasoning` item with a summary in Responses), a Gemini `thought: true` part and `thoughtsTokenCount` |
 //! | `cached=N` | report N cached input tokens (`cached_tokens`, `cache_read_input_tokens`, `cachedContentTokenCount`) |
 //! | `echo-request` | the reply text is the exact request body received |
+//! | `echo-head` | the reply text is `{"path", "headers"}` of the request received as JSON (the path with its query; credential header values read `[credential]`) |
+//! | `fail-after=N` | streams: send the opening events and N more, then the API's in-band error (Anthropic `event: error`, a Chat `{"error": ...}` chunk, Responses `response.failed`, Gemini `{"error": ...}`) and end the body |
+//! | `leak` | echo the credentials received (`authorization`, `x-api-key`, `x-goog-api-key`, and the query string) wherever an upstream might: every response repeats those headers and carries them in `x-mock-leak` and the request id; `status` and `fail-after` errors carry them in the message and in a string `code` (which not every API has); successful JSON answers in a top-level `mock_leak` field. For tests that none of it reaches a client |
 //!
 //! Every response carries `x-mock-received-model` (the full model received,
 //! directives included, when known) and `x-mock-path` (path and query).
@@ -101,6 +104,7 @@ fn router_with(shutdown: Shutdown) -> Router {
         .route("/v1beta/models", get(gemini::models))
         .route("/v1beta/models/{action}", post(gemini::dispatch))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(leak_into_body))
         .with_state(AppState { shutdown })
 }
 
@@ -213,6 +217,9 @@ struct Ctx {
     api: Api,
     path: String,
     model: Option<String>,
+    /// `leak`: the leak text and the credential headers received, which
+    /// every response echoes.
+    leak: Option<(String, HeaderMap)>,
 }
 
 impl Ctx {
@@ -225,7 +232,21 @@ impl Ctx {
             api,
             path,
             model: None,
+            leak: None,
         }
+    }
+
+    /// Remembers what a `leak` request's responses echo.
+    fn set_leak(&mut self, d: &Directives, headers: &HeaderMap) {
+        self.leak = d.leak.clone().map(|text| {
+            let mut creds = HeaderMap::new();
+            for name in script::CREDENTIAL_HEADERS {
+                for v in headers.get_all(name) {
+                    creds.append(name, v.clone());
+                }
+            }
+            (text, creds)
+        });
     }
 
     /// Adds the `x-mock-*` headers (and a request id) to `resp`.
@@ -237,7 +258,16 @@ impl Ctx {
         if let Some(Ok(v)) = self.model.as_deref().map(HeaderValue::from_str) {
             h.insert("x-mock-received-model", v);
         }
-        let rid = format!("req_mock_{}", script::next_id());
+        let mut rid = format!("req_mock_{}", script::next_id());
+        if let Some((text, creds)) = &self.leak {
+            for (name, v) in creds {
+                h.append(name, v.clone());
+            }
+            if let Ok(v) = HeaderValue::from_str(text) {
+                h.insert("x-mock-leak", v);
+            }
+            rid = format!("{rid} {text}");
+        }
         if let Ok(v) = HeaderValue::from_str(&rid) {
             match self.api {
                 Api::OpenAi => {
@@ -273,7 +303,8 @@ async fn prelude(api: Api, d: &Directives, shutdown: &Shutdown) -> Option<Respon
     }
     let code = d.status?;
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let message = format!("mock upstream: status {code} requested by directive");
+    // With `leak`, `leak_into_body` also puts it in the error's `code`.
+    let (message, _) = script::failure(d, &format!("status {code} requested by directive"));
     let mut resp = match api {
         Api::Gemini => gemini::error(status, &message, d.retry_after),
         _ => api.error(status, &message),
@@ -289,6 +320,38 @@ async fn prelude(api: Api, d: &Directives, shutdown: &Shutdown) -> Option<Respon
         }
     }
     Some(resp)
+}
+
+/// For `leak` (whose responses carry `x-mock-leak`): a JSON error gets the
+/// leak as its `error.code`, a successful JSON answer as a top-level
+/// `mock_leak` field, as a debugging upstream might echo it. Streams are
+/// left alone (`fail-after` carries the leak there).
+async fn leak_into_body(resp: Response) -> Response {
+    let Some(leak) = resp.headers().get("x-mock-leak").cloned() else {
+        return resp;
+    };
+    let json = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v == "application/json");
+    if !json {
+        return resp;
+    }
+    let leak = String::from_utf8_lossy(leak.as_bytes()).into_owned();
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        if parts.status.is_success() {
+            obj.insert("mock_leak".into(), json!(leak));
+        } else if let Some(err) = obj.get_mut("error").and_then(|e| e.as_object_mut()) {
+            err.insert("code".into(), json!(leak));
+        }
+    }
+    parts.headers.remove("content-length");
+    Response::from_parts(parts, axum::body::Body::from(v.to_string()))
 }
 
 /// The non-empty bearer token of `Authorization`, if any.
@@ -492,6 +555,68 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.status(), 500);
+    }
+
+    #[tokio::test]
+    async fn leak_echoes_credentials_in_headers_errors_and_streams() {
+        let mock = spawn().await.unwrap();
+        let r = client()
+            .post(format!("{}/v1/messages?k=q", mock.base_url()))
+            .header("x-api-key", "sk-leaked")
+            .header("anthropic-version", "2023-06-01")
+            .body(r#"{"model":"c~leak~status=400","max_tokens":5,"messages":[]}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.headers()["x-api-key"], "sk-leaked");
+        assert!(r.headers()["request-id"]
+            .to_str()
+            .unwrap()
+            .contains("sk-leaked"));
+        let v = json_of(&r.bytes().await.unwrap());
+        assert_eq!(v["error"]["code"], "x-api-key=sk-leaked; query=k=q");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sk-leaked"));
+
+        let r = chat_req(&mock, "gpt-4o~leak", false).send().await.unwrap();
+        let v = json_of(&r.bytes().await.unwrap());
+        assert_eq!(v["mock_leak"], "authorization=Bearer k");
+        assert_eq!(v["object"], "chat.completion");
+
+        let r = chat_req(&mock, "gpt-4o~leak~fail-after=1", true)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["authorization"], "Bearer k");
+        let events = sse_json(&r.bytes().await.unwrap());
+        assert_eq!(
+            events.len(),
+            3,
+            "role chunk, one delta, the error: {events:?}"
+        );
+        assert_eq!(events[2].1["error"]["code"], "authorization=Bearer k");
+    }
+
+    #[tokio::test]
+    async fn echo_head_answers_path_and_headers_without_credentials() {
+        let mock = spawn().await.unwrap();
+        let r = client()
+            .post(format!("{}/v1/messages?beta=true", mock.base_url()))
+            .header("x-api-key", "sk-secret")
+            .header("anthropic-version", "2023-06-01")
+            .header("anthropic-beta", "b1")
+            .body(r#"{"model":"c~echo-head","max_tokens":5,"messages":[]}"#)
+            .send()
+            .await
+            .unwrap();
+        let v = json_of(&r.bytes().await.unwrap());
+        let head = json_of(v["content"][0]["text"].as_str().unwrap().as_bytes());
+        assert_eq!(head["path"], "/v1/messages?beta=true");
+        assert_eq!(head["headers"]["anthropic-beta"], "b1");
+        assert_eq!(head["headers"]["x-api-key"], "[credential]");
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use serde_json::{json, Map, Value};
 
 /// The longest any directive may make the mock wait.
@@ -61,7 +61,15 @@ pub(crate) struct Directives {
     pub think: bool,
     pub cached: u64,
     pub echo: bool,
+    /// `echo-head`: the reply text (the request's path and headers as JSON).
+    pub echo_head: Option<String>,
+    /// `leak`: the credentials the request carried, as one line of text.
+    pub leak: Option<String>,
+    pub fail_after: Option<usize>,
 }
+
+/// Request headers that carry credentials.
+pub(crate) const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "x-goog-api-key"];
 
 impl Directives {
     /// Parses the directives of `model` (after the first `~`, `~`-separated)
@@ -69,8 +77,20 @@ impl Directives {
     /// Returns the base model (before the first `~`) and the directives.
     pub(crate) fn from_request<'m>(
         model: &'m str,
+        uri: &Uri,
         headers: &HeaderMap,
     ) -> Result<(&'m str, Directives), String> {
+        let (base, mut d) = Self::parse(model, headers)?;
+        if d.leak.is_some() {
+            d.leak = Some(leak_text(uri, headers));
+        }
+        if d.echo_head.is_some() {
+            d.echo_head = Some(head_text(uri, headers));
+        }
+        Ok((base, d))
+    }
+
+    fn parse<'m>(model: &'m str, headers: &HeaderMap) -> Result<(&'m str, Directives), String> {
         let mut d = Directives::default();
         let mut parts = model.split('~');
         let base = parts.next().unwrap_or_default();
@@ -141,6 +161,9 @@ impl Directives {
             "think" => self.think = true,
             "cached" => self.cached = num(name)?,
             "echo-request" => self.echo = true,
+            "echo-head" => self.echo_head = Some(String::new()),
+            "leak" => self.leak = Some(String::new()),
+            "fail-after" => self.fail_after = Some(num(name)? as usize),
             other => return Err(format!("unknown mock directive `{other}`")),
         }
         Ok(())
@@ -149,6 +172,56 @@ impl Directives {
     /// The number of text deltas a stream carries.
     pub(crate) fn chunk_count(&self) -> usize {
         self.chunks.unwrap_or(DEFAULT_CHUNKS)
+    }
+}
+
+/// What a `leak` request echoes: every credential header and the query
+/// string, as received.
+fn leak_text(uri: &Uri, headers: &HeaderMap) -> String {
+    let mut parts: Vec<String> = CREDENTIAL_HEADERS
+        .iter()
+        .flat_map(|name| headers.get_all(*name).iter().map(move |v| (name, v)))
+        .map(|(name, v)| format!("{name}={}", String::from_utf8_lossy(v.as_bytes())))
+        .collect();
+    if let Some(q) = uri.query() {
+        parts.push(format!("query={q}"));
+    }
+    parts.join("; ")
+}
+
+/// What an `echo-head` request answers: `{"path", "headers"}`, where
+/// `path` has the query and credential header values read `[credential]`
+/// (so that an echo does not put the key in a successful answer).
+fn head_text(uri: &Uri, headers: &HeaderMap) -> String {
+    let mut map = Map::new();
+    for name in headers.keys() {
+        let value = if CREDENTIAL_HEADERS.contains(&name.as_str()) {
+            "[credential]".to_string()
+        } else {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        map.insert(name.as_str().to_string(), Value::String(value));
+    }
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    json!({"path": path, "headers": map}).to_string()
+}
+
+/// The message and code of an error the directives ask for: `what`, plus
+/// the received credentials with `leak`, which also become the code (a
+/// string `code` field, which not every API has, to test that every field
+/// of an upstream error is kept from the client).
+pub(crate) fn failure(d: &Directives, what: &str) -> (String, Option<String>) {
+    match &d.leak {
+        Some(leak) => (
+            format!("mock upstream: {what}; received {leak}"),
+            Some(leak.clone()),
+        ),
+        None => (format!("mock upstream: {what}"), None),
     }
 }
 
@@ -163,6 +236,9 @@ pub(crate) enum LastTurn {
 
 /// The reply text: the echoed body, or the default greeting.
 pub(crate) fn reply_text(api: &str, d: &Directives, body: &[u8], last: &LastTurn) -> String {
+    if let Some(head) = &d.echo_head {
+        return head.clone();
+    }
     if d.echo {
         return String::from_utf8_lossy(body).into_owned();
     }
@@ -432,7 +508,8 @@ mod tests {
         if let Some(v) = header {
             h.insert("x-mock", axum::http::HeaderValue::from_str(v).unwrap());
         }
-        Directives::from_request(model, &h).map(|(b, d)| (b.to_string(), d))
+        Directives::from_request(model, &Uri::from_static("/v1/x?q=1"), &h)
+            .map(|(b, d)| (b.to_string(), d))
     }
 
     #[test]

@@ -73,12 +73,14 @@ pub(crate) fn sse_raw(event: Option<&str>, data: &str) -> Bytes {
 }
 
 /// A stream to send: its frames, how many of them open it (sent before
-/// `cut` starts counting), and the index of the first terminating frame
-/// (which `cut` never sends).
+/// `cut` starts counting), the index of the first terminating frame
+/// (which `cut` never sends), and the API's in-band error event that
+/// `fail-after` ends with (built only when asked for).
 pub(crate) struct StreamPlan {
     pub frames: Vec<Bytes>,
     pub start: usize,
     pub terminal: usize,
+    pub fail: Option<Bytes>,
 }
 
 /// The first frame of every stream whose state was dropped (tests check
@@ -121,11 +123,16 @@ pub(crate) fn stream_response(
     content_type: &'static str,
 ) -> Response {
     let StreamPlan {
-        frames,
+        mut frames,
         start,
         terminal,
+        fail,
     } = plan;
-    let (limit, ending) = if let Some(n) = d.cut {
+    let (limit, ending) = if let (Some(n), Some(fail)) = (d.fail_after, fail) {
+        frames.truncate((start + n).min(terminal));
+        frames.push(fail);
+        (frames.len(), Ending::Complete)
+    } else if let Some(n) = d.cut {
         ((start + n).min(terminal).min(frames.len()), Ending::Abort)
     } else if let Some(n) = d.stall_after {
         let limit = (start + n).min(frames.len());

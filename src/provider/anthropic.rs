@@ -2,6 +2,7 @@
 
 use http::HeaderMap;
 
+use super::redact::Redactor;
 use super::stream::{UpstreamStream, Verdict};
 use super::{header, Provider, ProviderFuture, Upstream};
 use crate::config::ProviderKind;
@@ -36,9 +37,10 @@ impl Provider for AnthropicProvider {
 
     fn call(&self, req: GatewayRequest, target: Target) -> ProviderFuture {
         let up = self.up.clone();
+        let redactor = up.redactor(&req.headers);
         Box::pin(async move {
-            let resp = call(&up, req, &target).await?;
-            Ok(up.respond(resp, &target))
+            let resp = call(&up, req, &target, &redactor).await;
+            up.respond(resp, &target, &redactor)
         })
     }
 }
@@ -47,6 +49,7 @@ async fn call(
     up: &Upstream,
     req: GatewayRequest,
     target: &Target,
+    redactor: &Redactor,
 ) -> Result<GatewayResponse, GatewayError> {
     let same = req.format == WireFormat::Anthropic;
     let mut headers = HeaderMap::new();
@@ -71,11 +74,8 @@ async fn call(
         Operation::CountTokens => "/v1/messages/count_tokens",
     };
     let mut url = up.url(path);
-    if same {
-        if let Some(q) = &req.query {
-            url.push('?');
-            url.push_str(q);
-        }
+    if same && wants_beta(req.query.as_deref()) {
+        url.push_str("?beta=true");
     }
     let body = if same {
         req.passthrough_body(model, &[])
@@ -89,16 +89,17 @@ async fn call(
     };
     let resp = up.post(&url, body, headers, WireFormat::Anthropic).await?;
     let upstream_headers = if same {
-        Upstream::passthrough_headers(resp.headers())
+        redactor.passthrough_headers(resp.headers())
     } else {
         HeaderMap::new()
     };
     if req.stream {
         let body = resp.into_body();
         let stream = if same {
-            UpstreamStream::passthrough(body, classify)
+            UpstreamStream::passthrough(body, classify, redactor.clone())
         } else {
-            UpstreamStream::decode(body, Box::new(anthropic::StreamDecoder::new()))
+            let decoder = Box::new(anthropic::StreamDecoder::new());
+            UpstreamStream::decode(body, decoder, redactor.clone())
         };
         let mut out = GatewayResponse::new(ResponseBody::Stream(Box::pin(stream)));
         out.meta.headers = upstream_headers;
@@ -106,7 +107,7 @@ async fn call(
     }
     let bytes = up.read(resp).await?;
     if same {
-        let mut out = GatewayResponse::new(ResponseBody::Raw(bytes));
+        let mut out = GatewayResponse::new(ResponseBody::Raw(redactor.bytes(bytes)));
         out.meta.headers = upstream_headers;
         return Ok(out);
     }
@@ -124,6 +125,17 @@ async fn call(
     let mut resp = GatewayResponse::new(ResponseBody::Message(message));
     resp.meta.usage = Some(usage);
     Ok(resp)
+}
+
+/// Whether the client's query asks for the beta Messages API (`beta=true`,
+/// as Claude Code sends it), the one query parameter the API defines. The
+/// rest of the client's query never reaches the provider: rebuilt from a
+/// constant, the URL cannot be steered to another path.
+fn wants_beta(query: Option<&str>) -> bool {
+    query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .any(|pair| pair == "beta=true")
 }
 
 fn classify(ev: &SseEvent) -> Verdict {

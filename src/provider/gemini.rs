@@ -2,6 +2,7 @@
 
 use http::HeaderMap;
 
+use super::redact::Redactor;
 use super::stream::UpstreamStream;
 use super::{header, Provider, ProviderFuture, Upstream};
 use crate::config::ProviderKind;
@@ -32,9 +33,10 @@ impl Provider for GeminiProvider {
 
     fn call(&self, req: GatewayRequest, target: Target) -> ProviderFuture {
         let up = self.up.clone();
+        let redactor = up.redactor(&req.headers);
         Box::pin(async move {
-            let resp = call(&up, req, &target).await?;
-            Ok(up.respond(resp, &target))
+            let resp = call(&up, req, &target, &redactor).await;
+            up.respond(resp, &target, &redactor)
         })
     }
 }
@@ -56,6 +58,7 @@ async fn call(
     up: &Upstream,
     req: GatewayRequest,
     target: &Target,
+    redactor: &Redactor,
 ) -> Result<GatewayResponse, GatewayError> {
     let mut headers = HeaderMap::new();
     if let Some(key) = up.api_key() {
@@ -86,6 +89,7 @@ async fn call(
         let stream = UpstreamStream::decode(
             resp.into_body(),
             Box::new(gemini::StreamDecoder::new(model)),
+            redactor.clone(),
         );
         return Ok(GatewayResponse::new(ResponseBody::Stream(Box::pin(stream))));
     }

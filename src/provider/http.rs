@@ -60,20 +60,42 @@ impl HttpClient {
     }
 
     /// Sends `req`; a failure to connect or a broken connection is a
-    /// retryable [`ErrorKind::Connect`].
+    /// retryable [`ErrorKind::Connect`] whose message names the host and
+    /// port (never the whole URL, which may carry credentials) and the cause.
     pub async fn send(
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, GatewayError> {
+        let peer = peer(req.uri());
         self.inner.request(req).await.map_err(|e| {
             let msg = if e.is_connect() {
-                "could not connect to the provider"
+                format!("could not connect to {peer}: {}", root_cause(&e))
             } else {
-                "the connection to the provider failed"
+                format!("the connection to {peer} failed: {}", root_cause(&e))
             };
             GatewayError::new(ErrorKind::Connect, msg).with_source(e)
         })
     }
+}
+
+/// `host:port` of `uri`, the port defaulted from the scheme.
+fn peer(uri: &http::Uri) -> String {
+    let host = uri.host().unwrap_or("(no host)");
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("http") => 80,
+        _ => 443,
+    });
+    format!("{host}:{port}")
+}
+
+/// The innermost error of a chain: the operator's clue (`Connection
+/// refused`, a DNS failure), where the outer ones only say "client error".
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
 }
 
 /// Reads a whole upstream body (bounded).

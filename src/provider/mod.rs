@@ -11,6 +11,13 @@
 //! provider features work without a gateway release. Otherwise the request
 //! goes through the [canonical](crate::canonical) form.
 //!
+//! What comes back is kept clean of secrets here, where it enters: every
+//! error a provider call ends with, every pass-through stream event and
+//! in-band error, and the upstream headers a same-format client sees (an
+//! allow-list: request ids, rate limits, retry hints) have the provider's
+//! credentials and the client's own masked. Of the client's query, only
+//! what the provider's API defines reaches it (Anthropic's `beta=true`).
+//!
 //! ```no_run
 //! use tollgate::config::Config;
 //! use tollgate::provider::Providers;
@@ -27,6 +34,7 @@ mod gemini;
 mod http;
 mod models;
 mod openai;
+mod redact;
 pub mod stream;
 
 pub use self::http::HttpClient;
@@ -54,6 +62,7 @@ use crate::format::{parse_upstream_error, WireFormat};
 use crate::request::{GatewayRequest, Target};
 use crate::response::{GatewayResponse, ResponseBody};
 use crate::routing::{Deployment, Routes};
+use redact::Redactor;
 
 /// The future a provider call returns.
 pub type ProviderFuture =
@@ -84,6 +93,8 @@ struct UpstreamInner {
     api_key: Option<String>,
     headers: HeaderMap,
     http: HttpClient,
+    /// The provider's own secrets; each attempt adds the client's.
+    redactor: Redactor,
 }
 
 impl Upstream {
@@ -106,15 +117,29 @@ impl Upstream {
             })?;
             headers.insert(k, v);
         }
+        let api_key = config.api_key.clone().filter(|k| !k.is_empty());
+        let redactor = Redactor::for_provider(
+            api_key
+                .as_deref()
+                .into_iter()
+                .chain(credential_headers(&config.headers)),
+        );
         Ok(Upstream {
             inner: Arc::new(UpstreamInner {
                 name: name.into(),
                 base_url,
-                api_key: config.api_key.clone().filter(|k| !k.is_empty()),
+                api_key,
                 headers,
                 http,
+                redactor,
             }),
         })
+    }
+
+    /// What must be kept out of the answer to a request with the client
+    /// headers `client`: this provider's credentials and the client's.
+    pub(crate) fn redactor(&self, client: &HeaderMap) -> Redactor {
+        self.inner.redactor.with_client(client)
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -147,18 +172,31 @@ impl Upstream {
         let req = builder.body(Full::new(Bytes::from(body))).map_err(|_| {
             GatewayError::internal(format!("provider `{}`: bad request URL", self.name()))
         })?;
-        let resp = self.inner.http.send(req).await?;
+        let resp = self.inner.http.send(req).await.map_err(|e| {
+            // Names the host (never the URL, which may carry user info).
+            tracing::warn!(provider = %self.name(), error = %e.message(), "provider connection failed");
+            let msg = format!("provider `{}`: {}", self.name(), e.message());
+            e.with_message(msg)
+        })?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         let (parts, body) = resp.into_parts();
         let bytes = http::read_body(body).await.unwrap_or_default();
-        Err(self.redact(parse_upstream_error(
-            format,
-            parts.status,
-            &parts.headers,
-            &bytes,
-        )))
+        let err = parse_upstream_error(format, parts.status, &parts.headers, &bytes);
+        if matches!(
+            err.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            // Say which side's credentials failed.
+            let msg = format!(
+                "provider `{}` rejected the gateway's credentials: {}",
+                self.name(),
+                err.message()
+            );
+            return Err(err.with_message(msg));
+        }
+        Err(err)
     }
 
     /// Reads a complete 2xx body.
@@ -166,63 +204,34 @@ impl Upstream {
         http::read_body(resp.into_body()).await
     }
 
-    /// Removes the provider key from an upstream error message, and says
-    /// which side's credentials failed.
-    fn redact(&self, err: GatewayError) -> GatewayError {
-        let mut msg = err.message().to_string();
-        if let Some(key) = self.api_key() {
-            if key.len() >= 4 && msg.contains(key) {
-                msg = msg.replace(key, "[redacted]");
-            }
-        }
-        if matches!(
-            err.status(),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-        ) {
-            msg = format!(
-                "provider `{}` rejected the gateway's credentials: {msg}",
-                self.name()
-            );
-        }
-        err.with_message(msg)
-    }
-
-    /// Upstream response headers a same-format client may read (request
-    /// IDs, rate-limit state, vendor headers): all but the ones that
-    /// describe this connection or body, which the edge sets itself.
-    pub(crate) fn passthrough_headers(headers: &HeaderMap) -> HeaderMap {
-        const SKIP: &[&str] = &[
-            "connection",
-            "keep-alive",
-            "transfer-encoding",
-            "content-length",
-            "content-type",
-            "content-encoding",
-            "date",
-            "server",
-            "set-cookie",
-            "alt-svc",
-            "via",
-            "proxy-connection",
-            "upgrade",
-            "trailer",
-            "te",
-        ];
-        let mut out = HeaderMap::new();
-        for (k, v) in headers {
-            if !SKIP.contains(&k.as_str()) {
-                out.append(k.clone(), v.clone());
-            }
-        }
-        out
-    }
-
-    /// Fills in the response metadata.
-    pub(crate) fn respond(&self, mut resp: GatewayResponse, target: &Target) -> GatewayResponse {
+    /// Ends a provider call: every error it produced is scrubbed of
+    /// secrets (the one exit every provider kind's errors take), and the
+    /// response metadata names the provider and model.
+    pub(crate) fn respond(
+        &self,
+        resp: Result<GatewayResponse, GatewayError>,
+        target: &Target,
+        redactor: &Redactor,
+    ) -> Result<GatewayResponse, GatewayError> {
+        let mut resp = resp.map_err(|e| redactor.error(e))?;
         resp.meta.provider = Some(target.provider.clone());
         resp.meta.model = Some(target.model.clone());
-        resp
+        Ok(resp)
     }
+}
+
+/// Values of configured provider headers that carry credentials (by name:
+/// `*auth*`, `*key*`, `*token*`, `*secret*`), which must never be echoed.
+fn credential_headers(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> impl Iterator<Item = &str> {
+    headers.iter().filter_map(|(k, v)| {
+        let k = k.to_ascii_lowercase();
+        ["auth", "key", "token", "secret"]
+            .iter()
+            .any(|w| k.contains(w))
+            .then_some(v.as_str())
+    })
 }
 
 /// Sets a header from a string; values that are not valid headers are a

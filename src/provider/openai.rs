@@ -3,6 +3,7 @@
 
 use http::HeaderMap;
 
+use super::redact::Redactor;
 use super::stream::{UpstreamStream, Verdict};
 use super::{estimate_input_tokens, header, Provider, ProviderFuture, Upstream};
 use crate::config::ProviderKind;
@@ -41,9 +42,10 @@ impl Provider for OpenAiProvider {
     fn call(&self, req: GatewayRequest, target: Target) -> ProviderFuture {
         let up = self.up.clone();
         let compat = self.compat;
+        let redactor = up.redactor(&req.headers);
         Box::pin(async move {
-            let resp = call(&up, compat, req, &target).await?;
-            Ok(up.respond(resp, &target))
+            let resp = call(&up, compat, req, &target, &redactor).await;
+            up.respond(resp, &target, &redactor)
         })
     }
 }
@@ -53,6 +55,7 @@ async fn call(
     compat: bool,
     req: GatewayRequest,
     target: &Target,
+    redactor: &Redactor,
 ) -> Result<GatewayResponse, GatewayError> {
     if req.operation == Operation::CountTokens {
         // Chat Completions has no counting endpoint: estimate.
@@ -70,11 +73,9 @@ async fn call(
         _ => None,
     };
     if let Some((path, format)) = same {
-        let mut url = up.url(path);
-        if let Some(q) = &req.query {
-            url.push('?');
-            url.push_str(q);
-        }
+        // The client's query is not passed on: these endpoints define no
+        // query parameters, and an unchecked one could change the path.
+        let url = up.url(path);
         let (body, injected) = if req.stream && format == WireFormat::OpenAiChat {
             let (opts, injected) = stream_options_with_usage(&req)?;
             (
@@ -85,10 +86,10 @@ async fn call(
             (req.passthrough_body(model, &[]), false)
         };
         let resp = up.post(&url, body, headers, format).await?;
-        let upstream_headers = Upstream::passthrough_headers(resp.headers());
+        let upstream_headers = redactor.passthrough_headers(resp.headers());
         if !req.stream {
             let bytes = up.read(resp).await?;
-            let mut out = GatewayResponse::new(ResponseBody::Raw(bytes));
+            let mut out = GatewayResponse::new(ResponseBody::Raw(redactor.bytes(bytes)));
             out.meta.headers = upstream_headers;
             return Ok(out);
         }
@@ -97,7 +98,7 @@ async fn call(
             (_, true) => classify_chat_drop_usage,
             (_, false) => classify_chat,
         };
-        let stream = UpstreamStream::passthrough(resp.into_body(), classify);
+        let stream = UpstreamStream::passthrough(resp.into_body(), classify, redactor.clone());
         let mut out = GatewayResponse::new(ResponseBody::Stream(Box::pin(stream)));
         out.meta.headers = upstream_headers;
         return Ok(out);
@@ -123,6 +124,7 @@ async fn call(
         let stream = UpstreamStream::decode(
             resp.into_body(),
             Box::new(openai_chat::StreamDecoder::new()),
+            redactor.clone(),
         );
         Ok(GatewayResponse::new(ResponseBody::Stream(Box::pin(stream))))
     } else {

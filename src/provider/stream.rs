@@ -10,6 +10,7 @@ use futures_core::Stream;
 use http_body::Body;
 use hyper::body::Incoming;
 
+use super::redact::Redactor;
 use crate::canonical::StreamEvent;
 use crate::error::{ErrorKind, GatewayError};
 use crate::format::StreamDecode;
@@ -40,9 +41,12 @@ enum Mode {
 /// The upstream body is read as the client reads: chunks go out as soon as
 /// an event is complete, and dropping this stream drops the upstream
 /// connection. A stream that ends before its format's last event ends with
-/// an error, never with an invented finish.
+/// an error, never with an invented finish. Every pass-through event and
+/// every error is scrubbed of secrets here, at the source, so that what
+/// the edge encodes and logs after the first byte is already clean.
 pub struct UpstreamStream {
     body: Incoming,
+    redactor: Redactor,
     parser: SseParser,
     mode: Mode,
     queue: VecDeque<Result<StreamChunk, GatewayError>>,
@@ -53,18 +57,23 @@ pub struct UpstreamStream {
 
 impl UpstreamStream {
     /// Passes events through in the client's format, as `classify` says.
-    pub fn passthrough(body: Incoming, classify: Classifier) -> Self {
-        Self::with_mode(body, Mode::Passthrough(classify))
+    pub(crate) fn passthrough(body: Incoming, classify: Classifier, redactor: Redactor) -> Self {
+        Self::with_mode(body, Mode::Passthrough(classify), redactor)
     }
 
     /// Decodes events with `decoder` into canonical events.
-    pub fn decode(body: Incoming, decoder: Box<dyn StreamDecode>) -> Self {
-        Self::with_mode(body, Mode::Decode(decoder))
+    pub(crate) fn decode(
+        body: Incoming,
+        decoder: Box<dyn StreamDecode>,
+        redactor: Redactor,
+    ) -> Self {
+        Self::with_mode(body, Mode::Decode(decoder), redactor)
     }
 
-    fn with_mode(body: Incoming, mode: Mode) -> Self {
+    fn with_mode(body: Incoming, mode: Mode, redactor: Redactor) -> Self {
         UpstreamStream {
             body,
+            redactor,
             parser: SseParser::new(),
             mode,
             queue: VecDeque::new(),
@@ -83,9 +92,13 @@ impl UpstreamStream {
                         break;
                     }
                     match classify(&ev) {
-                        Verdict::Forward => self.queue.push_back(Ok(StreamChunk::Raw(raw))),
+                        Verdict::Forward => {
+                            let raw = self.redactor.bytes(raw);
+                            self.queue.push_back(Ok(StreamChunk::Raw(raw)));
+                        }
                         Verdict::Drop => {}
                         Verdict::Last => {
+                            let raw = self.redactor.bytes(raw);
                             self.queue.push_back(Ok(StreamChunk::Raw(raw)));
                             self.done = true;
                         }
@@ -102,7 +115,7 @@ impl UpstreamStream {
                     let res = decoder.event(ev, &mut self.scratch_events);
                     flush(&mut self.scratch_events, &mut self.queue, &mut self.done);
                     if let Err(e) = res {
-                        self.queue.push_back(Err(e));
+                        self.queue.push_back(Err(self.redactor.error(e)));
                         self.done = true;
                     }
                 }
@@ -111,7 +124,7 @@ impl UpstreamStream {
     }
 
     fn fail(&mut self, e: GatewayError) {
-        self.queue.push_back(Err(e));
+        self.queue.push_back(Err(self.redactor.error(e)));
         self.done = true;
     }
 
@@ -126,7 +139,8 @@ impl UpstreamStream {
                             Some(name) => format!("event: {name}\n{raw}"),
                             None => raw,
                         };
-                        self.queue.push_back(Ok(StreamChunk::Raw(Bytes::from(raw))));
+                        let raw = self.redactor.bytes(Bytes::from(raw));
+                        self.queue.push_back(Ok(StreamChunk::Raw(raw)));
                         self.done = true;
                         return;
                     }

@@ -7,7 +7,8 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::super::script::{
-    content_text, next_id, reply_text, split_args, split_pieces, unix_now, LastTurn, ToolDef, Usage,
+    content_text, failure, next_id, reply_text, split_args, split_pieces, unix_now, LastTurn,
+    ToolDef, Usage,
 };
 use super::super::stream::{json_response, sse_frame, sse_raw, stream_response, StreamPlan};
 use super::super::{Api, AppState};
@@ -148,10 +149,17 @@ pub(crate) async fn chat(
     let mut frames: Vec<Bytes> = frames.iter().map(|f| sse_frame(None, f)).collect();
     let terminal = frames.len();
     frames.push(sse_raw(None, "[DONE]"));
+    let fail = req.d.fail_after.map(|_| {
+        let (message, code) = failure(&req.d, "stream failed by directive");
+        let err = json!({"error": {"message": message, "type": "server_error", "param": null,
+                                   "code": code}});
+        sse_frame(None, &err)
+    });
     let plan = StreamPlan {
         frames,
         start: 1,
         terminal,
+        fail,
     };
     req.ctx
         .finish(stream_response(plan, &req.d, &st.shutdown, SSE))

@@ -64,10 +64,11 @@ pub(super) async fn accept(
         )));
     };
     ctx.model = Some(full.clone());
-    let (model, d) = match Directives::from_request(&full, headers) {
+    let (model, d) = match Directives::from_request(&full, uri, headers) {
         Ok((m, d)) => (m.to_string(), d),
         Err(msg) => return Err(ctx.error(StatusCode::BAD_REQUEST, &msg)),
     };
+    ctx.set_leak(&d, headers);
     if let Some(resp) = prelude(Api::OpenAi, &d, &st.shutdown).await {
         return Err(ctx.finish(resp));
     }

@@ -7,8 +7,8 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::super::script::{
-    content_text, next_id, reply_text, split_args, split_pieces, unix_now, LastTurn, ToolDef,
-    Usage, THINKING_TEXT,
+    content_text, failure, next_id, reply_text, split_args, split_pieces, unix_now, LastTurn,
+    ToolDef, Usage, THINKING_TEXT,
 };
 use super::super::stream::{json_response, sse_frame, stream_response, StreamPlan};
 use super::super::{Api, AppState};
@@ -228,10 +228,21 @@ pub(crate) async fn responses(
             sse_frame(Some(name), &data)
         })
         .collect();
+    // `fail-after`: the stream fails the way the API reports it.
+    let fail = req.d.fail_after.map(|n| {
+        let (message, code) = failure(&req.d, "stream failed by directive");
+        let mut failed = envelope("failed", json!([]), Value::Null);
+        failed["error"] = json!({"code": code.as_deref().unwrap_or("server_error"),
+                                 "message": message});
+        let data = json!({"type": "response.failed", "sequence_number": (2 + n).min(terminal),
+                          "response": failed});
+        sse_frame(Some("response.failed"), &data)
+    });
     let plan = StreamPlan {
         frames,
         start: 2,
         terminal,
+        fail,
     };
     req.ctx
         .finish(stream_response(plan, &req.d, &st.shutdown, SSE))
