@@ -111,6 +111,11 @@ struct Inner {
     map: Mutex<HashMap<TargetKey, Entry>>,
 }
 
+/// How many keys are kept before those no longer blocking are forgotten.
+/// Clients choose model names (`provider/anything`), so the state of a
+/// provider that fails every model must not grow without bound.
+const MAX_KEYS: usize = 4096;
+
 impl Default for Cooldowns {
     fn default() -> Self {
         Self::new(3, Duration::from_secs(30), Duration::from_secs(5))
@@ -150,6 +155,9 @@ impl Cooldowns {
     /// request at a time). A limit on its whole deployment counts too.
     pub fn blocked_until(&self, key: &TargetKey, now: Instant) -> Option<Instant> {
         let map = self.map();
+        if map.is_empty() {
+            return None;
+        }
         let mut until = None;
         if key.model.is_some() {
             until = map
@@ -216,13 +224,27 @@ impl Cooldowns {
                 | ErrorKind::Timeout
                 | ErrorKind::BadUpstreamResponse
         );
+        let limited = match err.limit_scope().unwrap_or(scope) {
+            LimitScope::Key if rate_limited => key.deployment_key(),
+            _ => key.clone(),
+        };
         let mut map = self.map();
+        if (rate_limited || counts) && map.len() >= MAX_KEYS && !map.contains_key(&limited) {
+            // Keep what still blocks a target; forget failure counts and
+            // lapsed cooldowns.
+            map.retain(|_, e| {
+                e.rate_limited_until.is_some_and(|u| u > now)
+                    || e.open_until.is_some_and(|o| o > now)
+            });
+            if map.len() >= MAX_KEYS {
+                // Full of live state: this failure goes unrecorded (the
+                // target keeps its turn) rather than grow the map.
+                tracing::debug!(target = %limited, "cooldown state full: failure not recorded");
+                return;
+            }
+        }
         if rate_limited {
             let wait = err.retry_after().unwrap_or(self.inner.rate_limit_default);
-            let limited = match err.limit_scope().unwrap_or(scope) {
-                LimitScope::Key => key.deployment_key(),
-                _ => key.clone(),
-            };
             let e = map.entry(limited.clone()).or_default();
             e.rate_limited_until = Some(now + wait);
             if let Some(e) = map.get_mut(key) {
@@ -430,5 +452,34 @@ mod tests {
         // The key serves again: its limit is over, for every model.
         c.on_success(&opus);
         assert_eq!(c.blocked_until(&sonnet, now), None);
+    }
+
+    #[test]
+    fn client_chosen_model_names_do_not_grow_the_state_without_bound() {
+        let c = Cooldowns::default();
+        let now = Instant::now();
+        let down = GatewayError::new(ErrorKind::Connect, "refused");
+        for i in 0..3 * MAX_KEYS {
+            let k = TargetKey::new("a".into(), 0, format!("m{i}").into());
+            c.on_failure(&k, &down, MODEL, now);
+        }
+        assert!(c.snapshot(now).len() <= MAX_KEYS);
+        // What blocks is kept.
+        let open = Cooldowns::new(1, Duration::from_secs(30), Duration::from_secs(5));
+        open.on_failure(&key("a"), &down, MODEL, now);
+        for i in 0..MAX_KEYS + 100 {
+            let k = TargetKey::new("b".into(), 0, format!("m{i}").into());
+            open.on_failure(
+                &k,
+                &GatewayError::new(ErrorKind::RateLimited, "x"),
+                MODEL,
+                now,
+            );
+        }
+        assert!(open.blocked_until(&key("a"), now).is_some());
+        assert!(
+            open.snapshot(now).len() <= MAX_KEYS,
+            "live state is capped too"
+        );
     }
 }

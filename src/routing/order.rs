@@ -224,7 +224,9 @@ impl<F: Failover> Shared<F> {
             let route = route.expect("n > 1 comes from a route");
             let order = match route.balance {
                 Balance::Weighted => weighted_order(&route.weights, &mut rng),
-                Balance::LeastLatency => self.latency_order(&key, n, &mut rng),
+                Balance::LeastLatency => {
+                    self.latency_order(&|i| key(i).deployment_key(), n, &mut rng)
+                }
             };
             for i in order {
                 planned.push(Planned {
@@ -262,7 +264,7 @@ impl<F: Failover> Shared<F> {
 
     /// Power of two choices: of two random deployments, the cheaper
     /// first; then the rest, cheapest first. `key(i)` is the `i`th
-    /// deployment's key for the model.
+    /// deployment's key.
     fn latency_order(
         &self,
         key: &dyn Fn(usize) -> TargetKey,
@@ -449,7 +451,9 @@ where
                         .provider(&p.target.provider)
                         .is_some_and(|r| r.balance == Balance::LeastLatency);
                 shared.cooldowns.begin(&p.key, Instant::now());
-                let in_flight = balanced.then(|| shared.in_flight(&p.key));
+                // Latency is kept per deployment: a key per model name
+                // would let clients grow the map without bound.
+                let in_flight = balanced.then(|| shared.in_flight(&p.key.deployment_key()));
                 let result = if first {
                     first = false;
                     inner.call(r).await
