@@ -60,6 +60,36 @@ impl ErrorKind {
     }
 }
 
+/// A fact about an error that changes what the routing layers do beyond
+/// its [`ErrorKind`]. It is set where the error is made, because the
+/// layers never read an error's `code` or message: a provider's own `code`
+/// may say anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Cause {
+    /// The request's total deadline passed: nothing more is tried, and no
+    /// provider is to blame.
+    DeadlinePassed,
+    /// The gateway has no route for the requested model (not the
+    /// provider's 404): the next model of the chain may have one.
+    UnknownModel,
+    /// The client's `only` / `ignore` leave no provider of the model: the
+    /// next model of the chain may have one.
+    NoAllowedProvider,
+}
+
+/// What a provider's rate limit covers, as far as the answer tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LimitScope {
+    /// One model on one key (OpenAI's, Anthropic's and Gemini's usual
+    /// per-model limits).
+    Model,
+    /// Every model on one key (an account's quota, a subscription's
+    /// limit).
+    Key,
+}
+
 /// An error the gateway answers with.
 #[derive(Clone)]
 pub struct GatewayError {
@@ -69,6 +99,8 @@ pub struct GatewayError {
     param: Option<String>,
     code: Option<String>,
     retry_after: Option<Duration>,
+    cause: Option<Cause>,
+    limit_scope: Option<LimitScope>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -97,6 +129,8 @@ impl GatewayError {
             param: None,
             code: None,
             retry_after: None,
+            cause: None,
+            limit_scope: None,
             source: None,
         }
     }
@@ -181,6 +215,18 @@ impl GatewayError {
         self
     }
 
+    /// Marks a fact the routing layers act on.
+    pub fn with_cause(mut self, cause: Cause) -> Self {
+        self.cause = Some(cause);
+        self
+    }
+
+    /// Says what the rate limit that was hit covers (for a 429).
+    pub fn with_limit_scope(mut self, scope: LimitScope) -> Self {
+        self.limit_scope = Some(scope);
+        self
+    }
+
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Arc::new(source));
@@ -217,6 +263,16 @@ impl GatewayError {
         self.retry_after
     }
 
+    /// The fact the routing layers act on, if any.
+    pub fn cause(&self) -> Option<Cause> {
+        self.cause
+    }
+
+    /// What the rate limit that was hit covers, when the answer said.
+    pub fn limit_scope(&self) -> Option<LimitScope> {
+        self.limit_scope
+    }
+
     /// Whether another attempt may succeed.
     pub fn is_retryable(&self) -> bool {
         self.kind.is_retryable()
@@ -230,6 +286,8 @@ impl fmt::Debug for GatewayError {
             .field("status", &self.status.as_u16())
             .field("message", &self.message)
             .field("param", &self.param)
+            .field("cause", &self.cause)
+            .field("limit_scope", &self.limit_scope)
             .field("source", &self.source.as_ref().map(|s| s.to_string()))
             .finish()
     }

@@ -75,6 +75,8 @@ first_byte_timeout_ms = 300
 "#,
     )
     .await;
+    // A circuit opens after 3 failures (the default), so both requests
+    // try the stalled provider first and wait for its timeout.
     for (path, stream) in [
         ("/v1/chat/completions", false),
         ("/v1/chat/completions", true),
@@ -82,14 +84,12 @@ first_byte_timeout_ms = 300
         let started = Instant::now();
         let resp = stack.post(path, &request(path, "m", "hi", stream)).await;
         let took = started.elapsed();
-        let a = attempts(&resp);
-        assert!(
-            a == "mock-anthropic/claude~stall=timeout, mock-openai/gpt-4o=200"
-                // A circuit does not open after one timeout, so both requests try it.
-                || a.ends_with("mock-openai/gpt-4o=200"),
-            "{a}"
+        assert_eq!(
+            attempts(&resp),
+            "mock-anthropic/claude~stall=timeout, mock-openai/gpt-4o=200",
+            "stream: {stream}"
         );
-        assert!(a.contains("timeout"), "{a}");
+        assert_eq!(provider(&resp), "mock-openai");
         assert_eq!(resp.status(), 200);
         if stream {
             let events = sse(resp).await;
@@ -98,8 +98,8 @@ first_byte_timeout_ms = 300
             json(resp).await;
         }
         assert!(
-            took < Duration::from_millis(1500),
-            "the fallback took {took:?} (stream: {stream})"
+            took >= Duration::from_millis(300) && took < Duration::from_millis(1500),
+            "the fallback took {took:?}, the timeout is 300 ms (stream: {stream})"
         );
     }
 }
@@ -338,6 +338,85 @@ fallbacks = ["claude-sonnet-4-5"]
 }
 
 #[tokio::test]
+async fn a_rate_limit_on_one_model_does_not_stop_failover_to_another() {
+    // The issue's case: one Anthropic model is rate limited; a model whose
+    // targets are a failing OpenAI model and another Anthropic model is
+    // still served, by Anthropic.
+    let stack = Stack::start_with(
+        r#"
+[models.m]
+targets = ["mock-openai/gpt-4o~status=500", "mock-anthropic/claude-sonnet-4-5"]
+[models.limited-first]
+targets = ["mock-anthropic/claude~status=429~retry-after=30", "mock-openai/gpt-4o~status=500"]
+"#,
+    )
+    .await;
+    let path = "/v1/chat/completions";
+    let resp = stack
+        .post(
+            path,
+            &request(
+                path,
+                "mock-anthropic/claude-sonnet-4-5~status=429",
+                "hi",
+                false,
+            ),
+        )
+        .await;
+    assert_eq!(json(resp).await.0, 429);
+    let resp = stack.post(path, &request(path, "m", "hi", false)).await;
+    assert_eq!(
+        attempts(&resp),
+        "mock-openai/gpt-4o~status=500=500, mock-anthropic/claude-sonnet-4-5=200"
+    );
+    assert_eq!(json(resp).await.0, 200);
+
+    // A target cooling down is tried last, not left out.
+    for (want, status) in [
+        (
+            "mock-anthropic/claude~status=429~retry-after=30=429, mock-openai/gpt-4o~status=500=500",
+            500,
+        ),
+        (
+            "mock-openai/gpt-4o~status=500=500, mock-anthropic/claude~status=429~retry-after=30=429",
+            429,
+        ),
+    ] {
+        let resp = stack
+            .post(path, &request(path, "limited-first", "hi", false))
+            .await;
+        assert_eq!(attempts(&resp), want);
+        assert_eq!(json(resp).await.0, status, "the last attempt's error");
+    }
+}
+
+#[tokio::test]
+async fn a_providers_404_goes_back_to_the_client() {
+    let stack = Stack::start_with(
+        r#"
+[models.m]
+targets = ["mock-openai/gpt-4o~status=404"]
+fallbacks = ["fast"]
+"#,
+    )
+    .await;
+    // OpenAI's 404 says `code: "model_not_found"`: still the provider's
+    // answer, not the gateway's unknown model, so no fallback.
+    let path = "/v1/chat/completions";
+    let resp = stack.post(path, &request(path, "m", "hi", false)).await;
+    assert_eq!(attempts(&resp), "mock-openai/gpt-4o~status=404=404");
+    let (status, err) = json(resp).await;
+    assert_eq!(status, 404, "{err}");
+    assert_eq!(err["error"]["type"], "not_found_error");
+    // A model the gateway does not know moves on to the client's next.
+    let mut body = request(path, "no-such-model", "hi", false);
+    body["models"] = json!(["mock-openai/gpt-4o"]);
+    let resp = stack.post(path, &body).await;
+    assert_eq!(attempts(&resp), "mock-openai/gpt-4o=200");
+    assert_eq!(json(resp).await.0, 200);
+}
+
+#[tokio::test]
 async fn client_errors_do_not_fall_back() {
     let stack = Stack::start_with(
         r#"
@@ -380,26 +459,40 @@ deployments = [{ api_key = "key-a", weight = 3 }, { api_key = "key-b" }]
 "#,
     )
     .await;
-    let mut limited = 0;
-    for _ in 0..12 {
+    // Each request tries key-a first with even odds, until key-a answers
+    // 429: that request moves to key-b before any other provider. After
+    // it, key-a cools down for 30 s, so key-b goes first.
+    let mut seen = Vec::new();
+    for _ in 0..40 {
         let resp = stack
             .post(
                 "/v1/chat/completions",
                 &request("/v1/chat/completions", "pair", "hi", false),
             )
             .await;
-        let a = attempts(&resp);
-        // The other key serves before any other provider is tried.
-        match a.as_str() {
-            "pair[0]/gpt-4o=429, pair[1]/gpt-4o=200" => limited += 1,
-            "pair[1]/gpt-4o=200" => {}
-            other => panic!("unexpected attempts: {other}"),
-        }
+        seen.push(attempts(&resp));
+        assert_eq!(provider(&resp), "pair");
         assert_eq!(json(resp).await.0, 200);
     }
+    let rotated = seen
+        .iter()
+        .filter(|a| *a == "pair[0]/gpt-4o=429, pair[1]/gpt-4o=200")
+        .count();
+    // 40 requests that each miss key-a with odds 1/2: 1 in 10^12.
+    assert_eq!(rotated, 1, "exactly one request met the 429: {seen:?}");
+    let after = seen
+        .iter()
+        .skip_while(|a| !a.contains("=429"))
+        .skip(1)
+        .collect::<Vec<_>>();
     assert!(
-        limited <= 1,
-        "the limited key stays out of rotation: {limited}"
+        after.iter().all(|a| *a == "pair[1]/gpt-4o=200"),
+        "key-a cools down: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|a| a == "pair[1]/gpt-4o=200" || a.contains("=429")),
+        "{seen:?}"
     );
 
     let mut first = 0;

@@ -7,7 +7,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
 use super::WireFormat;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorKind, GatewayError, LimitScope};
 
 /// The JSON body of `err` in the client's format.
 ///
@@ -138,11 +138,15 @@ pub fn parse_upstream_error(
     if is_context_length(format, status, code.as_deref(), &message) {
         err = err.with_kind(ErrorKind::ContextLengthExceeded);
     }
+    if status == StatusCode::TOO_MANY_REQUESTS && key_wide_limit(headers, code.as_deref()) {
+        err = err.with_limit_scope(LimitScope::Key);
+    }
     if let Some(code) = code {
         err = err.with_code(code);
     }
     let after = retry_after(headers)
         .or_else(|| anthropic_reset(headers, std::time::SystemTime::now()))
+        .or_else(|| anthropic_unified_reset(headers, std::time::SystemTime::now()))
         .or_else(|| parsed.as_ref().and_then(gemini_retry_delay));
     if let Some(after) = after {
         err = err.with_retry_after(after);
@@ -171,6 +175,31 @@ fn anthropic_reset(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Du
         .max()
         .filter(|at| *at > now)
         .map(|at| Duration::from_secs(at - now))
+}
+
+/// Whether a 429 says its limit covers every model of the key rather than
+/// the one asked for: an Anthropic subscription's (unified) limit, or
+/// OpenAI's exhausted quota. The routing layers act on the
+/// [`LimitScope`] this sets, never on these names.
+fn key_wide_limit(headers: &HeaderMap, code: Option<&str>) -> bool {
+    code == Some("insufficient_quota")
+        || headers
+            .get("anthropic-ratelimit-unified-status")
+            .is_some_and(|v| v.as_bytes() == b"rejected")
+}
+
+/// The time until an Anthropic subscription's limit resets, from
+/// `anthropic-ratelimit-unified-reset` (Unix seconds).
+fn anthropic_unified_reset(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let now = now.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let at: u64 = headers
+        .get("anthropic-ratelimit-unified-reset")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (at > now).then(|| Duration::from_secs(at - now))
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 time
@@ -323,6 +352,48 @@ mod tests {
             body,
         );
         assert_eq!(e.retry_after(), Some(Duration::from_millis(2500)));
+    }
+
+    #[test]
+    fn a_limit_of_the_whole_key_says_so() {
+        let limited = |format, headers: &HeaderMap, body: &[u8]| {
+            parse_upstream_error(format, StatusCode::TOO_MANY_REQUESTS, headers, body)
+        };
+        // Per-model limits say nothing: the provider's usual scope applies.
+        let e = limited(
+            WireFormat::Anthropic,
+            &HeaderMap::new(),
+            br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#,
+        );
+        assert_eq!(e.limit_scope(), None);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "anthropic-ratelimit-unified-status",
+            "rejected".parse().unwrap(),
+        );
+        let reset = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600;
+        h.insert(
+            "anthropic-ratelimit-unified-reset",
+            reset.to_string().parse().unwrap(),
+        );
+        let e = limited(
+            WireFormat::Anthropic,
+            &h,
+            br#"{"type":"error","error":{"type":"rate_limit_error","message":"limit reached"}}"#,
+        );
+        assert_eq!(e.limit_scope(), Some(LimitScope::Key));
+        let after = e.retry_after().unwrap();
+        assert!(after > Duration::from_secs(3590) && after <= Duration::from_secs(3600));
+        let e = limited(
+            WireFormat::OpenAiChat,
+            &HeaderMap::new(),
+            br#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
+        );
+        assert_eq!(e.limit_scope(), Some(LimitScope::Key));
     }
 
     #[test]

@@ -1,38 +1,75 @@
-//! Cooldowns and circuit breakers per provider deployment, in process.
+//! Cooldowns and circuit breakers per target, in process.
 //!
-//! A 429 (or an Anthropic 529) takes the deployment out of rotation until
-//! its `Retry-After` (or `anthropic-ratelimit-*-reset`) time, or for the
-//! configured default when the answer names none. Repeated 5xx, connect
-//! failures and timeouts open its circuit: it is skipped until
-//! `open_for` has passed, then one request probes it (half-open); success
-//! closes the circuit, failure opens it again. Every change is logged.
+//! A circuit is kept per model of a deployment (a provider key or
+//! server): repeated 5xx, 529s, connect failures and timeouts of one model
+//! open its circuit until `open_for` has passed, then one request probes it
+//! (half-open); success closes the circuit, failure opens it again. A 429
+//! (or a 529 naming a time) cools down what the provider's limit covers
+//! ([`LimitScope`]): that model on that key, or every model of the key,
+//! until its `Retry-After` (or `anthropic-ratelimit-*-reset`) time, or for
+//! the configured default when the answer names none.
+//!
+//! A target that is cooling down is not skipped: the provider-order layer
+//! tries it after every other candidate. Every change is logged.
+//!
+//! Time is tokio's ([`tokio::time::Instant`]), the same as the system's
+//! outside tests, so that tests can move it.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::error::{ErrorKind, GatewayError};
+use tokio::time::Instant;
 
-/// A provider deployment, the unit that cools down.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+use crate::error::{Cause, ErrorKind, GatewayError, LimitScope};
+
+/// What cools down: one model of a provider deployment, or (without a
+/// model) the whole deployment, for limits that cover every model of a key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TargetKey {
     /// The configured provider name.
     pub provider: Arc<str>,
     /// Which of its deployments (0 when it has one).
     pub deployment: usize,
+    /// The model sent upstream; `None` for the whole deployment.
+    pub model: Option<Arc<str>>,
+}
+
+impl TargetKey {
+    /// One model of a deployment.
+    pub fn new(provider: Arc<str>, deployment: usize, model: Arc<str>) -> Self {
+        TargetKey {
+            provider,
+            deployment,
+            model: Some(model),
+        }
+    }
+
+    /// The whole deployment this key belongs to.
+    pub fn deployment_key(&self) -> TargetKey {
+        TargetKey {
+            provider: self.provider.clone(),
+            deployment: self.deployment,
+            model: None,
+        }
+    }
 }
 
 impl fmt::Display for TargetKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[{}]", self.provider, self.deployment)
+        write!(f, "{}[{}]", self.provider, self.deployment)?;
+        match &self.model {
+            Some(m) => write!(f, "/{m}"),
+            None => Ok(()),
+        }
     }
 }
 
-/// The state of one deployment, as [`Cooldowns::snapshot`] reports it.
+/// The state of one key, as [`Cooldowns::snapshot`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CooldownState {
-    /// Which deployment.
+    /// Which model of which deployment (or the whole deployment).
     pub key: TargetKey,
     /// Time left of a rate-limit cooldown.
     pub rate_limited_for: Option<Duration>,
@@ -60,7 +97,7 @@ impl Entry {
     }
 }
 
-/// Cooldown and circuit state of every deployment; clones share it.
+/// Cooldown and circuit state of every target; clones share it.
 #[derive(Debug, Clone)]
 pub struct Cooldowns {
     inner: Arc<Inner>,
@@ -73,6 +110,11 @@ struct Inner {
     rate_limit_default: Duration,
     map: Mutex<HashMap<TargetKey, Entry>>,
 }
+
+/// How many keys are kept before those no longer blocking are forgotten.
+/// Clients choose model names (`provider/anything`), so the state of a
+/// provider that fails every model must not grow without bound.
+const MAX_KEYS: usize = 4096;
 
 impl Default for Cooldowns {
     fn default() -> Self {
@@ -108,12 +150,25 @@ impl Cooldowns {
         self.inner.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Until when `key` is out of rotation, or `None` when it may be tried
-    /// now (a half-open circuit may be tried by one request at a time).
+    /// Until when the model of `key` had better not be tried, or `None`
+    /// when it may be tried now (a half-open circuit may be tried by one
+    /// request at a time). A limit on its whole deployment counts too.
     pub fn blocked_until(&self, key: &TargetKey, now: Instant) -> Option<Instant> {
         let map = self.map();
-        let e = map.get(key)?;
-        let mut until = e.rate_limited_until.filter(|u| *u > now);
+        if map.is_empty() {
+            return None;
+        }
+        let mut until = None;
+        if key.model.is_some() {
+            until = map
+                .get(&key.deployment_key())
+                .and_then(|e| e.rate_limited_until)
+                .filter(|u| *u > now);
+        }
+        let Some(e) = map.get(key) else {
+            return until;
+        };
+        until = until.max(e.rate_limited_until.filter(|u| *u > now));
         if let Some(open) = e.open_until {
             if open > now {
                 until = until.max(Some(open));
@@ -137,9 +192,13 @@ impl Cooldowns {
         }
     }
 
-    /// The attempt on `key` succeeded: its cooldown and circuit reset.
+    /// The attempt on `key` succeeded: its cooldown and circuit reset, and
+    /// so does a cooldown of its whole deployment (the key serves again).
     pub fn on_success(&self, key: &TargetKey) {
         let mut map = self.map();
+        if key.model.is_some() {
+            map.remove(&key.deployment_key());
+        }
         if let Some(e) = map.remove(key) {
             if e.open_until.is_some() {
                 tracing::info!(target = %key, "circuit closed");
@@ -147,10 +206,12 @@ impl Cooldowns {
         }
     }
 
-    /// The attempt on `key` failed with `err`.
-    pub fn on_failure(&self, key: &TargetKey, err: &GatewayError, now: Instant) {
+    /// The attempt on `key` failed with `err`. A rate limit cools down
+    /// what the error's [`LimitScope`] says it covers, or `scope` when it
+    /// does not say.
+    pub fn on_failure(&self, key: &TargetKey, err: &GatewayError, scope: LimitScope, now: Instant) {
         // The request ran out of time, not the provider.
-        if err.code() == Some(super::timeout::DEADLINE_EXCEEDED) {
+        if err.cause() == Some(Cause::DeadlinePassed) {
             return;
         }
         let rate_limited = err.kind() == ErrorKind::RateLimited
@@ -163,13 +224,33 @@ impl Cooldowns {
                 | ErrorKind::Timeout
                 | ErrorKind::BadUpstreamResponse
         );
+        let limited = match err.limit_scope().unwrap_or(scope) {
+            LimitScope::Key if rate_limited => key.deployment_key(),
+            _ => key.clone(),
+        };
         let mut map = self.map();
+        if (rate_limited || counts) && map.len() >= MAX_KEYS && !map.contains_key(&limited) {
+            // Keep what still blocks a target; forget failure counts and
+            // lapsed cooldowns.
+            map.retain(|_, e| {
+                e.rate_limited_until.is_some_and(|u| u > now)
+                    || e.open_until.is_some_and(|o| o > now)
+            });
+            if map.len() >= MAX_KEYS {
+                // Full of live state: this failure goes unrecorded (the
+                // target keeps its turn) rather than grow the map.
+                tracing::debug!(target = %limited, "cooldown state full: failure not recorded");
+                return;
+            }
+        }
         if rate_limited {
             let wait = err.retry_after().unwrap_or(self.inner.rate_limit_default);
-            let e = map.entry(key.clone()).or_default();
+            let e = map.entry(limited.clone()).or_default();
             e.rate_limited_until = Some(now + wait);
-            e.probing = None;
-            tracing::warn!(target = %key, cooldown_secs = wait.as_secs_f64(), "rate limited: out of rotation");
+            if let Some(e) = map.get_mut(key) {
+                e.probing = None;
+            }
+            tracing::warn!(target = %limited, cooldown_secs = wait.as_secs_f64(), "rate limited: tried last");
         } else if counts {
             let e = map.entry(key.clone()).or_default();
             e.failures += 1;
@@ -194,7 +275,7 @@ impl Cooldowns {
         }
     }
 
-    /// Every deployment that is cooling down or has failures.
+    /// Every key that is cooling down or has failures.
     pub fn snapshot(&self, now: Instant) -> Vec<CooldownState> {
         let map = self.map();
         let mut out: Vec<_> = map
@@ -206,7 +287,7 @@ impl Cooldowns {
                 failures: e.failures,
             })
             .collect();
-        out.sort_by_key(|s| (s.key.provider.clone(), s.key.deployment));
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         out
     }
 }
@@ -216,11 +297,10 @@ mod tests {
     use super::*;
 
     fn key(p: &str) -> TargetKey {
-        TargetKey {
-            provider: p.into(),
-            deployment: 0,
-        }
+        TargetKey::new(p.into(), 0, "m".into())
     }
+
+    const MODEL: LimitScope = LimitScope::Model;
 
     #[test]
     fn rate_limit_cools_down_until_retry_after() {
@@ -228,7 +308,7 @@ mod tests {
         let now = Instant::now();
         let err = GatewayError::new(ErrorKind::RateLimited, "slow")
             .with_retry_after(Duration::from_secs(2));
-        c.on_failure(&key("a"), &err, now);
+        c.on_failure(&key("a"), &err, MODEL, now);
         assert_eq!(
             c.blocked_until(&key("a"), now),
             Some(now + Duration::from_secs(2))
@@ -243,6 +323,7 @@ mod tests {
         c.on_failure(
             &key("b"),
             &GatewayError::new(ErrorKind::RateLimited, "x"),
+            MODEL,
             now,
         );
         assert_eq!(
@@ -258,9 +339,9 @@ mod tests {
         let k = key("a");
         let t0 = Instant::now();
         let e502 = GatewayError::new(ErrorKind::UpstreamServer, "bad");
-        c.on_failure(&k, &e502, t0);
+        c.on_failure(&k, &e502, MODEL, t0);
         assert_eq!(c.blocked_until(&k, t0), None, "one failure is not enough");
-        c.on_failure(&k, &e502, t0);
+        c.on_failure(&k, &e502, MODEL, t0);
         assert_eq!(c.blocked_until(&k, t0), Some(t0 + Duration::from_secs(10)));
         // Half-open: one probe goes, the others wait for it.
         let t1 = t0 + Duration::from_secs(11);
@@ -268,7 +349,7 @@ mod tests {
         c.begin(&k, t1);
         assert!(c.blocked_until(&k, t1).is_some());
         // The probe fails: open again, for the full period.
-        c.on_failure(&k, &e502, t1);
+        c.on_failure(&k, &e502, MODEL, t1);
         assert_eq!(c.blocked_until(&k, t1), Some(t1 + Duration::from_secs(10)));
         // Next probe succeeds: closed.
         let t2 = t1 + Duration::from_secs(11);
@@ -282,13 +363,14 @@ mod tests {
     fn a_passed_deadline_is_not_the_providers_failure() {
         let c = Cooldowns::new(1, Duration::from_secs(10), Duration::from_secs(1));
         let now = Instant::now();
-        let late = GatewayError::new(ErrorKind::Timeout, "deadline")
-            .with_code(super::super::timeout::DEADLINE_EXCEEDED);
-        c.on_failure(&key("a"), &late, now);
+        let late =
+            GatewayError::new(ErrorKind::Timeout, "deadline").with_cause(Cause::DeadlinePassed);
+        c.on_failure(&key("a"), &late, MODEL, now);
         assert_eq!(c.blocked_until(&key("a"), now), None);
         c.on_failure(
             &key("a"),
             &GatewayError::new(ErrorKind::Timeout, "slow"),
+            MODEL,
             now,
         );
         assert!(c.blocked_until(&key("a"), now).is_some());
@@ -299,9 +381,105 @@ mod tests {
         let c = Cooldowns::new(1, Duration::from_secs(10), Duration::from_secs(1));
         let now = Instant::now();
         for _ in 0..5 {
-            c.on_failure(&key("a"), &GatewayError::not_found("no such model"), now);
-            c.on_failure(&key("a"), &GatewayError::invalid_request("bad"), now);
+            c.on_failure(
+                &key("a"),
+                &GatewayError::not_found("no such model"),
+                MODEL,
+                now,
+            );
+            c.on_failure(&key("a"), &GatewayError::invalid_request("bad"), MODEL, now);
         }
         assert_eq!(c.blocked_until(&key("a"), now), None);
+    }
+
+    #[test]
+    fn circuits_and_model_limits_cover_one_model_of_one_deployment() {
+        let c = Cooldowns::new(1, Duration::from_secs(10), Duration::from_secs(5));
+        let now = Instant::now();
+        let sonnet = TargetKey::new("a".into(), 0, "sonnet".into());
+        let opus = TargetKey::new("a".into(), 0, "opus".into());
+        let other_key = TargetKey::new("a".into(), 1, "sonnet".into());
+        c.on_failure(
+            &sonnet,
+            &GatewayError::new(ErrorKind::RateLimited, "slow"),
+            MODEL,
+            now,
+        );
+        assert!(c.blocked_until(&sonnet, now).is_some());
+        assert_eq!(c.blocked_until(&opus, now), None, "another model");
+        assert_eq!(c.blocked_until(&other_key, now), None, "another key");
+        c.on_failure(
+            &opus,
+            &GatewayError::new(ErrorKind::UpstreamServer, "bad"),
+            MODEL,
+            now,
+        );
+        assert!(
+            c.blocked_until(&opus, now).is_some(),
+            "opus's circuit is open"
+        );
+        assert_eq!(
+            c.blocked_until(&TargetKey::new("a".into(), 0, "haiku".into()), now),
+            None,
+            "haiku's is not"
+        );
+    }
+
+    #[test]
+    fn key_wide_limits_cover_every_model_of_the_deployment() {
+        let c = Cooldowns::default();
+        let now = Instant::now();
+        let sonnet = TargetKey::new("a".into(), 0, "sonnet".into());
+        let opus = TargetKey::new("a".into(), 0, "opus".into());
+        let other_key = TargetKey::new("a".into(), 1, "opus".into());
+        // The answer says the key's limit was hit (a subscription's, say),
+        // though the provider's limits are per model.
+        let err = GatewayError::new(ErrorKind::RateLimited, "limit")
+            .with_limit_scope(LimitScope::Key)
+            .with_retry_after(Duration::from_secs(60));
+        c.on_failure(&sonnet, &err, MODEL, now);
+        assert_eq!(
+            c.blocked_until(&opus, now),
+            Some(now + Duration::from_secs(60))
+        );
+        assert_eq!(c.blocked_until(&other_key, now), None);
+        // A provider whose limits are per key, and an answer that does not say.
+        let plain = GatewayError::new(ErrorKind::RateLimited, "limit");
+        c.on_failure(&other_key, &plain, LimitScope::Key, now);
+        assert!(c
+            .blocked_until(&TargetKey::new("a".into(), 1, "x".into()), now)
+            .is_some());
+        // The key serves again: its limit is over, for every model.
+        c.on_success(&opus);
+        assert_eq!(c.blocked_until(&sonnet, now), None);
+    }
+
+    #[test]
+    fn client_chosen_model_names_do_not_grow_the_state_without_bound() {
+        let c = Cooldowns::default();
+        let now = Instant::now();
+        let down = GatewayError::new(ErrorKind::Connect, "refused");
+        for i in 0..3 * MAX_KEYS {
+            let k = TargetKey::new("a".into(), 0, format!("m{i}").into());
+            c.on_failure(&k, &down, MODEL, now);
+        }
+        assert!(c.snapshot(now).len() <= MAX_KEYS);
+        // What blocks is kept.
+        let open = Cooldowns::new(1, Duration::from_secs(30), Duration::from_secs(5));
+        open.on_failure(&key("a"), &down, MODEL, now);
+        for i in 0..MAX_KEYS + 100 {
+            let k = TargetKey::new("b".into(), 0, format!("m{i}").into());
+            open.on_failure(
+                &k,
+                &GatewayError::new(ErrorKind::RateLimited, "x"),
+                MODEL,
+                now,
+            );
+        }
+        assert!(open.blocked_until(&key("a"), now).is_some());
+        assert!(
+            open.snapshot(now).len() <= MAX_KEYS,
+            "live state is capped too"
+        );
     }
 }

@@ -32,8 +32,7 @@ use tower::{Layer, Service, ServiceExt};
 
 use super::order::{DefaultFailover, Failover};
 use super::routes::Routes;
-use super::timeout::DEADLINE_EXCEEDED;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{Cause, ErrorKind, GatewayError};
 use crate::request::{GatewayRequest, Target};
 use crate::response::GatewayResponse;
 
@@ -144,7 +143,9 @@ where
 /// then the model's configured `fallbacks`, each tried once.
 ///
 /// It moves on when the [`Failover`] rules say so, and when a model in the
-/// chain is not configured or no allowed provider serves it. A
+/// chain is not configured or no allowed provider serves it (the gateway's
+/// own errors, marked [`Cause::UnknownModel`] and
+/// [`Cause::NoAllowedProvider`]; a provider's 404 does not move on). A
 /// context-length error skips to the next model with a larger configured
 /// context window (or the next one, when windows are not configured).
 ///
@@ -193,12 +194,13 @@ impl<F> ModelChain<F> {
     }
 }
 
-/// Whether a routing error of the gateway's own (not the provider's)
-/// leaves room for another model.
+/// Whether a routing error of the gateway's own leaves room for another
+/// model. A provider's 404 is not one: it goes back to the client (see
+/// [`DefaultFailover`]), whatever its `code` says.
 fn unroutable(err: &GatewayError) -> bool {
     matches!(
-        err.code(),
-        Some("model_not_found") | Some("no_allowed_provider")
+        err.cause(),
+        Some(Cause::UnknownModel | Cause::NoAllowedProvider)
     )
 }
 
@@ -209,7 +211,7 @@ impl<F: Failover> Policy<GatewayRequest, GatewayResponse, GatewayError> for Mode
         result: &Result<GatewayResponse, GatewayError>,
     ) -> Option<GatewayRequest> {
         let err = result.as_ref().err()?;
-        if err.code() == Some(DEADLINE_EXCEEDED)
+        if err.cause() == Some(Cause::DeadlinePassed)
             || !(self.failover.next_candidate(err) || unroutable(err))
         {
             return None;

@@ -31,7 +31,7 @@
 //!   failed, the next model (the client's `models`, then the configured
 //!   `fallbacks`).
 //! - [`ProviderOrder`]: the providers (and deployments) of one model, in
-//!   order, skipping those in [`Cooldowns`].
+//!   order, those in [`Cooldowns`] last.
 //! - `tower::retry::Retry` with [`RetryTransient`]: a connect error, 502 or
 //!   503 tried again on the same target, within a retry budget.
 //! - [`Timeout`]: first byte, idle gap and total deadline.

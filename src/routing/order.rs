@@ -3,11 +3,14 @@
 //! [`ProviderOrder`] finds the targets that serve the requested model
 //! ([`Routes`]), applies the client's `only` / `ignore` / `order`, expands
 //! each provider into its deployments (weighted choice, or least latency),
-//! leaves out deployments that are cooling down ([`Cooldowns`]) unless
-//! nothing else is left, and tries them in turn: a failure that the
-//! [`Failover`] rules accept moves to the next. Each attempt is recorded
-//! in the request's [`AttemptLog`], and the served response carries them
-//! all in its metadata.
+//! and tries them in turn: a failure that the [`Failover`] rules accept
+//! moves to the next. The next is chosen when it is needed, from the
+//! cooldown state of that moment: the first untried candidate that is not
+//! cooling down ([`Cooldowns`]), or, when every one left is, the one free
+//! soonest. So a request does not fail while a candidate it has not tried
+//! might serve it. Each attempt is recorded in the request's
+//! [`AttemptLog`], and the served response carries them all in its
+//! metadata.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -29,17 +32,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tokio::time::Instant;
 use tower::util::rng::{HasherRng, Rng};
 use tower::{Layer, Service, ServiceExt};
 
 use super::attempts::{Attempt, AttemptLog, Outcome};
 use super::cooldown::{Cooldowns, TargetKey};
 use super::routes::Routes;
-use super::timeout::DEADLINE_EXCEEDED;
 use crate::config::Balance;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{Cause, ErrorKind, GatewayError, LimitScope};
 use crate::request::{GatewayRequest, Target};
 use crate::response::GatewayResponse;
 
@@ -65,14 +68,21 @@ impl<F: Fn(&GatewayError) -> bool + Send + Sync + 'static> Failover for F {
 
 /// The default rules: move on after connect errors, timeouts, 429, 5xx,
 /// Anthropic's 529 and context-length errors; not after 400, 401, 403,
-/// 404 or other client errors (those are the client's to see), and not
-/// once the request's total deadline has passed.
+/// 404 or other client errors, and not once the request's total deadline
+/// has passed ([`Cause::DeadlinePassed`]).
+///
+/// A provider's 404 (whatever its `code`, `model_not_found` included)
+/// goes back to the client like a 400: it says the request, or the
+/// target's configured model name, is wrong, which the client or the
+/// operator has to see rather than have it hidden by another target.
+/// Only the gateway's own "no such model" moves on, to the next model
+/// ([`ModelChain`](super::ModelChain)).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultFailover;
 
 impl Failover for DefaultFailover {
     fn next_candidate(&self, err: &GatewayError) -> bool {
-        err.code() != Some(DEADLINE_EXCEEDED)
+        err.cause() != Some(Cause::DeadlinePassed)
             && (err.kind().is_retryable() || err.kind() == ErrorKind::ContextLengthExceeded)
     }
 }
@@ -148,10 +158,13 @@ struct Planned {
     /// `Some` when the provider has several deployments.
     deployment: Option<usize>,
     key: TargetKey,
+    /// What a 429 of this provider covers when it does not say.
+    scope: LimitScope,
 }
 
 impl<F: Failover> Shared<F> {
-    /// The attempts for `req`, in order.
+    /// The candidates for `req`, in the order of preference (cooldowns
+    /// aside: [`Shared::pick`] looks at them at each attempt).
     fn plan(&self, req: &GatewayRequest) -> Result<Vec<Planned>, GatewayError> {
         let opts = &req.routing;
         let mut targets = match req.extensions.get::<Target>() {
@@ -174,7 +187,8 @@ impl<F: Failover> Shared<F> {
                             providers.join(", ")
                         ),
                     )
-                    .with_code("no_allowed_provider"));
+                    .with_code("no_allowed_provider")
+                    .with_cause(Cause::NoAllowedProvider));
                 }
                 allowed
             }
@@ -196,13 +210,13 @@ impl<F: Failover> Shared<F> {
         for target in targets {
             let route = self.routes.provider(&target.provider);
             let n = route.map_or(1, |r| r.weights.len());
+            let scope = route.map_or(LimitScope::Key, |r| r.rate_limits);
+            let key = |i| TargetKey::new(target.provider.clone(), i, target.model.clone());
             if n <= 1 {
                 planned.push(Planned {
-                    key: TargetKey {
-                        provider: target.provider.clone(),
-                        deployment: 0,
-                    },
-                    target,
+                    key: key(0),
+                    scope,
+                    target: target.clone(),
                     deployment: None,
                 });
                 continue;
@@ -210,51 +224,56 @@ impl<F: Failover> Shared<F> {
             let route = route.expect("n > 1 comes from a route");
             let order = match route.balance {
                 Balance::Weighted => weighted_order(&route.weights, &mut rng),
-                Balance::LeastLatency => self.latency_order(&target.provider, n, &mut rng),
+                Balance::LeastLatency => {
+                    self.latency_order(&|i| key(i).deployment_key(), n, &mut rng)
+                }
             };
             for i in order {
                 planned.push(Planned {
-                    key: TargetKey {
-                        provider: target.provider.clone(),
-                        deployment: i,
-                    },
+                    key: key(i),
+                    scope,
                     target: target.clone(),
                     deployment: Some(i),
                 });
             }
         }
-        // Cooling-down deployments only when nothing else is left.
-        let now = Instant::now();
-        let blocked: Vec<Option<Instant>> = planned
-            .iter()
-            .map(|p| self.cooldowns.blocked_until(&p.key, now))
-            .collect();
-        if blocked.iter().any(Option::is_none) {
-            let mut i = 0;
-            planned.retain(|_| {
-                i += 1;
-                blocked[i - 1].is_none()
-            });
-        } else {
-            let mut with: Vec<_> = planned.into_iter().zip(blocked).collect();
-            with.sort_by_key(|(_, b)| *b);
-            planned = with.into_iter().map(|(p, _)| p).collect();
-        }
         Ok(planned)
     }
 
+    /// Which of the untried candidates `left` goes next: the first that is
+    /// not cooling down, or, when all are, the one free soonest (the
+    /// first of those on a tie). Asked at each attempt, so a cooldown that
+    /// began during this request counts.
+    fn pick(&self, left: &[Planned]) -> usize {
+        let now = Instant::now();
+        let mut soonest: Option<(usize, Instant)> = None;
+        for (i, p) in left.iter().enumerate() {
+            match self.cooldowns.blocked_until(&p.key, now) {
+                None => return i,
+                Some(until) => {
+                    if soonest.is_none_or(|(_, s)| until < s) {
+                        soonest = Some((i, until));
+                    }
+                }
+            }
+        }
+        let (i, _) = soonest.unwrap_or((0, now));
+        tracing::debug!(target = %left[i].key, "every candidate left is cooling down: trying the one free soonest");
+        i
+    }
+
     /// Power of two choices: of two random deployments, the cheaper
-    /// first; then the rest, cheapest first.
-    fn latency_order(&self, provider: &Arc<str>, n: usize, rng: &mut HasherRng) -> Vec<usize> {
+    /// first; then the rest, cheapest first. `key(i)` is the `i`th
+    /// deployment's key.
+    fn latency_order(
+        &self,
+        key: &dyn Fn(usize) -> TargetKey,
+        n: usize,
+        rng: &mut HasherRng,
+    ) -> Vec<usize> {
         let map = self.latency.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let cost = |i: usize| {
-            map.get(&TargetKey {
-                provider: provider.clone(),
-                deployment: i,
-            })
-            .map_or(0.0, |e| e.cost(now))
-        };
+        let cost = |i: usize| map.get(&key(i)).map_or(0.0, |e| e.cost(now));
         let a = (rng.next_u64() % n as u64) as usize;
         let mut b = (rng.next_u64() % (n as u64 - 1)) as usize;
         if b >= a {
@@ -410,13 +429,14 @@ where
             }
         };
         Box::pin(async move {
-            let plan = shared.plan(&req)?;
-            let last = plan.len().saturating_sub(1);
+            let mut left = shared.plan(&req)?;
             let mut req = Some(req);
             let mut first = true;
-            for (i, p) in plan.into_iter().enumerate() {
+            let mut last_err = None;
+            while !left.is_empty() {
+                let p = left.remove(shared.pick(&left));
                 // The last attempt takes the request itself; the others a copy.
-                let mut r = if i == last {
+                let mut r = if left.is_empty() {
                     req.take().expect("taken only by the last attempt")
                 } else {
                     req.as_ref().expect("kept until the last attempt").clone()
@@ -431,7 +451,9 @@ where
                         .provider(&p.target.provider)
                         .is_some_and(|r| r.balance == Balance::LeastLatency);
                 shared.cooldowns.begin(&p.key, Instant::now());
-                let in_flight = balanced.then(|| shared.in_flight(&p.key));
+                // Latency is kept per deployment: a key per model name
+                // would let clients grow the map without bound.
+                let in_flight = balanced.then(|| shared.in_flight(&p.key.deployment_key()));
                 let result = if first {
                     first = false;
                     inner.call(r).await
@@ -456,20 +478,25 @@ where
                         return Ok(resp);
                     }
                     Err(err) => {
-                        shared.cooldowns.on_failure(&p.key, &err, Instant::now());
+                        shared
+                            .cooldowns
+                            .on_failure(&p.key, &err, p.scope, Instant::now());
                         log.push(Attempt {
                             target: p.target,
                             deployment: p.deployment,
                             outcome: Outcome::of_error(&err),
                         });
-                        if i == last || !shared.failover.next_candidate(&err) {
+                        if !shared.failover.next_candidate(&err) {
                             return Err(err);
                         }
-                        tracing::debug!(error = %err.message(), "next candidate");
+                        if !left.is_empty() {
+                            tracing::debug!(error = %err.message(), "next candidate");
+                        }
+                        last_err = Some(err);
                     }
                 }
             }
-            Err(GatewayError::internal("no candidate was tried"))
+            Err(last_err.unwrap_or_else(|| GatewayError::internal("no candidate was tried")))
         })
     }
 }

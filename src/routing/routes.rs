@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use crate::config::{Balance, Config};
-use crate::error::GatewayError;
+use crate::config::{Balance, Config, ProviderKind};
+use crate::error::{Cause, GatewayError, LimitScope};
 use crate::request::Target;
 
 /// A configured model.
@@ -22,6 +22,26 @@ pub struct ProviderRoute {
     pub weights: Vec<u32>,
     /// How load is shared.
     pub balance: Balance,
+    /// What a 429 that does not say otherwise covers: see
+    /// [`ProviderRoute::rate_limit_scope`].
+    pub rate_limits: LimitScope,
+}
+
+impl ProviderRoute {
+    /// What a rate limit of a provider of `kind` covers when its answer
+    /// does not say. OpenAI, Anthropic and Gemini limit each model of an
+    /// organization or project apart, so a 429 cools down that model on
+    /// that key only. An OpenAI-compatible server's limits are unknown
+    /// (a self-hosted server or a proxy usually limits the whole key or
+    /// server), so a 429 there cools down every model of the key.
+    pub fn rate_limit_scope(kind: ProviderKind) -> LimitScope {
+        match kind {
+            ProviderKind::OpenAi | ProviderKind::Anthropic | ProviderKind::Gemini => {
+                LimitScope::Model
+            }
+            ProviderKind::OpenAiCompatible => LimitScope::Key,
+        }
+    }
 }
 
 /// The routing table: model names to candidate targets.
@@ -44,6 +64,7 @@ impl Routes {
                 ProviderRoute {
                     weights: p.deployment_configs().iter().map(|(_, w)| *w).collect(),
                     balance: p.balance,
+                    rate_limits: ProviderRoute::rate_limit_scope(p.kind),
                 },
             );
         }
@@ -105,6 +126,7 @@ impl Routes {
             "model `{model}` is not configured: use `provider/model` with a configured provider, or a model alias"
         ))
         .with_code("model_not_found")
+        .with_cause(Cause::UnknownModel)
         .with_param("model"))
     }
 
@@ -129,13 +151,15 @@ impl Routes {
     }
 
     /// Declares a provider (for library users who add their own), with
-    /// one deployment.
+    /// one deployment; its rate limits are taken to cover the whole key,
+    /// as nothing is known of them.
     pub fn with_provider(mut self, name: &str) -> Self {
         self.providers
             .entry(name.to_string())
             .or_insert(ProviderRoute {
                 weights: vec![1],
                 balance: Balance::Weighted,
+                rate_limits: LimitScope::Key,
             });
         self
     }

@@ -26,23 +26,28 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_core::Stream;
+use tokio::time::Instant;
 use tower::{Layer, Service};
 
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{Cause, ErrorKind, GatewayError};
 use crate::request::{GatewayRequest, Target};
 use crate::response::{ChunkStream, GatewayResponse, ResponseBody, StreamChunk};
 
-/// The error code of a request whose total deadline passed: no layer
-/// tries anything after it.
+/// The error code a client sees when its request's total deadline passed.
+/// It is for the client only: the layers act on
+/// [`Cause::DeadlinePassed`], never on a code.
 pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
 
 /// When the request reached the gateway (the edge puts it in the
 /// request's extensions); the total deadline counts from it.
+///
+/// The layer reads it on tokio's clock (the same instant outside tests),
+/// so that tests can move time with `tokio::time::advance`.
 #[derive(Debug, Clone, Copy)]
-pub struct Started(pub Instant);
+pub struct Started(pub std::time::Instant);
 
 /// Builds [`Timeout`] services; see the [module docs](self). Every limit
 /// is off by default.
@@ -127,6 +132,7 @@ fn deadline_error(total: Duration) -> GatewayError {
         format!("the request's deadline of {} ms passed", total.as_millis()),
     )
     .with_code(DEADLINE_EXCEEDED)
+    .with_cause(Cause::DeadlinePassed)
 }
 
 impl<S> Service<GatewayRequest> for Timeout<S>
@@ -146,7 +152,10 @@ where
         let now = Instant::now();
         let limits = self.limits;
         let deadline = limits.total.map(|t| {
-            let start = req.extensions.get::<Started>().map_or(now, |s| s.0);
+            let start = req
+                .extensions
+                .get::<Started>()
+                .map_or(now, |s| Instant::from_std(s.0));
             start + t
         });
         let target = req.extensions.get::<Target>().cloned();
@@ -173,7 +182,7 @@ where
             };
             let mut resp = match until {
                 None => fut.await?,
-                Some(until) => match tokio::time::timeout_at(until.into(), fut).await {
+                Some(until) => match tokio::time::timeout_at(until, fut).await {
                     Ok(r) => r?,
                     Err(_) if deadline == Some(until) => {
                         return Err(deadline_error(limits.total.unwrap_or_default()))
@@ -217,7 +226,7 @@ impl Watched {
         idle: Option<Duration>,
         deadline: Option<(Instant, Duration)>,
     ) -> Self {
-        let sleep = tokio::time::sleep_until(Self::next_wake(idle, deadline).into());
+        let sleep = tokio::time::sleep_until(Self::next_wake(idle, deadline));
         Watched {
             inner: Some(inner),
             idle,
@@ -249,7 +258,7 @@ impl Stream for Watched {
             Poll::Ready(Some(item)) => {
                 if this.idle.is_some() {
                     let wake = Watched::next_wake(*this.idle, *this.deadline);
-                    this.sleep.as_mut().reset(wake.into());
+                    this.sleep.as_mut().reset(wake);
                 }
                 return Poll::Ready(Some(item));
             }
