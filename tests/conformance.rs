@@ -307,6 +307,50 @@ async fn tool_result_round_trip_keeps_ids() {
     }
 }
 
+/// Gemini sends no call IDs: each turn's calls get fresh ones, so a
+/// conversation built from two Gemini answers holds no ID twice, and
+/// Anthropic (which refuses repeated `tool_use` ids) takes it over.
+#[tokio::test]
+async fn gemini_call_ids_stay_unique_across_turns() {
+    let stack = Stack::start().await;
+    let path = "/v1/chat/completions";
+    for stream in [false, true] {
+        let mut messages = vec![json!({"role": "user", "content": "weather in Paris, then Rome?"})];
+        let mut ids = Vec::new();
+        for result in ["18C", "21C"] {
+            let body = with_weather_tool(
+                path,
+                json!({"model": "mock-gemini/gemini-x~tool", "stream": stream, "messages": messages}),
+            );
+            let resp = stack.post(path, &body).await;
+            assert_eq!(resp.status(), 200, "stream={stream}");
+            let (name, args, id) = if stream {
+                tool_call_from_stream(path, &sse(resp).await)
+            } else {
+                tool_call_from_json(path, &json(resp).await.1)
+            };
+            messages.push(json!({"role": "assistant", "content": null, "tool_calls": [
+                {"id": id, "type": "function", "function": {"name": name, "arguments": args}}]}));
+            messages.push(json!({"role": "tool", "tool_call_id": id, "content": result}));
+            ids.push(id);
+        }
+        assert_ne!(ids[0], ids[1], "stream={stream}: Gemini call IDs repeat");
+        let body = with_weather_tool(
+            path,
+            json!({"model": "mock-anthropic/claude-x", "messages": messages}),
+        );
+        let (status, v) = json(stack.post(path, &body).await).await;
+        assert_eq!(
+            status, 200,
+            "stream={stream}: Anthropic refused the conversation: {v}"
+        );
+        assert!(
+            answer_text(path, &v).contains("Tool result received: 21C"),
+            "{v}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn same_format_passes_unknown_fields_and_rewrites_only_the_model() {
     let stack = Stack::start().await;

@@ -19,7 +19,10 @@
 //!   `functionResponse` ("Unknown name \"id\""), so none is sent. The
 //!   function's name, which Gemini needs in `functionResponse`, is looked up
 //!   from the earlier tool call with the same ID; a tool result whose call is
-//!   not in the conversation is sent as plain text. Images in tool results
+//!   not in the conversation is sent as plain text. Calls in answers get
+//!   Gemini's ID when it sends one, else a fresh random `call_<32 hex>`:
+//!   numbering them per answer would repeat IDs across turns, which clients
+//!   keyed by ID and Anthropic refuse. Images in tool results
 //!   follow the `functionResponse` as separate `inlineData` / `fileData`
 //!   parts. `is_error` results use the documented `error` key instead of
 //!   `output`.

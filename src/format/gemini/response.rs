@@ -125,8 +125,14 @@ pub(super) fn finish_reason(reason: &str, has_tool_calls: bool) -> FinishReason 
     }
 }
 
-/// Hands out tool call IDs: Gemini's own when it sends one, else
-/// `call_<n>`, always unique within one answer.
+/// Hands out tool call IDs: Gemini's own when it sends one, else a fresh
+/// random `call_<32 hex>`.
+///
+/// Gemini usually sends no IDs; numbering each answer's calls from
+/// `call_0` would repeat IDs across the turns of one conversation, which
+/// clients keyed by ID and Anthropic (`tool_use` ids must be unique)
+/// refuse. Each call gets its ID once, when it is decoded, so a streamed
+/// call keeps it from its first event to its last.
 #[derive(Debug, Default)]
 pub(super) struct CallIds {
     used: Vec<String>,
@@ -134,15 +140,10 @@ pub(super) struct CallIds {
 
 impl CallIds {
     pub fn next(&mut self, given: Option<&str>) -> String {
-        let mut id = match given {
-            Some(g) if !g.is_empty() => g.to_string(),
-            _ => format!("call_{}", self.used.len()),
+        let id = match given {
+            Some(g) if !g.is_empty() && !self.used.iter().any(|u| u == g) => g.to_string(),
+            _ => format!("call_{}", uuid::Uuid::new_v4().simple()),
         };
-        let mut n = self.used.len();
-        while self.used.contains(&id) {
-            n += 1;
-            id = format!("call_{n}");
-        }
         self.used.push(id.clone());
         id
     }
@@ -284,40 +285,65 @@ mod tests {
 
     #[test]
     fn function_calls_get_unique_ids() {
-        let r = decode(json!({
+        let body = json!({
             "candidates": [{
                 "content": { "role": "model", "parts": [
                     { "functionCall": { "name": "weather", "args": { "city": "Paris" } } },
-                    { "functionCall": { "name": "weather", "args": { "city": "Rome" }, "id": "call_0" } },
+                    { "functionCall": { "name": "weather", "args": { "city": "Rome" } } },
+                    { "functionCall": { "name": "now", "id": "g-7" } },
                     { "functionCall": { "name": "now", "id": "g-7" } }
                 ]},
                 "finishReason": "STOP"
             }]
-        }))
-        .unwrap();
+        });
+        let calls = |r: &ChatResponse| -> Vec<(String, String, String)> {
+            r.content
+                .iter()
+                .map(|p| match p {
+                    Part::ToolCall {
+                        id,
+                        name,
+                        arguments,
+                    } => (id.clone(), name.clone(), arguments.clone()),
+                    _ => panic!("{p:?}"),
+                })
+                .collect()
+        };
+        let r = decode(body.clone()).unwrap();
         assert!(r.id.starts_with("gemini-"));
         assert_eq!(r.model, "gemini-2.5-flash");
         assert_eq!(r.finish_reason, FinishReason::ToolCalls);
-        let calls: Vec<_> = r
-            .content
+        let first = calls(&r);
+        let names: Vec<_> = first
             .iter()
-            .map(|p| match p {
-                Part::ToolCall {
-                    id,
-                    name,
-                    arguments,
-                } => (id.as_str(), name.as_str(), arguments.as_str()),
-                _ => panic!("{p:?}"),
-            })
+            .map(|(_, n, a)| (n.as_str(), a.as_str()))
             .collect();
         assert_eq!(
-            calls,
+            names,
             [
-                ("call_0", "weather", "{\"city\":\"Paris\"}"),
-                ("call_2", "weather", "{\"city\":\"Rome\"}"),
-                ("g-7", "now", "{}"),
+                ("weather", "{\"city\":\"Paris\"}"),
+                ("weather", "{\"city\":\"Rome\"}"),
+                ("now", "{}"),
+                ("now", "{}"),
             ]
         );
+        // Gemini's own ID is kept; a repeated one is replaced.
+        assert_eq!(first[2].0, "g-7");
+        // The same answer again (the next turn of a conversation): none of
+        // the IDs Gemini did not give repeats.
+        let second = calls(&decode(body).unwrap());
+        let mut ids: Vec<&str> = first
+            .iter()
+            .chain(&second)
+            .map(|(id, ..)| id.as_str())
+            .filter(|id| *id != "g-7")
+            .collect();
+        assert_eq!(ids.len(), 6);
+        assert!(ids.iter().all(|id| id.starts_with("call_")
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')));
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 6, "IDs repeat: {first:?} {second:?}");
     }
 
     #[test]

@@ -272,9 +272,26 @@ mod tests {
                 },
             },
         ];
+        // Gemini sent no ID for the first call: each decoding of the
+        // answer (each turn of a conversation) gives it a fresh one.
+        let mut ids = Vec::new();
         for piece in [1, 2, 3, 7, 64, bytes.len()] {
-            assert_eq!(decode(&bytes, piece).unwrap(), want, "piece size {piece}");
+            let mut got = decode(&bytes, piece).unwrap();
+            let StreamEvent::BlockStart {
+                block: BlockKind::ToolCall { id, .. },
+                ..
+            } = &mut got[9]
+            else {
+                panic!("{:?}", got[9]);
+            };
+            assert!(id.starts_with("call_") && id.len() > 20, "{id}");
+            ids.push(std::mem::replace(id, "call_0".into()));
+            assert_eq!(got, want, "piece size {piece}");
         }
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "a generated call ID repeats");
     }
 
     #[test]
