@@ -861,6 +861,33 @@ async fn openai_client_to_anthropic_provider_sends_a_faithful_request() {
     assert_eq!(results[1]["tool_use_id"], "call_2");
 }
 
+/// A Responses function tool is strict unless the client says `false`; a
+/// Chat Completions provider only knows that if `strict` is sent.
+#[tokio::test]
+async fn responses_tools_stay_strict_at_a_chat_provider() {
+    let stack = Stack::start().await;
+    for (strict, want) in [
+        (Value::Null, true),
+        (json!(true), true),
+        (json!(false), false),
+    ] {
+        let mut tool = json!({"type": "function", "name": "get_weather",
+                              "parameters": {"type": "object", "properties": {}}});
+        if !strict.is_null() {
+            tool["strict"] = strict.clone();
+        }
+        let mut body = request("/v1/responses", "mock-compat/m~echo-request", "hi", false);
+        body["tools"] = json!([tool]);
+        let (status, v) = json(stack.post("/v1/responses", &body).await).await;
+        assert_eq!(status, 200, "{v}");
+        let sent: Value = serde_json::from_str(&answer_text("/v1/responses", &v)).unwrap();
+        assert_eq!(
+            sent["tools"][0]["function"]["strict"], want,
+            "client strict = {strict}: {sent}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn odd_input_is_a_client_error_never_a_server_error() {
     let stack = Stack::start().await;

@@ -22,6 +22,15 @@
 //!   input history (`web_search_call`, ...) are a 400 as well.
 //! - **Files.** `input_file` parts and `input_image` parts given by
 //!   `file_id` refer to OpenAI-hosted files: 400.
+//! - **Function tools** are strict unless `strict: false` (the Responses
+//!   API's default, the opposite of Chat Completions'), so a tool without
+//!   `strict` reaches a Chat Completions provider with `strict: true`.
+//! - **Dropped from the input**, having no canonical form: an
+//!   `input_image`'s `detail`; the `id` and `status` of every item (the
+//!   gateway keeps no items to refer to); `annotations` and `logprobs` of
+//!   `output_text` parts; a `text.format` JSON schema's `description`;
+//!   `stream_options`, `prompt_cache_retention`; `safety_identifier` when
+//!   `user` is also set (`user` is kept).
 //! - **Reasoning items** in the input keep their summary text as
 //!   [`Part::Reasoning`](crate::canonical::Part::Reasoning);
 //!   `encrypted_content` is OpenAI-specific and dropped. In answers,
