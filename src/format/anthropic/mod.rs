@@ -67,8 +67,9 @@
 //! `citations_delta`. Stream block indexes are remapped so the canonical
 //! ones stay contiguous.
 //!
-//! Encoding an answer for a client: [`FinishReason::Other`] becomes
-//! `end_turn`; image and tool-result parts (which an answer cannot hold) are
+//! Encoding an answer for a client: [`FinishReason::Other`] (a reason the
+//! provider's decoder does not know) becomes `end_turn`, and so does a
+//! tool-calls finish without any `tool_use` block; image and tool-result parts (which an answer cannot hold) are
 //! left out; reasoning without a signature gets `signature: ""`.
 //!
 //! [`Usage::input_tokens`]: crate::canonical::Usage::input_tokens
@@ -112,12 +113,15 @@ fn finish_from_wire(stop_reason: Option<&str>, stop_sequence: Option<&str>) -> F
 }
 
 /// A canonical finish reason as Anthropic's `(stop_reason, stop_sequence)`.
-fn finish_to_wire(reason: &FinishReason) -> (&'static str, Option<&str>) {
+/// `tool_use` only when the answer holds a `tool_use` block (`has_calls`):
+/// a client told to run tools finds none otherwise.
+fn finish_to_wire(reason: &FinishReason, has_calls: bool) -> (&'static str, Option<&str>) {
     match reason {
         FinishReason::Stop | FinishReason::Other(_) => ("end_turn", None),
         FinishReason::StopSequence(seq) => ("stop_sequence", seq.as_deref()),
         FinishReason::Length => ("max_tokens", None),
-        FinishReason::ToolCalls => ("tool_use", None),
+        FinishReason::ToolCalls if has_calls => ("tool_use", None),
+        FinishReason::ToolCalls => ("end_turn", None),
         FinishReason::ContentFilter => ("refusal", None),
         FinishReason::PauseTurn => ("pause_turn", None),
     }

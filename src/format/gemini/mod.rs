@@ -41,6 +41,12 @@
 //!   `fileData` with a MIME type guessed from the extension (JPEG when
 //!   unknown). Gemini fetches Files API URIs and, on recent models, public
 //!   HTTP(S) URLs; other URLs fail upstream.
+//! - **Finish reasons** are mapped by an explicit table (see
+//!   `finish_reason`): a function call Gemini failed to produce
+//!   (`MALFORMED_FUNCTION_CALL`, `UNEXPECTED_TOOL_CALL`, `TOO_MANY_TOOL_CALLS`,
+//!   ...) is a retryable 502 naming the reason and Gemini's
+//!   `finishMessage`, never a tool-calls finish without calls; `OTHER` and
+//!   unknown values are kept by name and reach clients as a normal stop.
 //! - **Tool call arguments** are parsed into `args`; arguments that are not
 //!   a JSON object become `{}`.
 //! - **Not expressible:** `parallel_tool_calls`, `user`, `cache_control`,

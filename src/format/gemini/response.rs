@@ -25,6 +25,8 @@ pub(super) struct GenResponse {
 pub(super) struct Candidate {
     pub content: Option<Content>,
     pub finish_reason: Option<String>,
+    /// Gemini's explanation of some finish reasons (a malformed call's text).
+    pub finish_message: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,17 +114,51 @@ fn upstream_error(err: &Value) -> GatewayError {
     }
 }
 
-/// The canonical finish reason for Gemini's `finishReason`.
-pub(super) fn finish_reason(reason: &str, has_tool_calls: bool) -> FinishReason {
-    match reason {
+/// The canonical finish reason for Gemini's `finishReason`, or the error
+/// it reports.
+///
+/// Every value of the API's `FinishReason` enum is placed: a normal stop
+/// (tool calls when the answer has some), the token limit, the safety and
+/// policy filters (`LANGUAGE` too: the candidate was withheld); a function
+/// call Gemini could not produce (`MALFORMED_FUNCTION_CALL`,
+/// `UNEXPECTED_TOOL_CALL`, `TOO_MANY_TOOL_CALLS`, `MISSING_THOUGHT_SIGNATURE`,
+/// `MALFORMED_RESPONSE`) is an error, a retryable bad answer, since the
+/// answer holds no call to run. `OTHER`, the image-generation reasons and
+/// values newer than this list stay [`FinishReason::Other`].
+pub(super) fn finish_reason(
+    reason: &str,
+    message: Option<&str>,
+    has_tool_calls: bool,
+) -> Result<FinishReason, GatewayError> {
+    Ok(match reason {
         "STOP" | "FINISH_REASON_UNSPECIFIED" if has_tool_calls => FinishReason::ToolCalls,
-        "STOP" => FinishReason::Stop,
+        "STOP" | "FINISH_REASON_UNSPECIFIED" => FinishReason::Stop,
         "MAX_TOKENS" => FinishReason::Length,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
-            FinishReason::ContentFilter
+        "SAFETY"
+        | "RECITATION"
+        | "LANGUAGE"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION" => FinishReason::ContentFilter,
+        "MALFORMED_FUNCTION_CALL"
+        | "UNEXPECTED_TOOL_CALL"
+        | "TOO_MANY_TOOL_CALLS"
+        | "MISSING_THOUGHT_SIGNATURE"
+        | "MALFORMED_RESPONSE" => {
+            let mut msg =
+                format!("Gemini could not produce a valid answer (finishReason {reason})");
+            if let Some(m) = message.filter(|m| !m.is_empty()) {
+                let m: String = m.chars().take(300).collect();
+                msg.push_str(": ");
+                msg.push_str(&m);
+            }
+            return Err(GatewayError::bad_upstream(msg));
         }
         other => FinishReason::Other(other.to_ascii_lowercase()),
-    }
+    })
 }
 
 /// Hands out tool call IDs: Gemini's own when it sends one, else a fresh
@@ -216,7 +252,7 @@ pub fn decode_response(body: &[u8], model: &str) -> Result<ChatResponse, Gateway
         }
     }
     let finish_reason = match candidate.finish_reason.as_deref() {
-        Some(r) => finish_reason(r, ids.any()),
+        Some(r) => finish_reason(r, candidate.finish_message.as_deref(), ids.any())?,
         None if ids.any() => FinishReason::ToolCalls,
         None => FinishReason::Stop,
     };
@@ -349,18 +385,43 @@ mod tests {
     #[test]
     fn finish_reasons() {
         for (raw, want) in [
+            ("STOP", FinishReason::Stop),
+            ("FINISH_REASON_UNSPECIFIED", FinishReason::Stop),
             ("MAX_TOKENS", FinishReason::Length),
             ("SAFETY", FinishReason::ContentFilter),
             ("RECITATION", FinishReason::ContentFilter),
+            ("LANGUAGE", FinishReason::ContentFilter),
+            ("BLOCKLIST", FinishReason::ContentFilter),
             ("PROHIBITED_CONTENT", FinishReason::ContentFilter),
-            (
-                "MALFORMED_FUNCTION_CALL",
-                FinishReason::Other("malformed_function_call".into()),
-            ),
+            ("SPII", FinishReason::ContentFilter),
+            ("IMAGE_SAFETY", FinishReason::ContentFilter),
+            ("OTHER", FinishReason::Other("other".into())),
         ] {
             let r = decode(json!({"candidates": [{"finishReason": raw}]})).unwrap();
             assert_eq!(r.finish_reason, want, "{raw}");
             assert!(r.content.is_empty());
+        }
+    }
+
+    /// A call Gemini failed to make leaves an answer without a call to run:
+    /// an error naming the reason, never a tool-calls finish.
+    #[test]
+    fn failed_function_calls_are_errors() {
+        for raw in [
+            "MALFORMED_FUNCTION_CALL",
+            "UNEXPECTED_TOOL_CALL",
+            "TOO_MANY_TOOL_CALLS",
+        ] {
+            let e = decode(json!({"candidates": [{
+                "content": {"role": "model", "parts": [{"text": "Let me call it."}]},
+                "finishReason": raw,
+                "finishMessage": "Malformed function call: print(default_api.f(x=))"
+            }]}))
+            .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadUpstreamResponse, "{raw}");
+            assert!(e.kind().is_retryable());
+            assert!(e.message().contains(raw), "{}", e.message());
+            assert!(e.message().contains("print(default_api.f(x=))"));
         }
     }
 

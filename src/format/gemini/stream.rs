@@ -21,8 +21,9 @@ pub struct StreamDecoder {
     open: Option<(usize, bool)>,
     next_index: usize,
     ids: CallIds,
-    /// Gemini's `finishReason`, or `None` with `blocked` for a blocked prompt.
-    finish: Option<String>,
+    /// Gemini's `finishReason` and `finishMessage`, or `None` with
+    /// `blocked` for a blocked prompt.
+    finish: Option<(String, Option<String>)>,
     blocked: bool,
     usage: Usage,
     finished: bool,
@@ -123,7 +124,7 @@ impl StreamDecode for StreamDecoder {
             }
         }
         if let Some(reason) = candidate.finish_reason {
-            self.finish = Some(reason);
+            self.finish = Some((reason, candidate.finish_message));
         }
         Ok(())
     }
@@ -133,7 +134,7 @@ impl StreamDecode for StreamDecoder {
             return Ok(());
         }
         let reason = match (&self.finish, self.blocked) {
-            (Some(r), _) => finish_reason(r, self.ids.any()),
+            (Some((r, message)), _) => finish_reason(r, message.as_deref(), self.ids.any())?,
             (None, true) => FinishReason::ContentFilter,
             (None, false) => {
                 return Err(GatewayError::bad_upstream("stream ended before completion"))
@@ -340,6 +341,22 @@ mod tests {
             &evs[1],
             StreamEvent::Finish { reason: FinishReason::ContentFilter, usage } if usage.input_tokens == 3
         ));
+    }
+
+    #[test]
+    fn a_malformed_function_call_ends_the_stream_in_error() {
+        let bytes = sse(&[
+            json!({ "candidates": [{ "content": { "parts": [{ "text": "Calling." }] } }] }),
+            json!({ "candidates": [{ "finishReason": "MALFORMED_FUNCTION_CALL" }],
+                    "usageMetadata": usage_json(4, 2, 0) }),
+        ]);
+        let e = decode(&bytes, 7).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadUpstreamResponse);
+        assert!(
+            e.message().contains("MALFORMED_FUNCTION_CALL"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
     }
 
     let finish_reason = match choice.get("finish_reason").and_then(Value::as_str) {
-        Some(r) => finish_reason_from(r),
+        Some(r) => finish_reason_from(r)?,
         None => FinishReason::Other("unknown".into()),
     };
     let usage = obj
@@ -148,6 +148,7 @@ pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
             _ => {}
         }
     }
+    let has_calls = !calls.is_empty();
     let mut message = Map::new();
     message.insert("role".into(), json!("assistant"));
     message.insert(
@@ -172,7 +173,7 @@ pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
             "index": 0,
             "message": message,
             "logprobs": null,
-            "finish_reason": finish_reason_str(&resp.finish_reason),
+            "finish_reason": finish_reason_str(&resp.finish_reason, has_calls),
         }],
         "usage": usage_json(&resp.usage),
     });
@@ -267,10 +268,18 @@ mod tests {
         assert_eq!(r.finish_reason, FinishReason::ContentFilter);
 
         let body = br#"{"id":"z","model":"m","choices":[{"index":0,
-            "message":{"role":"assistant","content":"hi"},"finish_reason":"eos_token"}]}"#;
+            "message":{"role":"assistant","content":"hi"},"finish_reason":"eos"}]}"#;
         assert_eq!(
             decode_response(body).unwrap().finish_reason,
-            FinishReason::Other("eos_token".into())
+            FinishReason::Stop
+        );
+
+        // Mistral's full context window is a length finish, not a stop.
+        let body = br#"{"id":"z","model":"m","choices":[{"index":0,
+            "message":{"role":"assistant","content":"hi"},"finish_reason":"model_length"}]}"#;
+        assert_eq!(
+            decode_response(body).unwrap().finish_reason,
+            FinishReason::Length
         );
     }
 

@@ -270,7 +270,8 @@ impl StreamEncode for StreamEncoder {
                 _ => {}
             },
             StreamEvent::Finish { reason, usage } => {
-                self.chunk(ChoiceDelta::default(), Some(finish_reason_str(reason)), out);
+                let finish = finish_reason_str(reason, self.tool_count > 0);
+                self.chunk(ChoiceDelta::default(), Some(finish), out);
                 if self.include_usage {
                     self.write(None, Some(ChunkUsage::new(usage)), out);
                 }

@@ -36,6 +36,10 @@
 //!   `encrypted_content` is OpenAI-specific and dropped. In answers,
 //!   reasoning becomes a reasoning item with a summary; signatures and
 //!   redacted (encrypted) reasoning from other providers are dropped.
+//! - **Finish reasons.** A length reason is `incomplete` with
+//!   `max_output_tokens`, a refusal or filter `incomplete` with
+//!   `content_filter`; every other reason (a stop sequence, Anthropic's
+//!   `pause_turn`, a reason no provider decoder knows) is `completed`.
 //! - **Answer fields we cannot know** are reported with neutral values:
 //!   `tools: []`, `tool_choice: "auto"`, `instructions: null`,
 //!   `temperature`/`top_p: null`, `metadata: {}`. `output_text` is not sent:
