@@ -307,6 +307,159 @@ async fn tool_result_round_trip_keeps_ids() {
     }
 }
 
+/// A Chat Completions answer as an openai SDK leaves it for the caller to
+/// send back: the message of a complete answer, or a stream's deltas
+/// merged the way the SDKs' accumulators merge them (strings joined, list
+/// entries by their `index`).
+fn chat_message(stream: bool, resp_events: Result<Vec<Event>, Value>) -> Value {
+    match resp_events {
+        Err(v) => v["choices"][0]["message"].clone(),
+        Ok(events) => {
+            assert!(stream);
+            let mut acc = json!({});
+            for e in events.iter().filter(|e| e.data != "[DONE]") {
+                merge_delta(&mut acc, &e.json()["choices"][0]["delta"]);
+            }
+            acc
+        }
+    }
+}
+
+fn merge_delta(acc: &mut Value, delta: &Value) {
+    let Some(fields) = delta.as_object() else {
+        return;
+    };
+    for (k, v) in fields {
+        let slot = &mut acc[k.as_str()];
+        match (slot.clone(), v) {
+            (Value::String(a), Value::String(b)) if k != "index" && k != "type" => {
+                *slot = Value::String(a + b)
+            }
+            (Value::Array(_), Value::Array(entries)) => {
+                for entry in entries {
+                    let i = entry["index"]
+                        .as_u64()
+                        .expect("list entries carry an index") as usize;
+                    let list = slot.as_array_mut().unwrap();
+                    if i < list.len() {
+                        merge_delta(&mut list[i], entry);
+                    } else {
+                        list.push(entry.clone());
+                    }
+                }
+            }
+            (Value::Object(_), Value::Object(_)) => merge_delta(slot, v),
+            _ => *slot = v.clone(),
+        }
+    }
+}
+
+/// Reads a response as JSON (`Err`) or as its stream's events (`Ok`).
+async fn answer(resp: reqwest::Response, stream: bool) -> Result<Vec<Event>, Value> {
+    assert_eq!(resp.status(), 200);
+    if stream {
+        Ok(sse(resp).await)
+    } else {
+        Err(json(resp).await.1)
+    }
+}
+
+/// The two-turn tool loop with reasoning on, from each OpenAI-format client
+/// to Anthropic, whose mock refuses (as the API does) a tool loop whose
+/// calling turn lost its signed thinking: the signature travels through the
+/// client's format and back, and the second turn keeps thinking. A client
+/// that drops it still gets an answer, without thinking.
+#[tokio::test]
+async fn thinking_survives_a_tool_loop_from_openai_clients_to_anthropic() {
+    let stack = Stack::start().await;
+    let model = |directives: &str| format!("mock-anthropic/claude-x~think{directives}");
+    for path in ["/v1/chat/completions", "/v1/responses"] {
+        for stream in [false, true] {
+            for keep_reasoning in [true, false] {
+                let ctx = format!("{path} stream={stream} keep_reasoning={keep_reasoning}");
+                let user = json!({"role": "user", "content": "weather in Paris?"});
+                let mut first = json!({"model": model("~tool"), "stream": stream});
+                if path == "/v1/chat/completions" {
+                    first["messages"] = json!([user]);
+                    first["reasoning_effort"] = json!("high");
+                } else {
+                    first["input"] = json!([user]);
+                    first["reasoning"] = json!({"effort": "high"});
+                }
+                let first = with_weather_tool(path, first);
+                let got = answer(stack.post(path, &first).await, stream).await;
+
+                // The second turn: the answer sent back as the client got
+                // it, then the tool's result.
+                let mut second = first.clone();
+                second["model"] = json!(model("~echo-request"));
+                second["stream"] = json!(false);
+                let signature;
+                if path == "/v1/chat/completions" {
+                    let mut msg = chat_message(stream, got);
+                    let call_id = s(&msg["tool_calls"][0]["id"]);
+                    signature = s(&msg["reasoning_details"][0]["signature"]);
+                    if !keep_reasoning {
+                        msg.as_object_mut().unwrap().remove("reasoning_details");
+                    }
+                    second["messages"] = json!([user, msg,
+                        {"role": "tool", "tool_call_id": call_id, "content": "18C"}]);
+                } else {
+                    let output: Vec<Value> = match got {
+                        Err(v) => v["output"].as_array().unwrap().clone(),
+                        Ok(events) => events
+                            .iter()
+                            .filter(|e| e.event.as_deref() == Some("response.output_item.done"))
+                            .map(|e| e.json()["item"].clone())
+                            .collect(),
+                    };
+                    let reasoning = output.iter().find(|i| i["type"] == "reasoning");
+                    signature = reasoning
+                        .map(|r| s(&r["encrypted_content"]))
+                        .unwrap_or_default();
+                    let call = output
+                        .iter()
+                        .find(|i| i["type"] == "function_call")
+                        .unwrap();
+                    let mut input = vec![user.clone()];
+                    input.extend(
+                        output
+                            .iter()
+                            .filter(|i| keep_reasoning || i["type"] != "reasoning")
+                            .cloned(),
+                    );
+                    input.push(json!({"type": "function_call_output",
+                                      "call_id": call["call_id"], "output": "18C"}));
+                    second["input"] = Value::Array(input);
+                }
+                assert!(
+                    signature.contains("mock-signature-"),
+                    "{ctx}: no signature carried"
+                );
+
+                let (status, v) = json(stack.post(path, &second).await).await;
+                assert_eq!(status, 200, "{ctx}: {v}");
+                let sent: Value = serde_json::from_str(&answer_text(path, &v))
+                    .unwrap_or_else(|_| panic!("{ctx}: not the echoed request: {v}"));
+                let caller = &sent["messages"][1]["content"];
+                if keep_reasoning {
+                    assert_eq!(sent["thinking"]["type"], "enabled", "{ctx}: {sent}");
+                    assert_eq!(caller[0]["type"], "thinking", "{ctx}: {sent}");
+                    let sent_signature = s(&caller[0]["signature"]);
+                    assert!(
+                        sent_signature.starts_with("mock-signature-")
+                            && signature.ends_with(&sent_signature),
+                        "{ctx}: the signature changed: {sent}"
+                    );
+                } else {
+                    assert!(sent.get("thinking").is_none(), "{ctx}: {sent}");
+                    assert_eq!(caller[0]["type"], "tool_use", "{ctx}: {sent}");
+                }
+            }
+        }
+    }
+}
+
 /// Gemini sends no call IDs: each turn's calls get fresh ones, so a
 /// conversation built from two Gemini answers holds no ID twice, and
 /// Anthropic (which refuses repeated `tool_use` ids) takes it over.

@@ -50,6 +50,13 @@
 //! - `max_tokens` is required by the API: 4096 when the request has none.
 //!   When thinking has a budget that is not below `max_tokens`, `max_tokens`
 //!   becomes budget + the requested maximum (thinking counts against it).
+//! - Thinking is left out (and `max_tokens` not raised for it) when the
+//!   conversation is inside a tool loop whose tool-calling assistant turn
+//!   does not start with signed thinking: the API refuses that request with
+//!   thinking on, and the signed block cannot always come back (a client
+//!   format with no place for it, a client that dropped it, another
+//!   provider's answer). Chat and Responses clients do bring it back (see
+//!   their modules), so their tool loops keep thinking.
 //! - Reasoning effort becomes a thinking budget: `low` 2048, `medium` 8192,
 //!   `high` 24576, `xhigh`/`max` 32768, other values 8192; `minimal`/`none`
 //!   and `disabled` leave thinking out. A [`Reasoning`] with nothing set

@@ -17,6 +17,13 @@
 //!   replaces it.
 //! - `input_audio` and `file` content parts, `audio` output, `n` > 1 and
 //!   non-function tools are rejected with a 400: no translation exists.
+//! - Reasoning that must come back unchanged (Anthropic's signed and
+//!   redacted thinking) reaches a client in the answer's (or stream's)
+//!   `reasoning_details`, besides `reasoning_content`, and comes back from
+//!   the assistant message's `reasoning_details` in the next request (see
+//!   `reasoning_details` for the shape), so tool loops with thinking keep
+//!   working at Anthropic. A signature from another provider's entry is
+//!   dropped.
 //! - A thinking budget becomes `reasoning_effort`: up to 2048 tokens `low`,
 //!   up to 16384 `medium`, more `high`. Thinking explicitly disabled sends no
 //!   `reasoning_effort` (the provider's default applies).
@@ -33,9 +40,10 @@
 //!
 //! - prompt-cache markers (`cache_control`) on text, images, tools;
 //! - `top_k`;
-//! - reasoning in requests (assistant reasoning, its signatures and
-//!   redacted reasoning are not sent back to a provider); redacted reasoning
-//!   in responses and streams, and reasoning signatures;
+//! - reasoning in requests to a Chat Completions provider (assistant
+//!   reasoning, its signatures and redacted reasoning are not sent back to
+//!   it), and `reasoning_details` in its answers (a Chat provider's
+//!   signatures are not Anthropic's);
 //! - a tool result's `is_error` flag (the result text is sent as is);
 //! - images inside tool results: a `tool` message holds text only, so they
 //!   travel in the user message that follows the tool messages;
@@ -49,6 +57,7 @@
 mod decode_messages;
 mod decode_request;
 mod encode_request;
+mod reasoning_details;
 mod response;
 mod stream_decode;
 mod stream_encode;

@@ -31,11 +31,16 @@
 //!   `output_text` parts; a `text.format` JSON schema's `description`;
 //!   `stream_options`, `prompt_cache_retention`; `safety_identifier` when
 //!   `user` is also set (`user` is kept).
-//! - **Reasoning items** in the input keep their summary text as
-//!   [`Part::Reasoning`](crate::canonical::Part::Reasoning);
-//!   `encrypted_content` is OpenAI-specific and dropped. In answers,
-//!   reasoning becomes a reasoning item with a summary; signatures and
-//!   redacted (encrypted) reasoning from other providers are dropped.
+//! - **Reasoning items.** In answers, reasoning becomes a reasoning item
+//!   whose summary is its text; Anthropic's signature, or its redacted
+//!   (encrypted) thinking as an item without summary, travels in the item's
+//!   `encrypted_content`, marked as the gateway's (`tollgate.anthropic.*`),
+//!   and comes back from the input's reasoning items, so that tool loops
+//!   with thinking keep working at Anthropic. In the input, a reasoning
+//!   item keeps its summary text (or its `reasoning_text` content) as
+//!   [`Part::Reasoning`](crate::canonical::Part::Reasoning); OpenAI's own
+//!   `encrypted_content` can only be read by OpenAI and is dropped (an item
+//!   with nothing else is dropped whole).
 //! - **Finish reasons.** A length reason is `incomplete` with
 //!   `max_output_tokens`, a refusal or filter `incomplete` with
 //!   `content_filter`; every other reason (a stop sequence, Anthropic's
