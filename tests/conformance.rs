@@ -1096,32 +1096,107 @@ async fn odd_input_is_a_client_error_never_a_server_error() {
     }
 }
 
+/// What reasoning a streamed answer carries, as a client of `path` reads it.
+#[derive(Debug, Default)]
+struct StreamedReasoning {
+    /// The reasoning text.
+    text: String,
+    /// Anthropic's signature, where the format carries it.
+    signature: String,
+    /// The reasoning token count, where the format reports it.
+    tokens: u64,
+}
+
+fn streamed_reasoning(path: &str, events: &[Event]) -> StreamedReasoning {
+    let mut r = StreamedReasoning::default();
+    for e in events {
+        let v = e.json();
+        match path {
+            "/v1/chat/completions" => {
+                let delta = &v["choices"][0]["delta"];
+                r.text
+                    .push_str(delta["reasoning_content"].as_str().unwrap_or_default());
+                for d in delta["reasoning_details"].as_array().into_iter().flatten() {
+                    r.signature
+                        .push_str(d["signature"].as_str().unwrap_or_default());
+                }
+                r.tokens += v["usage"]["completion_tokens_details"]["reasoning_tokens"]
+                    .as_u64()
+                    .unwrap_or(0);
+            }
+            "/v1/responses" => match e.event.as_deref() {
+                Some("response.reasoning_summary_text.delta") => {
+                    r.text.push_str(v["delta"].as_str().unwrap_or_default())
+                }
+                Some("response.output_item.done") if v["item"]["type"] == "reasoning" => r
+                    .signature
+                    .push_str(v["item"]["encrypted_content"].as_str().unwrap_or_default()),
+                Some("response.completed") => {
+                    r.tokens = v["response"]["usage"]["output_tokens_details"]["reasoning_tokens"]
+                        .as_u64()
+                        .unwrap_or(0)
+                }
+                _ => {}
+            },
+            _ => match v["delta"]["type"].as_str() {
+                Some("thinking_delta") => r
+                    .text
+                    .push_str(v["delta"]["thinking"].as_str().unwrap_or_default()),
+                Some("signature_delta") => r
+                    .signature
+                    .push_str(v["delta"]["signature"].as_str().unwrap_or_default()),
+                _ => {}
+            },
+        }
+    }
+    r
+}
+
+/// The mock's reasoning (`~think`) reaches every client whose format can
+/// carry what the provider gives: the text from Anthropic and Gemini (and
+/// from OpenAI's Responses API, passed through), Anthropic's signature
+/// wherever the client format has a place for it, and, from OpenAI Chat
+/// Completions (which returns no reasoning text), the reasoning token count
+/// in the Chat and Responses usage. An Anthropic client of an OpenAI or
+/// compatible provider has nothing to receive: its format has no reasoning
+/// token count, and no text came.
 #[tokio::test]
 async fn reasoning_streams_reach_every_client() {
+    const THINKING: &str = "The mock upstream is thinking about the request before it answers.";
     let stack = Stack::start().await;
+    let mut checked = 0;
     for path in CLIENTS {
         for provider in PROVIDERS {
             let ctx = format!("{path} -> {provider}");
-            let resp = stack
-                .post(
-                    path,
-                    &request(path, &format!("{provider}/m~think"), "think hard", true),
-                )
-                .await;
+            let mut body = request(path, &format!("{provider}/m~think"), "think hard", true);
+            if *path == "/v1/chat/completions" {
+                body["stream_options"] = json!({"include_usage": true});
+            }
+            let resp = stack.post(path, &body).await;
             assert_eq!(resp.status(), 200, "{ctx}");
             let events = sse(resp).await;
             let (text, complete) = stream_text(path, &events);
             assert!(complete, "{ctx}: {events:?}");
             assert!(text.contains("You said: think hard"), "{ctx}: {text:?}");
-            if *path == "/v1/messages" && *provider == "mock-anthropic" {
-                // Same format: the thinking block and its signature pass through.
+            let got = streamed_reasoning(path, &events);
+            let chat_provider = matches!(*provider, "mock-openai" | "mock-compat");
+            let passed_through = *path == "/v1/responses" && *provider == "mock-openai";
+            match (*path, chat_provider && !passed_through) {
+                ("/v1/messages", true) => continue,
+                (_, true) => assert!(got.tokens > 0, "{ctx}: no reasoning tokens: {events:?}"),
+                (_, false) => assert_eq!(got.text, THINKING, "{ctx}: {events:?}"),
+            }
+            if *provider == "mock-anthropic" {
                 assert!(
-                    events
-                        .iter()
-                        .any(|e| e.json()["delta"]["type"] == "signature_delta"),
-                    "{ctx}: {events:?}"
+                    got.signature.contains("mock-signature-"),
+                    "{ctx}: the signature is lost: {events:?}"
                 );
             }
+            checked += 1;
         }
     }
+    assert_eq!(
+        checked, 10,
+        "every pair that can carry reasoning is checked"
+    );
 }
