@@ -303,7 +303,10 @@ pub enum FinishReason {
     ContentFilter,
     /// Anthropic `pause_turn`: a long-running turn was paused.
     PauseTurn,
-    /// Anything else, by the provider's own name.
+    /// A reason the provider's decoder does not know, by the provider's own
+    /// name (decoders map every documented reason explicitly). Client
+    /// encoders give it their normal end of turn (`stop`, `completed`,
+    /// `end_turn`).
     Other(String),
 }
 

@@ -307,6 +307,203 @@ async fn tool_result_round_trip_keeps_ids() {
     }
 }
 
+/// A Chat Completions answer as an openai SDK leaves it for the caller to
+/// send back: the message of a complete answer, or a stream's deltas
+/// merged the way the SDKs' accumulators merge them (strings joined, list
+/// entries by their `index`).
+fn chat_message(stream: bool, resp_events: Result<Vec<Event>, Value>) -> Value {
+    match resp_events {
+        Err(v) => v["choices"][0]["message"].clone(),
+        Ok(events) => {
+            assert!(stream);
+            let mut acc = json!({});
+            for e in events.iter().filter(|e| e.data != "[DONE]") {
+                merge_delta(&mut acc, &e.json()["choices"][0]["delta"]);
+            }
+            acc
+        }
+    }
+}
+
+fn merge_delta(acc: &mut Value, delta: &Value) {
+    let Some(fields) = delta.as_object() else {
+        return;
+    };
+    for (k, v) in fields {
+        let slot = &mut acc[k.as_str()];
+        match (slot.clone(), v) {
+            (Value::String(a), Value::String(b)) if k != "index" && k != "type" => {
+                *slot = Value::String(a + b)
+            }
+            (Value::Array(_), Value::Array(entries)) => {
+                for entry in entries {
+                    let i = entry["index"]
+                        .as_u64()
+                        .expect("list entries carry an index") as usize;
+                    let list = slot.as_array_mut().unwrap();
+                    if i < list.len() {
+                        merge_delta(&mut list[i], entry);
+                    } else {
+                        list.push(entry.clone());
+                    }
+                }
+            }
+            (Value::Object(_), Value::Object(_)) => merge_delta(slot, v),
+            _ => *slot = v.clone(),
+        }
+    }
+}
+
+/// Reads a response as JSON (`Err`) or as its stream's events (`Ok`).
+async fn answer(resp: reqwest::Response, stream: bool) -> Result<Vec<Event>, Value> {
+    assert_eq!(resp.status(), 200);
+    if stream {
+        Ok(sse(resp).await)
+    } else {
+        Err(json(resp).await.1)
+    }
+}
+
+/// The two-turn tool loop with reasoning on, from each OpenAI-format client
+/// to Anthropic, whose mock refuses (as the API does) a tool loop whose
+/// calling turn lost its signed thinking: the signature travels through the
+/// client's format and back, and the second turn keeps thinking. A client
+/// that drops it still gets an answer, without thinking.
+#[tokio::test]
+async fn thinking_survives_a_tool_loop_from_openai_clients_to_anthropic() {
+    let stack = Stack::start().await;
+    let model = |directives: &str| format!("mock-anthropic/claude-x~think{directives}");
+    for path in ["/v1/chat/completions", "/v1/responses"] {
+        for stream in [false, true] {
+            for keep_reasoning in [true, false] {
+                let ctx = format!("{path} stream={stream} keep_reasoning={keep_reasoning}");
+                let user = json!({"role": "user", "content": "weather in Paris?"});
+                let mut first = json!({"model": model("~tool"), "stream": stream});
+                if path == "/v1/chat/completions" {
+                    first["messages"] = json!([user]);
+                    first["reasoning_effort"] = json!("high");
+                } else {
+                    first["input"] = json!([user]);
+                    first["reasoning"] = json!({"effort": "high"});
+                }
+                let first = with_weather_tool(path, first);
+                let got = answer(stack.post(path, &first).await, stream).await;
+
+                // The second turn: the answer sent back as the client got
+                // it, then the tool's result.
+                let mut second = first.clone();
+                second["model"] = json!(model("~echo-request"));
+                second["stream"] = json!(false);
+                let signature;
+                if path == "/v1/chat/completions" {
+                    let mut msg = chat_message(stream, got);
+                    let call_id = s(&msg["tool_calls"][0]["id"]);
+                    signature = s(&msg["reasoning_details"][0]["signature"]);
+                    if !keep_reasoning {
+                        msg.as_object_mut().unwrap().remove("reasoning_details");
+                    }
+                    second["messages"] = json!([user, msg,
+                        {"role": "tool", "tool_call_id": call_id, "content": "18C"}]);
+                } else {
+                    let output: Vec<Value> = match got {
+                        Err(v) => v["output"].as_array().unwrap().clone(),
+                        Ok(events) => events
+                            .iter()
+                            .filter(|e| e.event.as_deref() == Some("response.output_item.done"))
+                            .map(|e| e.json()["item"].clone())
+                            .collect(),
+                    };
+                    let reasoning = output.iter().find(|i| i["type"] == "reasoning");
+                    signature = reasoning
+                        .map(|r| s(&r["encrypted_content"]))
+                        .unwrap_or_default();
+                    let call = output
+                        .iter()
+                        .find(|i| i["type"] == "function_call")
+                        .unwrap();
+                    let mut input = vec![user.clone()];
+                    input.extend(
+                        output
+                            .iter()
+                            .filter(|i| keep_reasoning || i["type"] != "reasoning")
+                            .cloned(),
+                    );
+                    input.push(json!({"type": "function_call_output",
+                                      "call_id": call["call_id"], "output": "18C"}));
+                    second["input"] = Value::Array(input);
+                }
+                assert!(
+                    signature.contains("mock-signature-"),
+                    "{ctx}: no signature carried"
+                );
+
+                let (status, v) = json(stack.post(path, &second).await).await;
+                assert_eq!(status, 200, "{ctx}: {v}");
+                let sent: Value = serde_json::from_str(&answer_text(path, &v))
+                    .unwrap_or_else(|_| panic!("{ctx}: not the echoed request: {v}"));
+                let caller = &sent["messages"][1]["content"];
+                if keep_reasoning {
+                    assert_eq!(sent["thinking"]["type"], "enabled", "{ctx}: {sent}");
+                    assert_eq!(caller[0]["type"], "thinking", "{ctx}: {sent}");
+                    let sent_signature = s(&caller[0]["signature"]);
+                    assert!(
+                        sent_signature.starts_with("mock-signature-")
+                            && signature.ends_with(&sent_signature),
+                        "{ctx}: the signature changed: {sent}"
+                    );
+                } else {
+                    assert!(sent.get("thinking").is_none(), "{ctx}: {sent}");
+                    assert_eq!(caller[0]["type"], "tool_use", "{ctx}: {sent}");
+                }
+            }
+        }
+    }
+}
+
+/// Gemini sends no call IDs: each turn's calls get fresh ones, so a
+/// conversation built from two Gemini answers holds no ID twice, and
+/// Anthropic (which refuses repeated `tool_use` ids) takes it over.
+#[tokio::test]
+async fn gemini_call_ids_stay_unique_across_turns() {
+    let stack = Stack::start().await;
+    let path = "/v1/chat/completions";
+    for stream in [false, true] {
+        let mut messages = vec![json!({"role": "user", "content": "weather in Paris, then Rome?"})];
+        let mut ids = Vec::new();
+        for result in ["18C", "21C"] {
+            let body = with_weather_tool(
+                path,
+                json!({"model": "mock-gemini/gemini-x~tool", "stream": stream, "messages": messages}),
+            );
+            let resp = stack.post(path, &body).await;
+            assert_eq!(resp.status(), 200, "stream={stream}");
+            let (name, args, id) = if stream {
+                tool_call_from_stream(path, &sse(resp).await)
+            } else {
+                tool_call_from_json(path, &json(resp).await.1)
+            };
+            messages.push(json!({"role": "assistant", "content": null, "tool_calls": [
+                {"id": id, "type": "function", "function": {"name": name, "arguments": args}}]}));
+            messages.push(json!({"role": "tool", "tool_call_id": id, "content": result}));
+            ids.push(id);
+        }
+        assert_ne!(ids[0], ids[1], "stream={stream}: Gemini call IDs repeat");
+        let body = with_weather_tool(
+            path,
+            json!({"model": "mock-anthropic/claude-x", "messages": messages}),
+        );
+        let (status, v) = json(stack.post(path, &body).await).await;
+        assert_eq!(
+            status, 200,
+            "stream={stream}: Anthropic refused the conversation: {v}"
+        );
+        assert!(
+            answer_text(path, &v).contains("Tool result received: 21C"),
+            "{v}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn same_format_passes_unknown_fields_and_rewrites_only_the_model() {
     let stack = Stack::start().await;
@@ -842,6 +1039,33 @@ async fn openai_client_to_anthropic_provider_sends_a_faithful_request() {
     assert_eq!(results[1]["tool_use_id"], "call_2");
 }
 
+/// A Responses function tool is strict unless the client says `false`; a
+/// Chat Completions provider only knows that if `strict` is sent.
+#[tokio::test]
+async fn responses_tools_stay_strict_at_a_chat_provider() {
+    let stack = Stack::start().await;
+    for (strict, want) in [
+        (Value::Null, true),
+        (json!(true), true),
+        (json!(false), false),
+    ] {
+        let mut tool = json!({"type": "function", "name": "get_weather",
+                              "parameters": {"type": "object", "properties": {}}});
+        if !strict.is_null() {
+            tool["strict"] = strict.clone();
+        }
+        let mut body = request("/v1/responses", "mock-compat/m~echo-request", "hi", false);
+        body["tools"] = json!([tool]);
+        let (status, v) = json(stack.post("/v1/responses", &body).await).await;
+        assert_eq!(status, 200, "{v}");
+        let sent: Value = serde_json::from_str(&answer_text("/v1/responses", &v)).unwrap();
+        assert_eq!(
+            sent["tools"][0]["function"]["strict"], want,
+            "client strict = {strict}: {sent}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn odd_input_is_a_client_error_never_a_server_error() {
     let stack = Stack::start().await;
@@ -897,32 +1121,107 @@ async fn odd_input_is_a_client_error_never_a_server_error() {
     }
 }
 
+/// What reasoning a streamed answer carries, as a client of `path` reads it.
+#[derive(Debug, Default)]
+struct StreamedReasoning {
+    /// The reasoning text.
+    text: String,
+    /// Anthropic's signature, where the format carries it.
+    signature: String,
+    /// The reasoning token count, where the format reports it.
+    tokens: u64,
+}
+
+fn streamed_reasoning(path: &str, events: &[Event]) -> StreamedReasoning {
+    let mut r = StreamedReasoning::default();
+    for e in events {
+        let v = e.json();
+        match path {
+            "/v1/chat/completions" => {
+                let delta = &v["choices"][0]["delta"];
+                r.text
+                    .push_str(delta["reasoning_content"].as_str().unwrap_or_default());
+                for d in delta["reasoning_details"].as_array().into_iter().flatten() {
+                    r.signature
+                        .push_str(d["signature"].as_str().unwrap_or_default());
+                }
+                r.tokens += v["usage"]["completion_tokens_details"]["reasoning_tokens"]
+                    .as_u64()
+                    .unwrap_or(0);
+            }
+            "/v1/responses" => match e.event.as_deref() {
+                Some("response.reasoning_summary_text.delta") => {
+                    r.text.push_str(v["delta"].as_str().unwrap_or_default())
+                }
+                Some("response.output_item.done") if v["item"]["type"] == "reasoning" => r
+                    .signature
+                    .push_str(v["item"]["encrypted_content"].as_str().unwrap_or_default()),
+                Some("response.completed") => {
+                    r.tokens = v["response"]["usage"]["output_tokens_details"]["reasoning_tokens"]
+                        .as_u64()
+                        .unwrap_or(0)
+                }
+                _ => {}
+            },
+            _ => match v["delta"]["type"].as_str() {
+                Some("thinking_delta") => r
+                    .text
+                    .push_str(v["delta"]["thinking"].as_str().unwrap_or_default()),
+                Some("signature_delta") => r
+                    .signature
+                    .push_str(v["delta"]["signature"].as_str().unwrap_or_default()),
+                _ => {}
+            },
+        }
+    }
+    r
+}
+
+/// The mock's reasoning (`~think`) reaches every client whose format can
+/// carry what the provider gives: the text from Anthropic and Gemini (and
+/// from OpenAI's Responses API, passed through), Anthropic's signature
+/// wherever the client format has a place for it, and, from OpenAI Chat
+/// Completions (which returns no reasoning text), the reasoning token count
+/// in the Chat and Responses usage. An Anthropic client of an OpenAI or
+/// compatible provider has nothing to receive: its format has no reasoning
+/// token count, and no text came.
 #[tokio::test]
 async fn reasoning_streams_reach_every_client() {
+    const THINKING: &str = "The mock upstream is thinking about the request before it answers.";
     let stack = Stack::start().await;
+    let mut checked = 0;
     for path in CLIENTS {
         for provider in PROVIDERS {
             let ctx = format!("{path} -> {provider}");
-            let resp = stack
-                .post(
-                    path,
-                    &request(path, &format!("{provider}/m~think"), "think hard", true),
-                )
-                .await;
+            let mut body = request(path, &format!("{provider}/m~think"), "think hard", true);
+            if *path == "/v1/chat/completions" {
+                body["stream_options"] = json!({"include_usage": true});
+            }
+            let resp = stack.post(path, &body).await;
             assert_eq!(resp.status(), 200, "{ctx}");
             let events = sse(resp).await;
             let (text, complete) = stream_text(path, &events);
             assert!(complete, "{ctx}: {events:?}");
             assert!(text.contains("You said: think hard"), "{ctx}: {text:?}");
-            if *path == "/v1/messages" && *provider == "mock-anthropic" {
-                // Same format: the thinking block and its signature pass through.
+            let got = streamed_reasoning(path, &events);
+            let chat_provider = matches!(*provider, "mock-openai" | "mock-compat");
+            let passed_through = *path == "/v1/responses" && *provider == "mock-openai";
+            match (*path, chat_provider && !passed_through) {
+                ("/v1/messages", true) => continue,
+                (_, true) => assert!(got.tokens > 0, "{ctx}: no reasoning tokens: {events:?}"),
+                (_, false) => assert_eq!(got.text, THINKING, "{ctx}: {events:?}"),
+            }
+            if *provider == "mock-anthropic" {
                 assert!(
-                    events
-                        .iter()
-                        .any(|e| e.json()["delta"]["type"] == "signature_delta"),
-                    "{ctx}: {events:?}"
+                    got.signature.contains("mock-signature-"),
+                    "{ctx}: the signature is lost: {events:?}"
                 );
             }
+            checked += 1;
         }
     }
+    assert_eq!(
+        checked, 10,
+        "every pair that can carry reasoning is checked"
+    );
 }

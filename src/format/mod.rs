@@ -17,6 +17,8 @@ pub mod openai_chat;
 pub mod responses;
 
 mod errors;
+#[cfg(test)]
+mod finish_tests;
 
 pub use errors::{error_body, parse_upstream_error};
 

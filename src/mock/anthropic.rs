@@ -1,4 +1,10 @@
 //! The Anthropic routes: Messages, token counting and the model list.
+//!
+//! `POST /v1/messages` refuses, with a 400 `invalid_request_error` and the
+//! API's own message, the conversations the real API refuses and a
+//! translator can produce: a repeated `tool_use` id, an unsigned `thinking`
+//! block, and (with thinking on) a tool loop whose last assistant turn does
+//! not start with a `thinking` or `redacted_thinking` block.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -125,6 +131,9 @@ pub(super) async fn messages(
         Ok(r) => r,
         Err(resp) => return resp,
     };
+    if let Err(msg) = check_conversation(&req.body) {
+        return req.ctx.error(StatusCode::BAD_REQUEST, &msg);
+    }
     let calls = match plan_tool_calls(&req.d, &tools(&req.body)) {
         Ok(c) => c,
         Err(msg) => return req.ctx.error(StatusCode::BAD_REQUEST, &msg),
@@ -323,6 +332,91 @@ pub(super) fn models(uri: &Uri, headers: &HeaderMap) -> Response {
     ctx.finish(json_response(StatusCode::OK, &body))
 }
 
+/// The rules the Messages API enforces on a conversation that a translator
+/// can break, with the API's own messages:
+///
+/// - every `tool_use` id is unique in the conversation;
+/// - a `thinking` block carries a signature;
+/// - with thinking on (`enabled` or `adaptive`), when the last user turn
+///   holds tool results, the assistant turn before it starts with a
+///   `thinking` or `redacted_thinking` block.
+fn check_conversation(body: &Value) -> Result<(), String> {
+    let msgs = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let blocks = |m: &Value| -> Vec<Value> {
+        m.get("content")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let kind = |b: &Value| {
+        b.get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (i, m) in msgs.iter().enumerate() {
+        for (j, b) in blocks(m).iter().enumerate() {
+            match kind(b).as_str() {
+                "tool_use" => {
+                    let id = b.get("id").and_then(Value::as_str).unwrap_or_default();
+                    if !seen.insert(id.to_owned()) {
+                        return Err(format!(
+                            "messages.{i}.content.{j}: `tool_use` ids must be unique"
+                        ));
+                    }
+                }
+                "thinking" => {
+                    let signed = b
+                        .get("signature")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.is_empty());
+                    if !signed {
+                        return Err(format!(
+                            "messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let thinking_on = matches!(
+        body.pointer("/thinking/type").and_then(Value::as_str),
+        Some("enabled" | "adaptive")
+    );
+    let role = |m: &Value| {
+        m.get("role")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let Some(u) = msgs.iter().rposition(|m| role(m) == "user") else {
+        return Ok(());
+    };
+    let in_tool_loop = blocks(&msgs[u]).iter().any(|b| kind(b) == "tool_result");
+    if !thinking_on || !in_tool_loop || u == 0 || role(&msgs[u - 1]) != "assistant" {
+        return Ok(());
+    }
+    let first = blocks(&msgs[u - 1]).first().map(kind).unwrap_or_default();
+    if first == "thinking" || first == "redacted_thinking" {
+        return Ok(());
+    }
+    Err(format!(
+        "messages.{a}.content.0.type: Expected `thinking` or `redacted_thinking`, but found \
+         `{first}`. When `thinking` is enabled, a final `assistant` message must start with a \
+         thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). \
+         We recommend you include thinking blocks from previous turns. To avoid this \
+         requirement, disable `thinking`. Please consult our documentation at \
+         https://docs.claude.com/en/docs/build-with-claude/extended-thinking",
+        a = u - 1
+    ))
+}
+
 fn tools(body: &Value) -> Vec<ToolDef> {
     body.get("tools")
         .and_then(Value::as_array)
@@ -516,6 +610,87 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(v["content"][0]["text"], "Tool result received: rainy");
+    }
+
+    /// A tool loop's second turn: `first` is the assistant turn's blocks.
+    fn tool_loop(first: Value, thinking: Value) -> Value {
+        json!({"model": "claude", "max_tokens": 2000, "thinking": thinking, "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": first},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "rainy"}]}]})
+    }
+
+    #[tokio::test]
+    async fn enforces_the_thinking_rule_of_tool_loops() {
+        let mock = spawn().await.unwrap();
+        let call = json!({"type": "tool_use", "id": "t", "name": "w", "input": {}});
+        let enabled = json!({"type": "enabled", "budget_tokens": 1024});
+        for thinking in [enabled.clone(), json!({"type": "adaptive"})] {
+            let r = post(&mock, "/v1/messages", &tool_loop(json!([call]), thinking)).await;
+            assert_eq!(r.status(), 400);
+            let v = json_of(&r.bytes().await.unwrap());
+            assert_eq!(v["error"]["type"], "invalid_request_error");
+            let msg = v["error"]["message"].as_str().unwrap();
+            assert!(
+                msg.starts_with("messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `tool_use`."),
+                "{msg}"
+            );
+        }
+        let text_first = json!([{"type": "text", "text": "Checking."}, call]);
+        let r = post(
+            &mock,
+            "/v1/messages",
+            &tool_loop(text_first, enabled.clone()),
+        )
+        .await;
+        assert_eq!(r.status(), 400);
+
+        // Signed thinking first, redacted thinking first, or thinking off: accepted.
+        let signed = json!({"type": "thinking", "thinking": "hm", "signature": "sig"});
+        let redacted = json!({"type": "redacted_thinking", "data": "opaque"});
+        for (first, thinking) in [
+            (json!([signed, call]), enabled.clone()),
+            (json!([redacted, call]), enabled.clone()),
+            (json!([call]), json!({"type": "disabled"})),
+            (json!([call]), Value::Null),
+        ] {
+            let r = post(&mock, "/v1/messages", &tool_loop(first.clone(), thinking)).await;
+            assert_eq!(r.status(), 200, "{first}");
+        }
+        // An unsigned thinking block is refused.
+        let unsigned = json!({"type": "thinking", "thinking": "hm", "signature": ""});
+        let r = post(
+            &mock,
+            "/v1/messages",
+            &tool_loop(json!([unsigned, call]), enabled),
+        )
+        .await;
+        assert_eq!(r.status(), 400);
+        let v = json_of(&r.bytes().await.unwrap());
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("signature"));
+    }
+
+    #[tokio::test]
+    async fn refuses_repeated_tool_use_ids() {
+        let mock = spawn().await.unwrap();
+        let call = json!({"type": "tool_use", "id": "call_0", "name": "w", "input": {}});
+        let result = json!({"type": "tool_result", "tool_use_id": "call_0", "content": "x"});
+        let body = json!({"model": "claude", "max_tokens": 10, "messages": [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": [call]},
+            {"role": "user", "content": [result]},
+            {"role": "assistant", "content": [call]},
+            {"role": "user", "content": [result]}]});
+        let r = post(&mock, "/v1/messages", &body).await;
+        assert_eq!(r.status(), 400);
+        let v = json_of(&r.bytes().await.unwrap());
+        assert_eq!(
+            v["error"]["message"],
+            "messages.3.content.0: `tool_use` ids must be unique"
+        );
     }
 
     #[tokio::test]

@@ -105,3 +105,38 @@ def upstream_tool_link(kind: str, body: dict) -> tuple[list[str], list[str]]:
             if m.get("role") == "tool":
                 results.append(m["tool_call_id"])
     return calls, results
+
+
+def upstream_tool_results(kind: str, body: dict) -> dict[str, str]:
+    """From an upstream request body (as `~echo-request` returns it), each
+    tool result's text keyed by the call it answers (its ID; for Gemini,
+    which links results by function name, the name)."""
+    out: dict[str, str] = {}
+
+    def text(content) -> str:
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "".join(b.get("text", "") for b in content if isinstance(b, dict))
+        if isinstance(content, dict):
+            for key in ("output", "result", "content"):
+                if key in content:
+                    return text(content[key])
+        return json.dumps(content)
+
+    if kind == "anthropic":
+        for m in body["messages"]:
+            for b in m["content"] if isinstance(m["content"], list) else []:
+                if b.get("type") == "tool_result":
+                    out[b["tool_use_id"]] = text(b.get("content", ""))
+    elif kind == "gemini":
+        for c in body["contents"]:
+            for p in c.get("parts", []):
+                if "functionResponse" in p:
+                    fr = p["functionResponse"]
+                    out[fr.get("id") or fr["name"]] = text(fr.get("response", {}))
+    else:
+        for m in body["messages"]:
+            if m.get("role") == "tool":
+                out[m["tool_call_id"]] = text(m.get("content", ""))
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from openai.lib.streaming.chat import ChatCompletionStreamState
 
 from support import (
     TIME_SCHEMA,
@@ -15,6 +16,7 @@ from support import (
     model,
     tool_reply,
     upstream_tool_link,
+    upstream_tool_results,
 )
 
 TOOLS = [
@@ -229,7 +231,15 @@ def test_chat_parallel_tool_calls(openai_client, kind):
     text = second.choices[0].message.content
     assert second.choices[0].finish_reason == "stop"
     assert "Tool result received: " in text
-    assert any(r in text for r in results), text
+
+    # Both results reach the upstream, each answering its own call (the
+    # mock's reply above may quote only the last one).
+    echo = openai_client.chat.completions.create(
+        model=model(kind, "echo-request"), messages=messages, tools=TOOLS
+    )
+    upstream = upstream_tool_results(kind, json.loads(echo.choices[0].message.content))
+    link = {c.id: (c.function.name if kind == "gemini" else c.id) for c in calls}
+    assert upstream == {link[c.id]: r for c, r in zip(calls, results)}, upstream
 
 
 @kinds
@@ -275,3 +285,44 @@ def test_chat_request_reaches_upstream(openai_client, kind):
     assert "get_weather" in body and "get_time" in body
     # The gateway model prefix (`provider/`) never reaches the upstream.
     assert "mock-" not in body
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_chat_tool_loop_with_thinking_keeps_its_signature(openai_client, stream):
+    """Reasoning on, tools, a Claude model: the signed thinking of the answer
+    comes back inside the message the SDK returned, and the second turn
+    reaches Anthropic with thinking still on (its mock refuses, as the API
+    does, a tool loop whose calling turn lost the signed block)."""
+    kind = "anthropic"
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    first = dict(
+        model=model(kind, "think", "tool"), messages=messages, tools=TOOLS, reasoning_effort="high"
+    )
+    if stream:
+        # The SDK's own accumulator builds the message from the deltas.
+        state = ChatCompletionStreamState()
+        for chunk in openai_client.chat.completions.create(**first, stream=True):
+            state.handle_chunk(chunk)
+        message = state.get_final_completion().choices[0].message
+    else:
+        message = openai_client.chat.completions.create(**first).choices[0].message
+    call = message.tool_calls[0]
+    messages.append(message)
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"})
+
+    echo = openai_client.chat.completions.create(
+        model=model(kind, "think", "echo-request"),
+        messages=messages,
+        tools=TOOLS,
+        reasoning_effort="high",
+    )
+    upstream = json.loads(echo.choices[0].message.content)
+    assert upstream["thinking"]["type"] == "enabled", upstream
+    calling_turn = upstream["messages"][1]["content"]
+    assert calling_turn[0]["type"] == "thinking", calling_turn
+    assert calling_turn[0]["signature"].startswith("mock-signature-")
+
+    second = openai_client.chat.completions.create(
+        model=model(kind, "think"), messages=messages, tools=TOOLS, reasoning_effort="high"
+    )
+    assert second.choices[0].message.content == tool_reply("sunny, 21C")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from support import WEATHER_SCHEMA, greeting, json_object, kinds, model, tool_reply
 
 TOOLS = [
@@ -108,3 +112,44 @@ def test_responses_stream_function_call(openai_client, kind):
     assert calls[0].name == "get_weather"
     assert calls[0].call_id
     assert json_object(calls[0].arguments) == json_object(arg_deltas)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_responses_tool_loop_with_thinking_keeps_its_signature(openai_client, stream):
+    """Reasoning on, tools, a Claude model: the output items sent back as
+    returned carry the signed thinking (in the reasoning item's
+    `encrypted_content`), and the second turn reaches Anthropic with
+    thinking still on (its mock refuses a tool loop that lost it)."""
+    kind = "anthropic"
+    inputs = [{"role": "user", "content": "What is the weather in Rome?"}]
+    first = dict(
+        model=model(kind, "think", "tool"), input=inputs, tools=TOOLS, reasoning={"effort": "high"}
+    )
+    if stream:
+        with openai_client.responses.stream(**first) as s:
+            for _ in s:
+                pass
+            output = s.get_final_response().output
+    else:
+        output = openai_client.responses.create(**first).output
+    assert [o.type for o in output] == ["reasoning", "function_call"], output
+    call = output[1]
+    inputs += output
+    inputs.append({"type": "function_call_output", "call_id": call.call_id, "output": "rainy, 12C"})
+
+    echo = openai_client.responses.create(
+        model=model(kind, "think", "echo-request"),
+        input=inputs,
+        tools=TOOLS,
+        reasoning={"effort": "high"},
+    )
+    upstream = json.loads(echo.output_text)
+    assert upstream["thinking"]["type"] == "enabled", upstream
+    calling_turn = upstream["messages"][1]["content"]
+    assert calling_turn[0]["type"] == "thinking", calling_turn
+    assert calling_turn[0]["signature"].startswith("mock-signature-")
+
+    second = openai_client.responses.create(
+        model=model(kind, "think"), input=inputs, tools=TOOLS, reasoning={"effort": "high"}
+    )
+    assert second.output_text == tool_reply("rainy, 12C")

@@ -68,10 +68,9 @@ fn encode_common(req: &ChatRequest, model: &str) -> (Obj, Option<u64>) {
     if !system.is_empty() {
         body.insert("system".into(), Value::Array(system));
     }
-    body.insert(
-        "messages".into(),
-        Value::Array(encode_messages(&req.messages)),
-    );
+    let messages = encode_messages(&req.messages);
+    let thinking_allowed = tool_loop_turn_is_signed(&messages);
+    body.insert("messages".into(), Value::Array(messages));
     if !req.tools.is_empty() {
         let tools = req.tools.iter().map(encode_tool).collect();
         body.insert("tools".into(), Value::Array(tools));
@@ -93,13 +92,45 @@ fn encode_common(req: &ChatRequest, model: &str) -> (Obj, Option<u64>) {
         }
     }
     let mut budget = None;
-    if let Some(r) = &req.reasoning {
+    if let Some(r) = req.reasoning.as_ref().filter(|_| thinking_allowed) {
         if let Some((thinking, b)) = thinking_config(r) {
             body.insert("thinking".into(), thinking);
             budget = b;
         }
     }
     (body, budget)
+}
+
+/// Whether the API takes `thinking` with this conversation: when the last
+/// user turn holds tool results, the assistant turn before it (the one
+/// that called the tools) must start with a signed `thinking` or a
+/// `redacted_thinking` block. It does not when the client could not bring
+/// the signed block back (a format with no place for it, a client that
+/// dropped it, another provider's answer); the request then goes without
+/// thinking rather than be refused.
+fn tool_loop_turn_is_signed(messages: &[Value]) -> bool {
+    fn role(m: &Value) -> Option<&str> {
+        m.get("role").and_then(Value::as_str)
+    }
+    let blocks = |m: &Value| m.get("content").and_then(Value::as_array).cloned();
+    let block_type = |b: &Value| b.get("type").and_then(Value::as_str).map(str::to_owned);
+    let Some(last_user) = messages.iter().rposition(|m| role(m) == Some("user")) else {
+        return true;
+    };
+    let results = blocks(&messages[last_user]).unwrap_or_default();
+    if !results
+        .iter()
+        .any(|b| block_type(b).as_deref() == Some("tool_result"))
+    {
+        return true;
+    }
+    match last_user.checked_sub(1).map(|i| &messages[i]) {
+        Some(caller) if role(caller) == Some("assistant") => {
+            let first = blocks(caller).and_then(|b| b.first().and_then(block_type));
+            matches!(first.as_deref(), Some("thinking" | "redacted_thinking"))
+        }
+        _ => true,
+    }
 }
 
 /// The `thinking` object for `r` and its budget; `None` leaves thinking out.

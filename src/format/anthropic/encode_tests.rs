@@ -278,6 +278,74 @@ fn reasoning_effort_becomes_a_budget_below_max_tokens() {
     assert_eq!(v["max_tokens"], 4096);
 }
 
+/// A tool loop's second turn with thinking on: the calling turn as given.
+fn tool_loop(caller: Vec<Part>) -> Value {
+    encode(&ChatRequest {
+        reasoning: Some(Reasoning {
+            effort: Some("high".into()),
+            ..Reasoning::default()
+        }),
+        max_tokens: Some(1000),
+        messages: vec![
+            Message {
+                role: Role::User,
+                content: vec![Part::text("weather?")],
+            },
+            Message {
+                role: Role::Assistant,
+                content: caller,
+            },
+            Message {
+                role: Role::User,
+                content: vec![Part::ToolResult {
+                    call_id: "toolu_1".into(),
+                    content: vec![Part::text("18C")],
+                    is_error: false,
+                    cache_control: None,
+                }],
+            },
+        ],
+        ..ChatRequest::default()
+    })
+}
+
+#[test]
+fn tool_loop_keeps_thinking_only_with_the_signed_block() {
+    let call = Part::ToolCall {
+        id: "toolu_1".into(),
+        name: "weather".into(),
+        arguments: "{}".into(),
+    };
+    let thought = |signature: Option<&str>| Part::Reasoning {
+        text: "Call it.".into(),
+        signature: signature.map(str::to_owned),
+    };
+    // Signed (or redacted) thinking came back: thinking stays on, and the
+    // calling turn starts with it.
+    for first in [
+        thought(Some("sig-1")),
+        Part::RedactedReasoning {
+            data: "opaque".into(),
+        },
+    ] {
+        let v = tool_loop(vec![first, call.clone()]);
+        assert_eq!(v["thinking"]["type"], "enabled", "{v}");
+        assert_eq!(v["max_tokens"], 24576 + 1000);
+        let kind = &v["messages"][1]["content"][0]["type"];
+        assert!(kind == "thinking" || kind == "redacted_thinking", "{v}");
+    }
+    // No signed block: the API would refuse thinking, so it is left out.
+    for caller in [
+        vec![call.clone()],
+        vec![thought(None), call.clone()],
+        vec![Part::text("Checking."), call.clone()],
+    ] {
+        let v = tool_loop(caller);
+        assert!(v.get("thinking").is_none(), "{v}");
+        assert_eq!(v["max_tokens"], 1000);
+    }
+}
+
 #[test]
 fn other_fields_encode() {
     let req = ChatRequest {

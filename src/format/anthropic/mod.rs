@@ -50,6 +50,13 @@
 //! - `max_tokens` is required by the API: 4096 when the request has none.
 //!   When thinking has a budget that is not below `max_tokens`, `max_tokens`
 //!   becomes budget + the requested maximum (thinking counts against it).
+//! - Thinking is left out (and `max_tokens` not raised for it) when the
+//!   conversation is inside a tool loop whose tool-calling assistant turn
+//!   does not start with signed thinking: the API refuses that request with
+//!   thinking on, and the signed block cannot always come back (a client
+//!   format with no place for it, a client that dropped it, another
+//!   provider's answer). Chat and Responses clients do bring it back (see
+//!   their modules), so their tool loops keep thinking.
 //! - Reasoning effort becomes a thinking budget: `low` 2048, `medium` 8192,
 //!   `high` 24576, `xhigh`/`max` 32768, other values 8192; `minimal`/`none`
 //!   and `disabled` leave thinking out. A [`Reasoning`] with nothing set
@@ -67,8 +74,9 @@
 //! `citations_delta`. Stream block indexes are remapped so the canonical
 //! ones stay contiguous.
 //!
-//! Encoding an answer for a client: [`FinishReason::Other`] becomes
-//! `end_turn`; image and tool-result parts (which an answer cannot hold) are
+//! Encoding an answer for a client: [`FinishReason::Other`] (a reason the
+//! provider's decoder does not know) becomes `end_turn`, and so does a
+//! tool-calls finish without any `tool_use` block; image and tool-result parts (which an answer cannot hold) are
 //! left out; reasoning without a signature gets `signature: ""`.
 //!
 //! [`Usage::input_tokens`]: crate::canonical::Usage::input_tokens
@@ -112,12 +120,15 @@ fn finish_from_wire(stop_reason: Option<&str>, stop_sequence: Option<&str>) -> F
 }
 
 /// A canonical finish reason as Anthropic's `(stop_reason, stop_sequence)`.
-fn finish_to_wire(reason: &FinishReason) -> (&'static str, Option<&str>) {
+/// `tool_use` only when the answer holds a `tool_use` block (`has_calls`):
+/// a client told to run tools finds none otherwise.
+fn finish_to_wire(reason: &FinishReason, has_calls: bool) -> (&'static str, Option<&str>) {
     match reason {
         FinishReason::Stop | FinishReason::Other(_) => ("end_turn", None),
         FinishReason::StopSequence(seq) => ("stop_sequence", seq.as_deref()),
         FinishReason::Length => ("max_tokens", None),
-        FinishReason::ToolCalls => ("tool_use", None),
+        FinishReason::ToolCalls if has_calls => ("tool_use", None),
+        FinishReason::ToolCalls => ("end_turn", None),
         FinishReason::ContentFilter => ("refusal", None),
         FinishReason::PauseTurn => ("pause_turn", None),
     }

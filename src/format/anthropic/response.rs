@@ -71,7 +71,11 @@ fn decode_block(b: &Value) -> Result<Option<Part>, GatewayError> {
 /// Encodes a canonical response for an Anthropic Messages client.
 pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
     let content: Vec<Value> = resp.content.iter().filter_map(encode_block).collect();
-    let (stop_reason, stop_sequence) = finish_to_wire(&resp.finish_reason);
+    let has_calls = resp
+        .content
+        .iter()
+        .any(|p| matches!(p, Part::ToolCall { .. }));
+    let (stop_reason, stop_sequence) = finish_to_wire(&resp.finish_reason, has_calls);
     let body = json!({
         "id": resp.id,
         "type": "message",

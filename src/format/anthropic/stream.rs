@@ -403,6 +403,8 @@ impl StreamDecode for StreamDecoder {
 pub struct StreamEncoder {
     started: bool,
     usage: Option<Usage>,
+    /// A `tool_use` block was sent.
+    has_calls: bool,
     /// Reused buffer for each event's JSON.
     scratch: Vec<u8>,
 }
@@ -588,11 +590,14 @@ impl StreamEncode for StreamEncoder {
             StreamEvent::BlockStart { index, block } => {
                 let content_block = match block {
                     BlockKind::Text => BlockOut::Text { text: "" },
-                    BlockKind::ToolCall { id, name } => BlockOut::ToolUse {
-                        id,
-                        name,
-                        input: EmptyObject {},
-                    },
+                    BlockKind::ToolCall { id, name } => {
+                        self.has_calls = true;
+                        BlockOut::ToolUse {
+                            id,
+                            name,
+                            input: EmptyObject {},
+                        }
+                    }
                     BlockKind::Reasoning => BlockOut::Thinking {
                         thinking: "",
                         signature: "",
@@ -628,7 +633,7 @@ impl StreamEncode for StreamEncoder {
                 self.emit("content_block_stop", &body, out);
             }
             StreamEvent::Finish { reason, usage } => {
-                let (stop_reason, stop_sequence) = finish_to_wire(reason);
+                let (stop_reason, stop_sequence) = finish_to_wire(reason, self.has_calls);
                 let body = MessageDeltaOut {
                     kind: "message_delta",
                     delta: StopOut {

@@ -19,7 +19,10 @@
 //!   `functionResponse` ("Unknown name \"id\""), so none is sent. The
 //!   function's name, which Gemini needs in `functionResponse`, is looked up
 //!   from the earlier tool call with the same ID; a tool result whose call is
-//!   not in the conversation is sent as plain text. Images in tool results
+//!   not in the conversation is sent as plain text. Calls in answers get
+//!   Gemini's ID when it sends one, else a fresh random `call_<32 hex>`:
+//!   numbering them per answer would repeat IDs across turns, which clients
+//!   keyed by ID and Anthropic refuse. Images in tool results
 //!   follow the `functionResponse` as separate `inlineData` / `fileData`
 //!   parts. `is_error` results use the documented `error` key instead of
 //!   `output`.
@@ -38,6 +41,12 @@
 //!   `fileData` with a MIME type guessed from the extension (JPEG when
 //!   unknown). Gemini fetches Files API URIs and, on recent models, public
 //!   HTTP(S) URLs; other URLs fail upstream.
+//! - **Finish reasons** are mapped by an explicit table (see
+//!   `finish_reason`): a function call Gemini failed to produce
+//!   (`MALFORMED_FUNCTION_CALL`, `UNEXPECTED_TOOL_CALL`, `TOO_MANY_TOOL_CALLS`,
+//!   ...) is a retryable 502 naming the reason and Gemini's
+//!   `finishMessage`, never a tool-calls finish without calls; `OTHER` and
+//!   unknown values are kept by name and reach clients as a normal stop.
 //! - **Tool call arguments** are parsed into `args`; arguments that are not
 //!   a JSON object become `{}`.
 //! - **Not expressible:** `parallel_tool_calls`, `user`, `cache_control`,

@@ -25,6 +25,8 @@ pub(super) struct GenResponse {
 pub(super) struct Candidate {
     pub content: Option<Content>,
     pub finish_reason: Option<String>,
+    /// Gemini's explanation of some finish reasons (a malformed call's text).
+    pub finish_message: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,21 +114,61 @@ fn upstream_error(err: &Value) -> GatewayError {
     }
 }
 
-/// The canonical finish reason for Gemini's `finishReason`.
-pub(super) fn finish_reason(reason: &str, has_tool_calls: bool) -> FinishReason {
-    match reason {
+/// The canonical finish reason for Gemini's `finishReason`, or the error
+/// it reports.
+///
+/// Every value of the API's `FinishReason` enum is placed: a normal stop
+/// (tool calls when the answer has some), the token limit, the safety and
+/// policy filters (`LANGUAGE` too: the candidate was withheld); a function
+/// call Gemini could not produce (`MALFORMED_FUNCTION_CALL`,
+/// `UNEXPECTED_TOOL_CALL`, `TOO_MANY_TOOL_CALLS`, `MISSING_THOUGHT_SIGNATURE`,
+/// `MALFORMED_RESPONSE`) is an error, a retryable bad answer, since the
+/// answer holds no call to run. `OTHER`, the image-generation reasons and
+/// values newer than this list stay [`FinishReason::Other`].
+pub(super) fn finish_reason(
+    reason: &str,
+    message: Option<&str>,
+    has_tool_calls: bool,
+) -> Result<FinishReason, GatewayError> {
+    Ok(match reason {
         "STOP" | "FINISH_REASON_UNSPECIFIED" if has_tool_calls => FinishReason::ToolCalls,
-        "STOP" => FinishReason::Stop,
+        "STOP" | "FINISH_REASON_UNSPECIFIED" => FinishReason::Stop,
         "MAX_TOKENS" => FinishReason::Length,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
-            FinishReason::ContentFilter
+        "SAFETY"
+        | "RECITATION"
+        | "LANGUAGE"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION" => FinishReason::ContentFilter,
+        "MALFORMED_FUNCTION_CALL"
+        | "UNEXPECTED_TOOL_CALL"
+        | "TOO_MANY_TOOL_CALLS"
+        | "MISSING_THOUGHT_SIGNATURE"
+        | "MALFORMED_RESPONSE" => {
+            let mut msg =
+                format!("Gemini could not produce a valid answer (finishReason {reason})");
+            if let Some(m) = message.filter(|m| !m.is_empty()) {
+                let m: String = m.chars().take(300).collect();
+                msg.push_str(": ");
+                msg.push_str(&m);
+            }
+            return Err(GatewayError::bad_upstream(msg));
         }
         other => FinishReason::Other(other.to_ascii_lowercase()),
-    }
+    })
 }
 
-/// Hands out tool call IDs: Gemini's own when it sends one, else
-/// `call_<n>`, always unique within one answer.
+/// Hands out tool call IDs: Gemini's own when it sends one, else a fresh
+/// random `call_<32 hex>`.
+///
+/// Gemini usually sends no IDs; numbering each answer's calls from
+/// `call_0` would repeat IDs across the turns of one conversation, which
+/// clients keyed by ID and Anthropic (`tool_use` ids must be unique)
+/// refuse. Each call gets its ID once, when it is decoded, so a streamed
+/// call keeps it from its first event to its last.
 #[derive(Debug, Default)]
 pub(super) struct CallIds {
     used: Vec<String>,
@@ -134,15 +176,10 @@ pub(super) struct CallIds {
 
 impl CallIds {
     pub fn next(&mut self, given: Option<&str>) -> String {
-        let mut id = match given {
-            Some(g) if !g.is_empty() => g.to_string(),
-            _ => format!("call_{}", self.used.len()),
+        let id = match given {
+            Some(g) if !g.is_empty() && !self.used.iter().any(|u| u == g) => g.to_string(),
+            _ => format!("call_{}", uuid::Uuid::new_v4().simple()),
         };
-        let mut n = self.used.len();
-        while self.used.contains(&id) {
-            n += 1;
-            id = format!("call_{n}");
-        }
         self.used.push(id.clone());
         id
     }
@@ -215,7 +252,7 @@ pub fn decode_response(body: &[u8], model: &str) -> Result<ChatResponse, Gateway
         }
     }
     let finish_reason = match candidate.finish_reason.as_deref() {
-        Some(r) => finish_reason(r, ids.any()),
+        Some(r) => finish_reason(r, candidate.finish_message.as_deref(), ids.any())?,
         None if ids.any() => FinishReason::ToolCalls,
         None => FinishReason::Stop,
     };
@@ -284,57 +321,107 @@ mod tests {
 
     #[test]
     fn function_calls_get_unique_ids() {
-        let r = decode(json!({
+        let body = json!({
             "candidates": [{
                 "content": { "role": "model", "parts": [
                     { "functionCall": { "name": "weather", "args": { "city": "Paris" } } },
-                    { "functionCall": { "name": "weather", "args": { "city": "Rome" }, "id": "call_0" } },
+                    { "functionCall": { "name": "weather", "args": { "city": "Rome" } } },
+                    { "functionCall": { "name": "now", "id": "g-7" } },
                     { "functionCall": { "name": "now", "id": "g-7" } }
                 ]},
                 "finishReason": "STOP"
             }]
-        }))
-        .unwrap();
+        });
+        let calls = |r: &ChatResponse| -> Vec<(String, String, String)> {
+            r.content
+                .iter()
+                .map(|p| match p {
+                    Part::ToolCall {
+                        id,
+                        name,
+                        arguments,
+                    } => (id.clone(), name.clone(), arguments.clone()),
+                    _ => panic!("{p:?}"),
+                })
+                .collect()
+        };
+        let r = decode(body.clone()).unwrap();
         assert!(r.id.starts_with("gemini-"));
         assert_eq!(r.model, "gemini-2.5-flash");
         assert_eq!(r.finish_reason, FinishReason::ToolCalls);
-        let calls: Vec<_> = r
-            .content
+        let first = calls(&r);
+        let names: Vec<_> = first
             .iter()
-            .map(|p| match p {
-                Part::ToolCall {
-                    id,
-                    name,
-                    arguments,
-                } => (id.as_str(), name.as_str(), arguments.as_str()),
-                _ => panic!("{p:?}"),
-            })
+            .map(|(_, n, a)| (n.as_str(), a.as_str()))
             .collect();
         assert_eq!(
-            calls,
+            names,
             [
-                ("call_0", "weather", "{\"city\":\"Paris\"}"),
-                ("call_2", "weather", "{\"city\":\"Rome\"}"),
-                ("g-7", "now", "{}"),
+                ("weather", "{\"city\":\"Paris\"}"),
+                ("weather", "{\"city\":\"Rome\"}"),
+                ("now", "{}"),
+                ("now", "{}"),
             ]
         );
+        // Gemini's own ID is kept; a repeated one is replaced.
+        assert_eq!(first[2].0, "g-7");
+        // The same answer again (the next turn of a conversation): none of
+        // the IDs Gemini did not give repeats.
+        let second = calls(&decode(body).unwrap());
+        let mut ids: Vec<&str> = first
+            .iter()
+            .chain(&second)
+            .map(|(id, ..)| id.as_str())
+            .filter(|id| *id != "g-7")
+            .collect();
+        assert_eq!(ids.len(), 6);
+        assert!(ids.iter().all(|id| id.starts_with("call_")
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')));
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 6, "IDs repeat: {first:?} {second:?}");
     }
 
     #[test]
     fn finish_reasons() {
         for (raw, want) in [
+            ("STOP", FinishReason::Stop),
+            ("FINISH_REASON_UNSPECIFIED", FinishReason::Stop),
             ("MAX_TOKENS", FinishReason::Length),
             ("SAFETY", FinishReason::ContentFilter),
             ("RECITATION", FinishReason::ContentFilter),
+            ("LANGUAGE", FinishReason::ContentFilter),
+            ("BLOCKLIST", FinishReason::ContentFilter),
             ("PROHIBITED_CONTENT", FinishReason::ContentFilter),
-            (
-                "MALFORMED_FUNCTION_CALL",
-                FinishReason::Other("malformed_function_call".into()),
-            ),
+            ("SPII", FinishReason::ContentFilter),
+            ("IMAGE_SAFETY", FinishReason::ContentFilter),
+            ("OTHER", FinishReason::Other("other".into())),
         ] {
             let r = decode(json!({"candidates": [{"finishReason": raw}]})).unwrap();
             assert_eq!(r.finish_reason, want, "{raw}");
             assert!(r.content.is_empty());
+        }
+    }
+
+    /// A call Gemini failed to make leaves an answer without a call to run:
+    /// an error naming the reason, never a tool-calls finish.
+    #[test]
+    fn failed_function_calls_are_errors() {
+        for raw in [
+            "MALFORMED_FUNCTION_CALL",
+            "UNEXPECTED_TOOL_CALL",
+            "TOO_MANY_TOOL_CALLS",
+        ] {
+            let e = decode(json!({"candidates": [{
+                "content": {"role": "model", "parts": [{"text": "Let me call it."}]},
+                "finishReason": raw,
+                "finishMessage": "Malformed function call: print(default_api.f(x=))"
+            }]}))
+            .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadUpstreamResponse, "{raw}");
+            assert!(e.kind().is_retryable());
+            assert!(e.message().contains(raw), "{}", e.message());
+            assert!(e.message().contains("print(default_api.f(x=))"));
         }
     }
 

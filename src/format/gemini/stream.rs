@@ -21,8 +21,9 @@ pub struct StreamDecoder {
     open: Option<(usize, bool)>,
     next_index: usize,
     ids: CallIds,
-    /// Gemini's `finishReason`, or `None` with `blocked` for a blocked prompt.
-    finish: Option<String>,
+    /// Gemini's `finishReason` and `finishMessage`, or `None` with
+    /// `blocked` for a blocked prompt.
+    finish: Option<(String, Option<String>)>,
     blocked: bool,
     usage: Usage,
     finished: bool,
@@ -123,7 +124,7 @@ impl StreamDecode for StreamDecoder {
             }
         }
         if let Some(reason) = candidate.finish_reason {
-            self.finish = Some(reason);
+            self.finish = Some((reason, candidate.finish_message));
         }
         Ok(())
     }
@@ -133,7 +134,7 @@ impl StreamDecode for StreamDecoder {
             return Ok(());
         }
         let reason = match (&self.finish, self.blocked) {
-            (Some(r), _) => finish_reason(r, self.ids.any()),
+            (Some((r, message)), _) => finish_reason(r, message.as_deref(), self.ids.any())?,
             (None, true) => FinishReason::ContentFilter,
             (None, false) => {
                 return Err(GatewayError::bad_upstream("stream ended before completion"))
@@ -272,9 +273,26 @@ mod tests {
                 },
             },
         ];
+        // Gemini sent no ID for the first call: each decoding of the
+        // answer (each turn of a conversation) gives it a fresh one.
+        let mut ids = Vec::new();
         for piece in [1, 2, 3, 7, 64, bytes.len()] {
-            assert_eq!(decode(&bytes, piece).unwrap(), want, "piece size {piece}");
+            let mut got = decode(&bytes, piece).unwrap();
+            let StreamEvent::BlockStart {
+                block: BlockKind::ToolCall { id, .. },
+                ..
+            } = &mut got[9]
+            else {
+                panic!("{:?}", got[9]);
+            };
+            assert!(id.starts_with("call_") && id.len() > 20, "{id}");
+            ids.push(std::mem::replace(id, "call_0".into()));
+            assert_eq!(got, want, "piece size {piece}");
         }
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "a generated call ID repeats");
     }
 
     #[test]
@@ -323,6 +341,22 @@ mod tests {
             &evs[1],
             StreamEvent::Finish { reason: FinishReason::ContentFilter, usage } if usage.input_tokens == 3
         ));
+    }
+
+    #[test]
+    fn a_malformed_function_call_ends_the_stream_in_error() {
+        let bytes = sse(&[
+            json!({ "candidates": [{ "content": { "parts": [{ "text": "Calling." }] } }] }),
+            json!({ "candidates": [{ "finishReason": "MALFORMED_FUNCTION_CALL" }],
+                    "usageMetadata": usage_json(4, 2, 0) }),
+        ]);
+        let e = decode(&bytes, 7).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadUpstreamResponse);
+        assert!(
+            e.message().contains("MALFORMED_FUNCTION_CALL"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]

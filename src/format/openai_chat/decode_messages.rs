@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::decode_request::bad;
+use super::reasoning_details;
 use crate::canonical::{ImageSource, Message, Part, Role, TextBlock};
 use crate::error::GatewayError;
 use crate::json::{kind_of, JsonKind, RawObject};
@@ -247,7 +248,15 @@ fn assistant_message(obj: &Map<String, Value>, path: &str) -> Result<Message, Ga
     }
     let mut content = Vec::new();
 
+    // `reasoning_details` is the complete form (signatures included) of
+    // what `reasoning_content` repeats as plain text.
+    if let Some(details) = obj.get("reasoning_details").filter(|v| !v.is_null()) {
+        content = reasoning_details::decode(details, &format!("{path}.reasoning_details"))?;
+    }
     for key in ["reasoning_content", "reasoning"] {
+        if !content.is_empty() {
+            break;
+        }
         match obj.get(key) {
             Some(Value::String(s)) => {
                 if !s.is_empty() {
@@ -482,6 +491,39 @@ mod tests {
             }]
         );
         assert_eq!(req.tool_choice, Some(ToolChoice::Tool("weather".into())));
+    }
+
+    #[test]
+    fn signed_reasoning_comes_back_from_reasoning_details() {
+        let req = decode(json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": null,
+                 "reasoning_content": "Call it.",
+                 "reasoning_details": [{"type": "reasoning.text", "text": "Call it.",
+                     "signature": "sig-9", "format": "anthropic-claude-v1", "index": 0}],
+                 "tool_calls": [{"id": "toolu_1", "type": "function",
+                     "function": {"name": "weather", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "toolu_1", "content": "18C"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            req.messages[1].content,
+            vec![
+                Part::Reasoning {
+                    text: "Call it.".into(),
+                    signature: Some("sig-9".into())
+                },
+                Part::ToolCall {
+                    id: "toolu_1".into(),
+                    name: "weather".into(),
+                    arguments: "{}".into()
+                },
+            ],
+            "the reasoning once, signed"
+        );
     }
 
     #[test]

@@ -17,21 +17,33 @@
 //!   replaces it.
 //! - `input_audio` and `file` content parts, `audio` output, `n` > 1 and
 //!   non-function tools are rejected with a 400: no translation exists.
+//! - Reasoning that must come back unchanged (Anthropic's signed and
+//!   redacted thinking) reaches a client in the answer's (or stream's)
+//!   `reasoning_details`, besides `reasoning_content`, and comes back from
+//!   the assistant message's `reasoning_details` in the next request (see
+//!   `reasoning_details` for the shape), so tool loops with thinking keep
+//!   working at Anthropic. A signature from another provider's entry is
+//!   dropped.
 //! - A thinking budget becomes `reasoning_effort`: up to 2048 tokens `low`,
 //!   up to 16384 `medium`, more `high`. Thinking explicitly disabled sends no
 //!   `reasoning_effort` (the provider's default applies).
-//! - Finish reasons the format has no name for: a stop sequence and
-//!   Anthropic's `pause_turn` become `stop`; any other reason becomes the
-//!   closest official value (`length`, `tool_calls`, `content_filter`, else
-//!   `stop`).
+//! - Finish reasons, both ways, by an explicit table (no guessing from
+//!   names): the providers' values are listed on `finish_reason_from`;
+//!   ones that say generation broke off (`error`,
+//!   `insufficient_system_resource`) are a retryable bad answer. To a
+//!   client: a length reason is `length`, a refusal or filter
+//!   `content_filter`, `tool_calls` only when the answer holds tool calls;
+//!   everything else (a stop sequence, Anthropic's `pause_turn`, a tool-calls
+//!   reason without calls, a reason no decoder knows) is `stop`.
 //!
 //! Dropped knowingly, because Chat Completions cannot express it:
 //!
 //! - prompt-cache markers (`cache_control`) on text, images, tools;
 //! - `top_k`;
-//! - reasoning in requests (assistant reasoning, its signatures and
-//!   redacted reasoning are not sent back to a provider); redacted reasoning
-//!   in responses and streams, and reasoning signatures;
+//! - reasoning in requests to a Chat Completions provider (assistant
+//!   reasoning, its signatures and redacted reasoning are not sent back to
+//!   it), and `reasoning_details` in its answers (a Chat provider's
+//!   signatures are not Anthropic's);
 //! - a tool result's `is_error` flag (the result text is sent as is);
 //! - images inside tool results: a `tool` message holds text only, so they
 //!   travel in the user message that follows the tool messages;
@@ -45,6 +57,7 @@
 mod decode_messages;
 mod decode_request;
 mod encode_request;
+mod reasoning_details;
 mod response;
 mod stream_decode;
 mod stream_encode;
@@ -58,6 +71,7 @@ pub use stream_encode::StreamEncoder;
 use serde_json::Value;
 
 use crate::canonical::{FinishReason, Usage};
+use crate::error::GatewayError;
 
 /// Which field carries the token limit when encoding a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,47 +83,45 @@ pub enum MaxTokensField {
     MaxTokens,
 }
 
-/// A provider's `finish_reason` in canonical form.
-fn finish_reason_from(s: &str) -> FinishReason {
-    match s {
-        "stop" => FinishReason::Stop,
-        "length" => FinishReason::Length,
+/// A provider's `finish_reason` in canonical form, or the error it reports.
+///
+/// OpenAI's values and those OpenAI-compatible servers add: Mistral's
+/// `model_length` (the context window is full) and `error`, DeepSeek's
+/// `insufficient_system_resource` (generation interrupted), TGI's
+/// `eos_token` and `stop_sequence`. A reason that says generation broke
+/// off is an error (a retryable bad answer), not a finished turn. Any other
+/// value is kept as [`FinishReason::Other`].
+fn finish_reason_from(s: &str) -> Result<FinishReason, GatewayError> {
+    Ok(match s {
+        "stop" | "eos" | "eos_token" | "end_turn" => FinishReason::Stop,
+        "stop_sequence" => FinishReason::StopSequence(None),
+        "length" | "model_length" | "max_tokens" => FinishReason::Length,
         "tool_calls" | "function_call" => FinishReason::ToolCalls,
         "content_filter" => FinishReason::ContentFilter,
+        "error" | "insufficient_system_resource" => {
+            return Err(GatewayError::bad_upstream(format!(
+                "the provider stopped generating with finish_reason `{s}`"
+            )))
+        }
         other => FinishReason::Other(other.to_string()),
-    }
+    })
 }
 
-/// The official `finish_reason` closest to `reason`.
-fn finish_reason_str(reason: &FinishReason) -> &'static str {
+/// The official `finish_reason` for `reason`. `tool_calls` only when the
+/// answer holds tool calls (`has_calls`): a client told to run tools finds
+/// none otherwise. A reason the provider's decoder did not know
+/// ([`FinishReason::Other`]) is `stop`, as are a stop sequence and
+/// Anthropic's `pause_turn`.
+fn finish_reason_str(reason: &FinishReason, has_calls: bool) -> &'static str {
     match reason {
-        FinishReason::Stop | FinishReason::StopSequence(_) | FinishReason::PauseTurn => "stop",
         FinishReason::Length => "length",
-        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ToolCalls if has_calls => "tool_calls",
         FinishReason::ContentFilter => "content_filter",
-        FinishReason::Other(other) => {
-            let o = other.to_ascii_lowercase();
-            if o.contains("length") || o.contains("max_tokens") {
-                "length"
-            } else if o.contains("tool") || o.contains("function") {
-                "tool_calls"
-            } else if [
-                "filter",
-                "safety",
-                "refusal",
-                "recitation",
-                "blocklist",
-                "prohibited",
-                "spii",
-            ]
-            .iter()
-            .any(|k| o.contains(k))
-            {
-                "content_filter"
-            } else {
-                "stop"
-            }
-        }
+        FinishReason::Stop
+        | FinishReason::StopSequence(_)
+        | FinishReason::PauseTurn
+        | FinishReason::ToolCalls
+        | FinishReason::Other(_) => "stop",
     }
 }
 
@@ -159,23 +171,47 @@ mod tests {
 
     #[test]
     fn finish_reasons_map_to_official_values() {
-        assert_eq!(finish_reason_from("tool_calls"), FinishReason::ToolCalls);
-        assert_eq!(finish_reason_from("function_call"), FinishReason::ToolCalls);
-        assert_eq!(
-            finish_reason_from("eos"),
-            FinishReason::Other("eos".to_string())
-        );
+        for (wire, want) in [
+            ("stop", FinishReason::Stop),
+            ("eos_token", FinishReason::Stop),
+            ("stop_sequence", FinishReason::StopSequence(None)),
+            ("length", FinishReason::Length),
+            ("model_length", FinishReason::Length),
+            ("tool_calls", FinishReason::ToolCalls),
+            ("function_call", FinishReason::ToolCalls),
+            ("content_filter", FinishReason::ContentFilter),
+            ("something_new", FinishReason::Other("something_new".into())),
+        ] {
+            assert_eq!(finish_reason_from(wire).unwrap(), want, "{wire}");
+        }
+        for wire in ["error", "insufficient_system_resource"] {
+            let e = finish_reason_from(wire).unwrap_err();
+            assert_eq!(e.kind(), crate::error::ErrorKind::BadUpstreamResponse);
+            assert!(e.message().contains(wire), "{}", e.message());
+        }
         let cases = [
-            (FinishReason::StopSequence(Some("END".into())), "stop"),
-            (FinishReason::PauseTurn, "stop"),
-            (FinishReason::Other("MAX_TOKENS".into()), "length"),
-            (FinishReason::Other("SAFETY".into()), "content_filter"),
-            (FinishReason::Other("refusal".into()), "content_filter"),
-            (FinishReason::Other("eos".into()), "stop"),
-            (FinishReason::ContentFilter, "content_filter"),
+            (FinishReason::Stop, true, "stop"),
+            (
+                FinishReason::StopSequence(Some("END".into())),
+                false,
+                "stop",
+            ),
+            (FinishReason::PauseTurn, false, "stop"),
+            (FinishReason::Length, false, "length"),
+            (FinishReason::ContentFilter, false, "content_filter"),
+            (FinishReason::ToolCalls, true, "tool_calls"),
+            // Never `tool_calls` without a call to run.
+            (FinishReason::ToolCalls, false, "stop"),
+            // Unknown reasons get the documented default, whatever they say.
+            (
+                FinishReason::Other("malformed_function_call".into()),
+                false,
+                "stop",
+            ),
+            (FinishReason::Other("max_tokens_ish".into()), false, "stop"),
         ];
-        for (reason, want) in cases {
-            assert_eq!(finish_reason_str(&reason), want, "{reason:?}");
+        for (reason, has_calls, want) in cases {
+            assert_eq!(finish_reason_str(&reason, has_calls), want, "{reason:?}");
         }
     }
 

@@ -3,7 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{finish_reason_from, finish_reason_str, unix_now, usage_from, usage_json};
+use super::{
+    finish_reason_from, finish_reason_str, reasoning_details, unix_now, usage_from, usage_json,
+};
 use crate::canonical::{ChatResponse, FinishReason, Part};
 use crate::error::GatewayError;
 use crate::format::{parse_upstream_error, WireFormat};
@@ -97,7 +99,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
     }
 
     let finish_reason = match choice.get("finish_reason").and_then(Value::as_str) {
-        Some(r) => finish_reason_from(r),
+        Some(r) => finish_reason_from(r)?,
         None => FinishReason::Other("unknown".into()),
     };
     let usage = obj
@@ -123,13 +125,19 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, GatewayError> {
 /// Encodes a canonical response for a Chat Completions client.
 ///
 /// Text parts are concatenated into `content` (`null` when there is none),
-/// reasoning goes in `reasoning_content`, redacted reasoning is dropped.
+/// reasoning goes in `reasoning_content`, and signed or redacted reasoning
+/// also in `reasoning_details`, from where the client's next request
+/// brings it back.
 pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut has_text = false;
     let mut calls = Vec::new();
+    let mut details = Vec::new();
     for part in &resp.content {
+        if let Some(entry) = reasoning_details::entry(part, details.len()) {
+            details.push(entry);
+        }
         match part {
             Part::Text { text: t, .. } => {
                 has_text = true;
@@ -148,6 +156,7 @@ pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
             _ => {}
         }
     }
+    let has_calls = !calls.is_empty();
     let mut message = Map::new();
     message.insert("role".into(), json!("assistant"));
     message.insert(
@@ -156,6 +165,9 @@ pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
     );
     if !reasoning.is_empty() {
         message.insert("reasoning_content".into(), json!(reasoning));
+    }
+    if !details.is_empty() {
+        message.insert("reasoning_details".into(), Value::Array(details));
     }
     if !calls.is_empty() {
         message.insert("tool_calls".into(), Value::Array(calls));
@@ -172,7 +184,7 @@ pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
             "index": 0,
             "message": message,
             "logprobs": null,
-            "finish_reason": finish_reason_str(&resp.finish_reason),
+            "finish_reason": finish_reason_str(&resp.finish_reason, has_calls),
         }],
         "usage": usage_json(&resp.usage),
     });
@@ -267,10 +279,18 @@ mod tests {
         assert_eq!(r.finish_reason, FinishReason::ContentFilter);
 
         let body = br#"{"id":"z","model":"m","choices":[{"index":0,
-            "message":{"role":"assistant","content":"hi"},"finish_reason":"eos_token"}]}"#;
+            "message":{"role":"assistant","content":"hi"},"finish_reason":"eos"}]}"#;
         assert_eq!(
             decode_response(body).unwrap().finish_reason,
-            FinishReason::Other("eos_token".into())
+            FinishReason::Stop
+        );
+
+        // Mistral's full context window is a length finish, not a stop.
+        let body = br#"{"id":"z","model":"m","choices":[{"index":0,
+            "message":{"role":"assistant","content":"hi"},"finish_reason":"model_length"}]}"#;
+        assert_eq!(
+            decode_response(body).unwrap().finish_reason,
+            FinishReason::Length
         );
     }
 
@@ -338,6 +358,12 @@ mod tests {
                         "role": "assistant",
                         "content": "Checking now.",
                         "reasoning_content": "hmm",
+                        "reasoning_details": [
+                            {"type": "reasoning.text", "text": "hmm", "signature": "sig",
+                             "format": "anthropic-claude-v1", "index": 0},
+                            {"type": "reasoning.encrypted", "data": "xx",
+                             "format": "anthropic-claude-v1", "index": 1}
+                        ],
                         "tool_calls": [{"id": "toolu_1", "type": "function",
                             "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}],
                         "refusal": null,

@@ -574,7 +574,7 @@ impl StreamDecode for StreamDecoder {
                 }
             }
             if let Some(reason) = choice.finish_reason.get() {
-                self.finish_reason = Some(finish_reason_from(reason));
+                self.finish_reason = Some(finish_reason_from(reason)?);
                 self.close(out);
             }
         }

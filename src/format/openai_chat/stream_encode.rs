@@ -2,8 +2,10 @@
 
 use bytes::BytesMut;
 use serde::Serialize;
+use serde_json::Value;
 
 use super::finish_reason_str;
+use super::reasoning_details;
 use super::response::response_id;
 use super::unix_now;
 use crate::canonical::{BlockKind, Delta, StreamEvent, Usage};
@@ -16,8 +18,10 @@ use crate::sse::write_data;
 ///
 /// The first chunk carries `role: "assistant"`; text goes in
 /// `delta.content`, reasoning in `delta.reasoning_content` (the DeepSeek /
-/// vLLM extension), tool calls in `delta.tool_calls` numbered from 0.
-/// Signatures and redacted reasoning are dropped. `Finish` sends the
+/// vLLM extension), tool calls in `delta.tool_calls` numbered from 0. A
+/// signed reasoning block, once complete, and a redacted one are also sent
+/// whole as one `delta.reasoning_details` entry (see `reasoning_details`),
+/// so that the client can send them back. `Finish` sends the
 /// `finish_reason` chunk, the usage chunk (`choices: []`) when the client
 /// asked for usage, and `[DONE]`.
 #[derive(Debug, Default)]
@@ -32,6 +36,10 @@ pub struct StreamEncoder {
     tool_count: usize,
     /// The open block: its index and, for a tool call, its number.
     tool_block: Option<(usize, usize)>,
+    /// The open reasoning block: its index, text and signature so far.
+    reasoning: Option<(usize, String, Option<String>)>,
+    /// `reasoning_details` entries sent so far.
+    details: usize,
     /// Reused buffer for each chunk's JSON.
     scratch: Vec<u8>,
 }
@@ -69,6 +77,8 @@ struct ChoiceDelta<'a> {
     reasoning_content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_calls: Option<[ToolCallDelta<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_details: Option<[Value; 1]>,
 }
 
 /// One `delta.tool_calls` entry: the first carries `id`, `type` and the
@@ -152,6 +162,16 @@ impl StreamEncoder {
         );
     }
 
+    /// Sends one `reasoning_details` entry.
+    fn detail(&mut self, entry: Value, out: &mut BytesMut) {
+        self.details += 1;
+        let delta = ChoiceDelta {
+            reasoning_details: Some([entry]),
+            ..ChoiceDelta::default()
+        };
+        self.chunk(delta, None, out);
+    }
+
     fn chunk(
         &mut self,
         delta: ChoiceDelta<'_>,
@@ -226,7 +246,23 @@ impl StreamEncode for StreamEncoder {
                     out,
                 );
             }
-            StreamEvent::BlockStart { .. } | StreamEvent::BlockStop { .. } => {}
+            StreamEvent::BlockStart {
+                index,
+                block: BlockKind::Reasoning,
+            } => self.reasoning = Some((*index, String::new(), None)),
+            StreamEvent::BlockStart {
+                block: BlockKind::RedactedReasoning { data },
+                ..
+            } => self.detail(reasoning_details::redacted(data, self.details), out),
+            StreamEvent::BlockStart { .. } => {}
+            StreamEvent::BlockStop { index } => {
+                if let Some((block, text, Some(sig))) = self.reasoning.take() {
+                    if block == *index {
+                        let entry = reasoning_details::signed(&text, &sig, self.details);
+                        self.detail(entry, out);
+                    }
+                }
+            }
             StreamEvent::Delta { index, delta } => match delta {
                 Delta::Text(t) if !t.is_empty() => self.chunk(
                     ChoiceDelta {
@@ -236,14 +272,24 @@ impl StreamEncode for StreamEncoder {
                     None,
                     out,
                 ),
-                Delta::Reasoning(t) if !t.is_empty() => self.chunk(
-                    ChoiceDelta {
-                        reasoning_content: Some(t),
-                        ..ChoiceDelta::default()
-                    },
-                    None,
-                    out,
-                ),
+                Delta::Reasoning(t) if !t.is_empty() => {
+                    if let Some((_, text, _)) = self.reasoning.as_mut().filter(|r| r.0 == *index) {
+                        text.push_str(t);
+                    }
+                    self.chunk(
+                        ChoiceDelta {
+                            reasoning_content: Some(t),
+                            ..ChoiceDelta::default()
+                        },
+                        None,
+                        out,
+                    )
+                }
+                Delta::Signature(s) => {
+                    if let Some((_, _, sig)) = self.reasoning.as_mut().filter(|r| r.0 == *index) {
+                        sig.get_or_insert_with(String::new).push_str(s);
+                    }
+                }
                 Delta::ToolArguments(a) if !a.is_empty() => {
                     if let Some((block, n)) = self.tool_block {
                         if block == *index {
@@ -270,7 +316,8 @@ impl StreamEncode for StreamEncoder {
                 _ => {}
             },
             StreamEvent::Finish { reason, usage } => {
-                self.chunk(ChoiceDelta::default(), Some(finish_reason_str(reason)), out);
+                let finish = finish_reason_str(reason, self.tool_count > 0);
+                self.chunk(ChoiceDelta::default(), Some(finish), out);
                 if self.include_usage {
                     self.write(None, Some(ChunkUsage::new(usage)), out);
                 }
@@ -416,6 +463,9 @@ mod tests {
             vec![
                 json!({"role": "assistant", "content": ""}),
                 json!({"reasoning_content": "think"}),
+                // The signed block, whole, once it is complete.
+                json!({"reasoning_details": [{"type": "reasoning.text", "text": "think",
+                    "signature": "sig", "format": "anthropic-claude-v1", "index": 0}]}),
                 json!({"content": "Hello"}),
                 json!({"tool_calls": [{"index": 0, "id": "toolu_a", "type": "function", "function": {"name": "read", "arguments": ""}}]}),
                 json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"path\":"}}]}),
@@ -461,8 +511,9 @@ mod tests {
             dec.event(ev, &mut back).unwrap();
         }
         dec.end(&mut back).unwrap();
-        // What Chat Completions cannot carry (the signature) is gone; the
-        // rest comes back event for event.
+        // The provider-side decoder does not read `reasoning_details` (a
+        // Chat provider's signatures would not be Anthropic's), so the
+        // signature is gone; the rest comes back event for event.
         let want: Vec<StreamEvent> = events()
             .into_iter()
             .filter(|e| {

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::request::{as_object, bad, opt_str, req_str, NO_STATE};
+use super::response::Carried;
 use crate::canonical::{ChatRequest, ImageSource, Message, Part, Role, TextBlock};
 use crate::error::GatewayError;
 
@@ -112,15 +113,23 @@ pub(super) fn decode_input(input: &Value, req: &mut ChatRequest) -> Result<(), G
             }
             "reasoning" => {
                 at_head = false;
-                if let Some(text) = reasoning_text(obj, &path)? {
-                    push_assistant(
-                        &mut req.messages,
-                        Part::Reasoning {
-                            text,
-                            signature: None,
-                        },
-                    );
-                }
+                let text = reasoning_text(obj, &path)?;
+                let carried = opt_str(obj, "encrypted_content", &path)?.and_then(Carried::decode);
+                let part = match (carried, text) {
+                    (Some(Carried::Redacted(data)), _) => Part::RedactedReasoning {
+                        data: data.to_string(),
+                    },
+                    (Some(Carried::Signature(sig)), text) => Part::Reasoning {
+                        text: text.unwrap_or_default(),
+                        signature: Some(sig.to_string()),
+                    },
+                    (None, Some(text)) => Part::Reasoning {
+                        text,
+                        signature: None,
+                    },
+                    (None, None) => continue,
+                };
+                push_assistant(&mut req.messages, part);
             }
             "item_reference" => {
                 return Err(bad(
@@ -347,6 +356,42 @@ mod tests {
         );
         assert_eq!(req.messages[1].role, Role::System);
         assert_eq!(req.messages[1].content, vec![Part::text("Late rule.")]);
+    }
+
+    #[test]
+    fn reasoning_items_bring_back_what_the_gateway_carried() {
+        let req = decode(json!({
+            "model": "m",
+            "input": [
+                {"role": "user", "content": "weather?"},
+                {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Call it."}],
+                 "encrypted_content": "tollgate.anthropic.signature:sig-1"},
+                {"type": "reasoning", "id": "rs_2", "summary": [],
+                 "encrypted_content": "tollgate.anthropic.redacted:opaque"},
+                {"type": "reasoning", "id": "rs_3", "summary": [], "encrypted_content": "gAAAAB-openai"},
+                {"type": "function_call", "call_id": "toolu_1", "name": "weather", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "toolu_1", "output": "18C"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            req.messages[1].content,
+            vec![
+                Part::Reasoning {
+                    text: "Call it.".into(),
+                    signature: Some("sig-1".into())
+                },
+                Part::RedactedReasoning {
+                    data: "opaque".into()
+                },
+                Part::ToolCall {
+                    id: "toolu_1".into(),
+                    name: "weather".into(),
+                    arguments: "{}".into()
+                },
+            ],
+            "OpenAI's own encrypted content (no text either) is dropped"
+        );
     }
 
     #[test]

@@ -22,11 +22,29 @@
 //!   input history (`web_search_call`, ...) are a 400 as well.
 //! - **Files.** `input_file` parts and `input_image` parts given by
 //!   `file_id` refer to OpenAI-hosted files: 400.
-//! - **Reasoning items** in the input keep their summary text as
-//!   [`Part::Reasoning`](crate::canonical::Part::Reasoning);
-//!   `encrypted_content` is OpenAI-specific and dropped. In answers,
-//!   reasoning becomes a reasoning item with a summary; signatures and
-//!   redacted (encrypted) reasoning from other providers are dropped.
+//! - **Function tools** are strict unless `strict: false` (the Responses
+//!   API's default, the opposite of Chat Completions'), so a tool without
+//!   `strict` reaches a Chat Completions provider with `strict: true`.
+//! - **Dropped from the input**, having no canonical form: an
+//!   `input_image`'s `detail`; the `id` and `status` of every item (the
+//!   gateway keeps no items to refer to); `annotations` and `logprobs` of
+//!   `output_text` parts; a `text.format` JSON schema's `description`;
+//!   `stream_options`, `prompt_cache_retention`; `safety_identifier` when
+//!   `user` is also set (`user` is kept).
+//! - **Reasoning items.** In answers, reasoning becomes a reasoning item
+//!   whose summary is its text; Anthropic's signature, or its redacted
+//!   (encrypted) thinking as an item without summary, travels in the item's
+//!   `encrypted_content`, marked as the gateway's (`tollgate.anthropic.*`),
+//!   and comes back from the input's reasoning items, so that tool loops
+//!   with thinking keep working at Anthropic. In the input, a reasoning
+//!   item keeps its summary text (or its `reasoning_text` content) as
+//!   [`Part::Reasoning`](crate::canonical::Part::Reasoning); OpenAI's own
+//!   `encrypted_content` can only be read by OpenAI and is dropped (an item
+//!   with nothing else is dropped whole).
+//! - **Finish reasons.** A length reason is `incomplete` with
+//!   `max_output_tokens`, a refusal or filter `incomplete` with
+//!   `content_filter`; every other reason (a stop sequence, Anthropic's
+//!   `pause_turn`, a reason no provider decoder knows) is `completed`.
 //! - **Answer fields we cannot know** are reported with neutral values:
 //!   `tools: []`, `tool_choice: "auto"`, `instructions: null`,
 //!   `temperature`/`top_p: null`, `metadata: {}`. `output_text` is not sent:

@@ -130,8 +130,10 @@ fn decode_tool(tool: &Value, path: &str) -> Result<Option<Tool>, GatewayError> {
             return Err(bad(&p, format!("`{p}` must be a JSON Schema object")));
         }
     };
+    // The Responses API makes a function tool strict unless told otherwise;
+    // Chat Completions does the opposite, so the default is made explicit.
     let strict = match obj.get("strict") {
-        None | Some(Value::Null) => None,
+        None | Some(Value::Null) => Some(true),
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => {
             let p = format!("{path}.strict");
@@ -307,6 +309,22 @@ mod tests {
         .unwrap();
         assert_eq!(req.response_format, Some(ResponseFormat::JsonObject));
         assert!(req.reasoning.unwrap().disabled);
+    }
+
+    #[test]
+    fn function_tools_are_strict_unless_the_client_says_false() {
+        let tool = |strict: Value| {
+            let mut t = json!({"type": "function", "name": "f", "parameters": {"type": "object"}});
+            if !strict.is_string() {
+                t["strict"] = strict;
+            }
+            let req = decode(json!({"model": "m", "input": "x", "tools": [t]})).unwrap();
+            req.tools[0].strict
+        };
+        assert_eq!(tool(json!("absent")), Some(true));
+        assert_eq!(tool(Value::Null), Some(true));
+        assert_eq!(tool(json!(true)), Some(true));
+        assert_eq!(tool(json!(false)), Some(false));
     }
 
     #[test]

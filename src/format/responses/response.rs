@@ -28,11 +28,17 @@ pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
                         arguments,
                         "completed",
                     )),
-                    Part::Reasoning { text, .. } => {
-                        output.push(reasoning_item(&new_item_id("rs"), Some(text)))
-                    }
-                    // Images in answers, tool results and encrypted reasoning
-                    // have no output item here.
+                    Part::Reasoning { text, signature } => output.push(reasoning_item(
+                        &new_item_id("rs"),
+                        Some(text),
+                        signature.as_deref().map(Carried::Signature),
+                    )),
+                    Part::RedactedReasoning { data } => output.push(reasoning_item(
+                        &new_item_id("rs"),
+                        None,
+                        Some(Carried::Redacted(data)),
+                    )),
+                    // Images in answers and tool results have no output item.
                     _ => {}
                 }
             }
@@ -172,13 +178,56 @@ pub(super) fn summary_text(text: &str) -> Value {
     json!({ "type": "summary_text", "text": text })
 }
 
-/// A reasoning item; `None` while its summary is still streaming.
-pub(super) fn reasoning_item(id: &str, text: Option<&str>) -> Value {
-    json!({
+/// What a reasoning item's `encrypted_content` carries for the provider
+/// that issued it: Anthropic's signature of the summary text, or its
+/// redacted (encrypted) thinking. A prefix tells them apart, and apart from
+/// OpenAI's own encrypted content, which only OpenAI can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Carried<'a> {
+    /// The signature of a `thinking` block.
+    Signature(&'a str),
+    /// The data of a `redacted_thinking` block.
+    Redacted(&'a str),
+}
+
+const SIGNATURE_PREFIX: &str = "tollgate.anthropic.signature:";
+const REDACTED_PREFIX: &str = "tollgate.anthropic.redacted:";
+
+impl<'a> Carried<'a> {
+    /// The `encrypted_content` string.
+    pub(super) fn encode(self) -> String {
+        match self {
+            Carried::Signature(s) => format!("{SIGNATURE_PREFIX}{s}"),
+            Carried::Redacted(d) => format!("{REDACTED_PREFIX}{d}"),
+        }
+    }
+
+    /// Reads an `encrypted_content`; `None` when the gateway did not write it.
+    pub(super) fn decode(content: &'a str) -> Option<Self> {
+        let nonempty = |s: &'a str| (!s.is_empty()).then_some(s);
+        if let Some(s) = content.strip_prefix(SIGNATURE_PREFIX) {
+            nonempty(s).map(Carried::Signature)
+        } else {
+            content
+                .strip_prefix(REDACTED_PREFIX)
+                .and_then(nonempty)
+                .map(Carried::Redacted)
+        }
+    }
+}
+
+/// A reasoning item; `text` is `None` while its summary is still streaming
+/// (or for redacted reasoning, which has none).
+pub(super) fn reasoning_item(id: &str, text: Option<&str>, carried: Option<Carried>) -> Value {
+    let mut item = json!({
         "type": "reasoning",
         "id": id,
         "summary": text.map(summary_text).into_iter().collect::<Vec<_>>(),
-    })
+    });
+    if let Some(c) = carried {
+        item["encrypted_content"] = Value::String(c.encode());
+    }
+    item
 }
 
 /// A Responses ID for a provider's response ID.
@@ -260,13 +309,22 @@ mod tests {
         assert_eq!(v["metadata"], json!({}));
         assert_eq!(v["parallel_tool_calls"], true);
         let out = v["output"].as_array().unwrap();
-        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(out.len(), 4, "{out:?}");
         assert_eq!(out[0]["type"], "reasoning");
         assert!(out[0]["id"].as_str().unwrap().starts_with("rs_"));
         assert_eq!(
             out[0]["summary"],
             json!([{"type": "summary_text", "text": "Think."}])
         );
+        // The signature and the redacted reasoning travel where the client
+        // sends them back from.
+        assert_eq!(
+            out[0]["encrypted_content"],
+            "tollgate.anthropic.signature:sig"
+        );
+        assert_eq!(out[3]["type"], "reasoning");
+        assert_eq!(out[3]["summary"], json!([]));
+        assert_eq!(out[3]["encrypted_content"], "tollgate.anthropic.redacted:x");
         assert_eq!(out[1]["type"], "message");
         assert!(out[1]["id"].as_str().unwrap().starts_with("msg_"));
         assert_eq!(out[1]["status"], "completed");

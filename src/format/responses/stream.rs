@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::response::{
     function_call_item, message_item, new_item_id, now_secs, output_text, reasoning_item,
-    response_id, response_object, status_for, summary_text, Envelope,
+    response_id, response_object, status_for, summary_text, Carried, Envelope,
 };
 use crate::canonical::{BlockKind, Delta, StreamEvent, Usage};
 use crate::error::GatewayError;
@@ -63,8 +63,12 @@ struct OpenItem {
 #[derive(Debug)]
 enum OpenKind {
     Message,
-    FunctionCall { call_id: String, name: String },
-    Reasoning,
+    FunctionCall {
+        call_id: String,
+        name: String,
+    },
+    /// With the signature, once it has come.
+    Reasoning(Option<String>),
 }
 
 impl StreamEncoder {
@@ -111,8 +115,18 @@ impl StreamEncoder {
                     name: name.clone(),
                 },
             ),
-            BlockKind::Reasoning => (new_item_id("rs"), OpenKind::Reasoning),
-            BlockKind::RedactedReasoning { .. } => {
+            BlockKind::Reasoning => (new_item_id("rs"), OpenKind::Reasoning(None)),
+            BlockKind::RedactedReasoning { data } => {
+                // Complete as it starts: an item with nothing to stream.
+                let item = reasoning_item(&new_item_id("rs"), None, Some(Carried::Redacted(data)));
+                for ty in ["response.output_item.added", "response.output_item.done"] {
+                    self.emit(
+                        out,
+                        ty,
+                        json!({ "output_index": output_index, "item": item }),
+                    );
+                }
+                self.output.push(item);
                 self.skipped = Some(block);
                 return;
             }
@@ -142,8 +156,8 @@ impl StreamEncoder {
                     json!({ "output_index": output_index, "item": item }),
                 );
             }
-            OpenKind::Reasoning => {
-                let item = reasoning_item(&item_id, None);
+            OpenKind::Reasoning(_) => {
+                let item = reasoning_item(&item_id, None, None);
                 self.emit(
                     out,
                     "response.output_item.added",
@@ -182,7 +196,7 @@ impl StreamEncoder {
             delta: "",
             logprobs: None,
         };
-        match (&open.kind, delta) {
+        match (&mut open.kind, delta) {
             (OpenKind::Message, Delta::Text(t)) => {
                 open.buf.push_str(t);
                 data.kind = "response.output_text.delta";
@@ -195,13 +209,17 @@ impl StreamEncoder {
                 data.kind = "response.function_call_arguments.delta";
                 data.delta = a;
             }
-            (OpenKind::Reasoning, Delta::Reasoning(t)) => {
+            (OpenKind::Reasoning(sig), Delta::Signature(s)) => {
+                sig.get_or_insert_with(String::new).push_str(s);
+                return;
+            }
+            (OpenKind::Reasoning(_), Delta::Reasoning(t)) => {
                 open.buf.push_str(t);
                 data.kind = "response.reasoning_summary_text.delta";
                 data.summary_index = Some(0);
                 data.delta = t;
             }
-            // Signatures and mismatched deltas have nowhere to go.
+            // Mismatched deltas have nowhere to go.
             _ => return,
         }
         self.scratch.clear();
@@ -249,7 +267,7 @@ impl StreamEncoder {
                 );
                 function_call_item(&item_id, &call_id, &name, &buf, "completed")
             }
-            OpenKind::Reasoning => {
+            OpenKind::Reasoning(signature) => {
                 self.emit(
                     out,
                     "response.reasoning_summary_text.done",
@@ -266,7 +284,8 @@ impl StreamEncoder {
                         "summary_index": 0, "part": summary_text(&buf),
                     }),
                 );
-                reasoning_item(&item_id, Some(&buf))
+                let carried = signature.as_deref().map(Carried::Signature);
+                reasoning_item(&item_id, Some(&buf), carried)
             }
         };
         self.emit(
@@ -500,6 +519,8 @@ mod tests {
                 "response.reasoning_summary_part.done",
                 "response.output_item.done",
                 "response.output_item.added",
+                "response.output_item.done",
+                "response.output_item.added",
                 "response.content_part.added",
                 "response.output_text.delta",
                 "response.output_text.delta",
@@ -526,41 +547,61 @@ mod tests {
         assert_eq!(evs[4].1["item_id"], reasoning_id.as_str());
         assert_eq!(evs[5].1["text"], "Hmm");
 
-        // The message item is output 1 (the redacted block has no item).
-        let added = &evs[8].1;
-        assert_eq!(added["output_index"], 1);
+        // The reasoning item carries its signature; the redacted block is
+        // an item of its own, complete at once, carrying its data.
+        assert_eq!(evs[7].1["item"]["summary"][0]["text"], "Hmm");
+        assert_eq!(
+            evs[7].1["item"]["encrypted_content"],
+            "tollgate.anthropic.signature:sig"
+        );
+        assert_eq!(evs[8].1["output_index"], 1);
+        assert_eq!(evs[9].1["item"]["summary"], json!([]));
+        assert_eq!(
+            evs[9].1["item"]["encrypted_content"],
+            "tollgate.anthropic.redacted:x"
+        );
+        let added = &evs[10].1;
+        assert_eq!(added["output_index"], 2);
         assert_eq!(added["item"]["type"], "message");
         assert_eq!(added["item"]["status"], "in_progress");
         assert_eq!(added["item"]["content"], json!([]));
         let msg_id = added["item"]["id"].as_str().unwrap().to_string();
-        assert_eq!(evs[9].1["part"]["text"], "");
-        assert_eq!(evs[10].1["item_id"], msg_id.as_str());
-        assert_eq!(evs[10].1["content_index"], 0);
-        assert_eq!(evs[10].1["output_index"], 1);
-        assert_eq!(evs[10].1["delta"], "Hel");
-        assert_eq!(evs[12].1["text"], "Hello");
-        assert_eq!(evs[13].1["part"]["text"], "Hello");
-        assert_eq!(evs[14].1["item"]["status"], "completed");
-        assert_eq!(evs[14].1["item"]["content"][0]["text"], "Hello");
+        assert_eq!(evs[11].1["part"]["text"], "");
+        assert_eq!(evs[12].1["item_id"], msg_id.as_str());
+        assert_eq!(evs[12].1["content_index"], 0);
+        assert_eq!(evs[12].1["output_index"], 2);
+        assert_eq!(evs[12].1["delta"], "Hel");
+        assert_eq!(evs[14].1["text"], "Hello");
+        assert_eq!(evs[15].1["part"]["text"], "Hello");
+        assert_eq!(evs[16].1["item"]["status"], "completed");
+        assert_eq!(evs[16].1["item"]["content"][0]["text"], "Hello");
 
-        let fc = &evs[15].1;
-        assert_eq!(fc["output_index"], 2);
+        let fc = &evs[17].1;
+        assert_eq!(fc["output_index"], 3);
         assert_eq!(fc["item"]["type"], "function_call");
         assert_eq!(fc["item"]["call_id"], "call_1");
         assert_eq!(fc["item"]["name"], "weather");
         assert_eq!(fc["item"]["arguments"], "");
-        assert_eq!(evs[18].1["arguments"], "{\"city\":\"Paris\"}");
-        assert_eq!(evs[19].1["item"]["arguments"], "{\"city\":\"Paris\"}");
-        assert_eq!(evs[19].1["item"]["status"], "completed");
+        assert_eq!(evs[20].1["arguments"], "{\"city\":\"Paris\"}");
+        assert_eq!(evs[21].1["item"]["arguments"], "{\"city\":\"Paris\"}");
+        assert_eq!(evs[21].1["item"]["status"], "completed");
 
-        let done = &evs[20].1["response"];
+        let done = &evs[22].1["response"];
         assert_eq!(done["status"], "completed");
         assert_eq!(done["id"], "resp_abc");
         let output = done["output"].as_array().unwrap();
-        assert_eq!(output.len(), 3);
+        assert_eq!(output.len(), 4);
         assert_eq!(output[0]["summary"][0]["text"], "Hmm");
-        assert_eq!(output[1]["id"], msg_id.as_str());
-        assert_eq!(output[2]["call_id"], "call_1");
+        assert_eq!(
+            output[0]["encrypted_content"],
+            "tollgate.anthropic.signature:sig"
+        );
+        assert_eq!(
+            output[1]["encrypted_content"],
+            "tollgate.anthropic.redacted:x"
+        );
+        assert_eq!(output[2]["id"], msg_id.as_str());
+        assert_eq!(output[3]["call_id"], "call_1");
         assert_eq!(done["usage"]["input_tokens"], 10);
         assert_eq!(done["usage"]["input_tokens_details"]["cached_tokens"], 2);
         assert_eq!(
