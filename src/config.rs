@@ -54,6 +54,7 @@
 //! setting silently lost.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -182,8 +183,8 @@ impl ProviderKind {
     }
 }
 
-/// `[providers.NAME]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[providers.NAME]`. Its `Debug` masks the key and header values.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// The API it speaks.
@@ -209,8 +210,9 @@ pub struct ProviderConfig {
     pub balance: Balance,
 }
 
-/// One key or server of a provider.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// One key or server of a provider. Its `Debug` masks the key and
+/// header values.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentConfig {
     /// Base URL; default: the provider's.
@@ -223,6 +225,41 @@ pub struct DeploymentConfig {
     /// Share of the load, relative to the others. Default 1.
     #[serde(default = "default_weight")]
     pub weight: u32,
+}
+
+/// A secret as `Debug` shows it: whether it is set, never its value.
+fn masked(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "[redacted]")
+}
+
+/// Header names with their values masked (a header may carry a credential).
+fn masked_headers(headers: &BTreeMap<String, String>) -> Vec<(&str, &'static str)> {
+    headers.keys().map(|k| (k.as_str(), "[redacted]")).collect()
+}
+
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("api_key", &masked(&self.api_key))
+            .field("headers", &masked_headers(&self.headers))
+            .field("models", &self.models)
+            .field("deployments", &self.deployments)
+            .field("balance", &self.balance)
+            .finish()
+    }
+}
+
+impl fmt::Debug for DeploymentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeploymentConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &masked(&self.api_key))
+            .field("headers", &masked_headers(&self.headers))
+            .field("weight", &self.weight)
+            .finish()
+    }
 }
 
 fn default_weight() -> u32 {
@@ -605,6 +642,34 @@ mod tests {
             "KEY" => Some("sk-\"quoted\"".into()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn debug_never_shows_a_key_or_header_value() {
+        let c = Config::parse(
+            r#"
+[providers.oa]
+kind = "openai"
+api_key = "sk-provider-secret-1"
+headers = { "x-auth" = "hdr-secret-2" }
+deployments = [{ api_key = "sk-deploy-secret-3", headers = { "x-auth" = "hdr-secret-4" } }]
+"#,
+            &env,
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        for secret in [
+            "sk-provider-secret-1",
+            "hdr-secret-2",
+            "sk-deploy-secret-3",
+            "hdr-secret-4",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("x-auth") && shown.contains("[redacted]"),
+            "{shown}"
+        );
     }
 
     #[test]
