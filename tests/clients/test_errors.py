@@ -100,7 +100,12 @@ def test_sdk_retries_honour_retry_after(gateway):
             )
     elapsed = time.monotonic() - started
     assert elapsed >= 0.9, f"the SDK retried after {elapsed:.2f}s, not after Retry-After: 1"
-    attempts = [line for line in gateway.logs_since(offsets, only="gateway").splitlines() if "status=429" in line]
+    # One "failed" line per request the SDK made (cooldown lines name the model too).
+    attempts = [
+        line
+        for line in gateway.logs_since(offsets, only="gateway").splitlines()
+        if "tollgate::edge: failed" in line and "status=429" in line
+    ]
     assert len(attempts) == 2, attempts
 
 
