@@ -5,6 +5,11 @@
 //! listen = "127.0.0.1:4000"      # --listen overrides it
 //! max_body_bytes = 33554432      # larger bodies get a 413
 //! shutdown_grace_secs = 30       # in-flight streams get this long on SIGTERM
+//! header_read_timeout_secs = 30  # HTTP/1: to the end of a request's headers, from accept or the last response
+//! body_read_timeout_secs = 60    # to the end of a request's body; slower gets a 408
+//! idle_timeout_secs = 60         # a connection with no request in flight is closed
+//! max_connections = 4096         # more wait to be accepted (keep it under `ulimit -n` / 2)
+//!                                # for these four, 0 turns the limit off
 //!
 //! [providers.openai]
 //! kind = "openai"                # openai | anthropic | gemini | openai-compatible
@@ -52,6 +57,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -123,9 +129,31 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes. Default 32 MiB.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
-    /// Seconds in-flight requests get to finish on shutdown. Default 30.
+    /// Seconds in-flight requests get to finish on shutdown; streams still
+    /// open then end with an in-band error. Default 30.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
+    /// HTTP/1: seconds a connection has to deliver a request's headers.
+    /// hyper counts them from the moment the connection waits for a request
+    /// (accepted, or its previous response sent), so this also closes an
+    /// idle HTTP/1 keep-alive connection. Default 30.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request's body has to arrive, from its headers; a slower
+    /// upload (or a `Content-Length` larger than the body sent) gets a 408.
+    /// Default 60.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_secs: u64,
+    /// Seconds a connection may stay open with no request in flight
+    /// (HTTP/2, and any connection before its first request). Default 60.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Client connections served at once; further ones wait in the
+    /// listen backlog until one closes. Keep it well under the process's
+    /// open-file limit, since each may also hold an upstream connection.
+    /// Default 4096.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 fn default_listen() -> SocketAddr {
@@ -137,6 +165,39 @@ fn default_max_body() -> usize {
 fn default_grace() -> u64 {
     30
 }
+fn default_header_read_timeout() -> u64 {
+    30
+}
+fn default_body_read_timeout() -> u64 {
+    60
+}
+fn default_idle_timeout() -> u64 {
+    60
+}
+fn default_max_connections() -> usize {
+    4096
+}
+
+impl ServerConfig {
+    /// `header_read_timeout_secs`, `None` when 0.
+    pub fn header_read_timeout(&self) -> Option<Duration> {
+        secs(self.header_read_timeout_secs)
+    }
+
+    /// `body_read_timeout_secs`, `None` when 0.
+    pub fn body_read_timeout(&self) -> Option<Duration> {
+        secs(self.body_read_timeout_secs)
+    }
+
+    /// `idle_timeout_secs`, `None` when 0.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        secs(self.idle_timeout_secs)
+    }
+}
+
+fn secs(n: u64) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(n))
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -144,6 +205,10 @@ impl Default for ServerConfig {
             listen: default_listen(),
             max_body_bytes: default_max_body(),
             shutdown_grace_secs: default_grace(),
+            header_read_timeout_secs: default_header_read_timeout(),
+            body_read_timeout_secs: default_body_read_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
