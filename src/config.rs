@@ -648,6 +648,27 @@ big = { targets = ["oa/gpt-4o", "local/llama"], fallbacks = ["fast"] }
     }
 
     #[test]
+    fn server_limits_default_and_zero_turns_them_off() {
+        let c = Config::parse("", &env).unwrap();
+        assert_eq!(
+            c.server.header_read_timeout(),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(c.server.body_read_timeout(), Some(Duration::from_secs(60)));
+        assert_eq!(c.server.idle_timeout(), Some(Duration::from_secs(60)));
+        assert_eq!(c.server.max_connections, 4096);
+        let c = Config::parse(
+            "[server]\nheader_read_timeout_secs = 0\nbody_read_timeout_secs = 5\nidle_timeout_secs = 0\nmax_connections = 10\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.server.header_read_timeout(), None);
+        assert_eq!(c.server.body_read_timeout(), Some(Duration::from_secs(5)));
+        assert_eq!(c.server.idle_timeout(), None);
+        assert_eq!(c.server.max_connections, 10);
+    }
+
+    #[test]
     fn env_providers() {
         let c = Config::from_env(&|k| (k == "ANTHROPIC_API_KEY").then(|| "k".to_string()));
         assert_eq!(c.providers.len(), 1);

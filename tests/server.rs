@@ -53,11 +53,18 @@ fn answer(req: &GatewayRequest) -> GatewayResponse {
     )))
 }
 
-/// The edge around the fake provider; counts the calls that reach it.
+/// The edge around the fake provider; counts the calls that reach it. The
+/// model `silent` never answers.
 fn app(edge: EdgeConfig, calls: Arc<AtomicUsize>) -> axum::Router {
     let service = service_fn(move |req: GatewayRequest| {
         calls.fetch_add(1, Ordering::SeqCst);
-        std::future::ready(Ok::<_, GatewayError>(answer(&req)))
+        let silent = req.model == "silent";
+        async move {
+            if silent {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, GatewayError>(answer(&req))
+        }
     });
     router(service, edge)
 }
@@ -101,10 +108,16 @@ impl Server {
     }
 }
 
+/// Reads until the server closes the connection; gives up (on the paused
+/// clock) after two minutes, with what it read and a note.
 async fn read_to_close(s: &mut TcpStream) -> String {
     let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out).await;
-    String::from_utf8_lossy(&out).into_owned()
+    let closed = tokio::time::timeout(Duration::from_secs(120), s.read_to_end(&mut out)).await;
+    let mut text = String::from_utf8_lossy(&out).into_owned();
+    if closed.is_err() {
+        text.push_str("<still open after 120 s>");
+    }
+    text
 }
 
 fn limits() -> ServeConfig {
@@ -329,6 +342,16 @@ async fn streams_open_at_the_end_of_the_grace_period_get_an_error_event() {
             "x-api-key: k\r\nanthropic-version: 2023-06-01\r\n",
         ),
     ];
+    let mut waiting = server.connect().await;
+    let silent = r#"{"model":"silent","messages":[{"role":"user","content":"hi"}]}"#;
+    waiting
+        .write_all(&post(
+            "/v1/chat/completions",
+            "authorization: Bearer k\r\n",
+            silent,
+        ))
+        .await
+        .unwrap();
     let mut streams = Vec::new();
     for (path, headers) in cases {
         let mut s = server.connect().await;
@@ -359,6 +382,13 @@ async fn streams_open_at_the_end_of_the_grace_period_get_an_error_event() {
             "{path}: cut before the grace period ended"
         );
     }
+    // A request still waiting for its provider is answered, not cut.
+    let got = read_to_close(&mut waiting).await;
+    assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+    assert!(json_body(&got)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("shutting down"));
     server.done.await.unwrap().unwrap();
 }
 
