@@ -25,6 +25,13 @@
 //! `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models`,
 //! `GET /health`, and `HEAD`/`GET /`. Every answer carries
 //! `x-tollgate-request-id`; a served one also `x-tollgate-provider`.
+//!
+//! An error for a path no route takes is in the format of the API the
+//! path belongs to (`/v1/messages…` Anthropic, `/v1/chat/…`,
+//! `/v1/responses…` OpenAI), whatever the headers say; only a path of
+//! neither API is guessed from them. A body that does not arrive within
+//! [`EdgeConfig::body_timeout`] is the client's 408, and the routing
+//! layers' total deadline ([`Started`]) counts from the end of the body.
 
 mod encode;
 mod shutdown;

@@ -1,5 +1,15 @@
-//! The `tollgate` server: the layers assembled from a config, served with
-//! graceful shutdown.
+//! The `tollgate` server: the layers assembled from a config, and
+//! [`serve_with`], which serves them over HTTP/1 and HTTP/2 with the
+//! connection limits of `[server]` ([`ServeConfig`]) and graceful shutdown.
+//!
+//! A slow or idle client cannot hold the gateway: hyper's HTTP/1
+//! header-read timeout closes a connection whose request head does not
+//! arrive (or an idle keep-alive one), the idle timeout closes any
+//! connection with no request in flight (HTTP/2, or one that never sent a
+//! byte), and the connection cap keeps file descriptors for everyone
+//! else; the edge's body-read timeout answers a slow upload with a 408.
+//! On shutdown, requests in flight get the grace period; then streams end
+//! with their format's in-band error ([`GraceOver`]).
 
 mod conn;
 mod parse_errors;
