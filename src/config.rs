@@ -5,6 +5,11 @@
 //! listen = "127.0.0.1:4000"      # --listen overrides it
 //! max_body_bytes = 33554432      # larger bodies get a 413
 //! shutdown_grace_secs = 30       # in-flight streams get this long on SIGTERM
+//! header_read_timeout_secs = 30  # HTTP/1: to the end of a request's headers, from accept or the last response
+//! body_read_timeout_secs = 60    # to the end of a request's body; slower gets a 408
+//! idle_timeout_secs = 60         # a connection with no request in flight is closed
+//! max_connections = 4096         # more wait to be accepted (keep it under `ulimit -n` / 2)
+//!                                # for these four, 0 turns the limit off
 //!
 //! [providers.openai]
 //! kind = "openai"                # openai | anthropic | gemini | openai-compatible
@@ -57,6 +62,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -128,9 +134,31 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes. Default 32 MiB.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
-    /// Seconds in-flight requests get to finish on shutdown. Default 30.
+    /// Seconds in-flight requests get to finish on shutdown; streams still
+    /// open then end with an in-band error. Default 30.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
+    /// HTTP/1: seconds a connection has to deliver a request's headers.
+    /// hyper counts them from the moment the connection waits for a request
+    /// (accepted, or its previous response sent), so this also closes an
+    /// idle HTTP/1 keep-alive connection. Default 30.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request's body has to arrive, from its headers; a slower
+    /// upload (or a `Content-Length` larger than the body sent) gets a 408.
+    /// Default 60.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_secs: u64,
+    /// Seconds a connection may stay open with no request in flight
+    /// (HTTP/2, and any connection before its first request). Default 60.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Client connections served at once; further ones wait in the
+    /// listen backlog until one closes. Keep it well under the process's
+    /// open-file limit, since each may also hold an upstream connection.
+    /// Default 4096.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 fn default_listen() -> SocketAddr {
@@ -142,6 +170,39 @@ fn default_max_body() -> usize {
 fn default_grace() -> u64 {
     30
 }
+fn default_header_read_timeout() -> u64 {
+    30
+}
+fn default_body_read_timeout() -> u64 {
+    60
+}
+fn default_idle_timeout() -> u64 {
+    60
+}
+fn default_max_connections() -> usize {
+    4096
+}
+
+impl ServerConfig {
+    /// `header_read_timeout_secs`, `None` when 0.
+    pub fn header_read_timeout(&self) -> Option<Duration> {
+        secs(self.header_read_timeout_secs)
+    }
+
+    /// `body_read_timeout_secs`, `None` when 0.
+    pub fn body_read_timeout(&self) -> Option<Duration> {
+        secs(self.body_read_timeout_secs)
+    }
+
+    /// `idle_timeout_secs`, `None` when 0.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        secs(self.idle_timeout_secs)
+    }
+}
+
+fn secs(n: u64) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(n))
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -149,6 +210,10 @@ impl Default for ServerConfig {
             listen: default_listen(),
             max_body_bytes: default_max_body(),
             shutdown_grace_secs: default_grace(),
+            header_read_timeout_secs: default_header_read_timeout(),
+            body_read_timeout_secs: default_body_read_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -857,6 +922,27 @@ deployments = [{ api_key = "a" }, { weight = 2 }]
             w[1].starts_with("providers.mixed.deployments[1]: no `api_key`"),
             "{w:?}"
         );
+    }
+
+    #[test]
+    fn server_limits_default_and_zero_turns_them_off() {
+        let c = Config::parse("", &env).unwrap();
+        assert_eq!(
+            c.server.header_read_timeout(),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(c.server.body_read_timeout(), Some(Duration::from_secs(60)));
+        assert_eq!(c.server.idle_timeout(), Some(Duration::from_secs(60)));
+        assert_eq!(c.server.max_connections, 4096);
+        let c = Config::parse(
+            "[server]\nheader_read_timeout_secs = 0\nbody_read_timeout_secs = 5\nidle_timeout_secs = 0\nmax_connections = 10\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.server.header_read_timeout(), None);
+        assert_eq!(c.server.body_read_timeout(), Some(Duration::from_secs(5)));
+        assert_eq!(c.server.idle_timeout(), None);
+        assert_eq!(c.server.max_connections, 10);
     }
 
     #[test]

@@ -5,7 +5,6 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -123,11 +122,11 @@ fn main() -> ExitCode {
                     providers = config.providers.len(),
                     "tollgate listening"
                 );
-                tollgate::server::serve(
+                tollgate::server::serve_with(
                     app,
                     listener,
                     tollgate::server::shutdown_signal(),
-                    Duration::from_secs(config.server.shutdown_grace_secs),
+                    tollgate::server::ServeConfig::from_config(&config.server),
                 )
                 .await
                 .map_err(|e| e.to_string())

@@ -25,12 +25,20 @@
 //! `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models`,
 //! `GET /health`, and `HEAD`/`GET /`. Every answer carries
 //! `x-tollgate-request-id`; a served one also `x-tollgate-provider`.
+//!
+//! An error for a path no route takes is in the format of the API the
+//! path belongs to (`/v1/messages…` Anthropic, `/v1/chat/…`,
+//! `/v1/responses…` OpenAI), whatever the headers say; only a path of
+//! neither API is guessed from them. A body that does not arrive within
+//! [`EdgeConfig::body_timeout`] is the client's 408, and the routing
+//! layers' total deadline ([`Started`]) counts from the end of the body.
 
 mod encode;
 mod models;
+mod shutdown;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -46,11 +54,12 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::format::WireFormat;
 use crate::json::RawObject;
 use crate::request::{GatewayRequest, Operation};
-use crate::response::GatewayResponse;
+use crate::response::{GatewayResponse, ResponseBody};
 use crate::routing::{AttemptLog, Started};
 
 pub use encode::{encode_response, error_response};
 pub use models::ModelList;
+pub use shutdown::GraceOver;
 
 /// The response header naming the provider that served.
 pub const PROVIDER_HEADER: &str = "x-tollgate-provider";
@@ -69,6 +78,9 @@ pub struct RequestId(pub Arc<str>);
 pub struct EdgeConfig {
     /// Largest request body accepted, in bytes; larger gets a 413.
     pub max_body_bytes: usize,
+    /// How long a request's body may take to arrive after its headers;
+    /// slower gets a 408 (`None`: no limit).
+    pub body_timeout: Option<Duration>,
     /// What `GET /v1/models` lists.
     pub models: ModelList,
 }
@@ -77,16 +89,18 @@ impl Default for EdgeConfig {
     fn default() -> Self {
         EdgeConfig {
             max_body_bytes: 32 * 1024 * 1024,
+            body_timeout: Some(Duration::from_secs(60)),
             models: ModelList::default(),
         }
     }
 }
 
 impl EdgeConfig {
-    /// The body cap and model list of a gateway config (see [`ModelList::from_config`]).
+    /// The body limits and model list of a gateway config (see [`ModelList::from_config`]).
     pub fn from_config(config: &Config) -> Self {
         EdgeConfig {
             max_body_bytes: config.server.max_body_bytes,
+            body_timeout: config.server.body_read_timeout(),
             models: ModelList::from_config(config),
         }
     }
@@ -174,9 +188,26 @@ pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     resp
 }
 
-/// The wire format an unrouted request most likely speaks.
-fn guess_format(req: &Request) -> WireFormat {
-    if req.uri().path().contains("/messages") || req.headers().contains_key("anthropic-version") {
+/// The wire format of an error for a request no route took: the API its
+/// path belongs to decides (a wrong method or a trailing slash on an
+/// OpenAI path is still an OpenAI client); only a path neither API has
+/// falls back to a guess from the headers.
+fn route_format(req: &Request) -> WireFormat {
+    let path = req.uri().path();
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if under("/v1/messages") {
+        WireFormat::Anthropic
+    } else if under("/v1/responses") {
+        WireFormat::OpenAiResponses
+    } else if ["/v1/chat", "/v1/completions", "/v1/embeddings"]
+        .into_iter()
+        .any(under)
+    {
+        WireFormat::OpenAiChat
+    } else if req.headers().contains_key("anthropic-version") {
         WireFormat::Anthropic
     } else {
         WireFormat::OpenAiChat
@@ -200,7 +231,7 @@ fn not_routed(req: &Request, status: StatusCode) -> Response {
         ErrorKind::InvalidRequest
     };
     let err = GatewayError::new(kind, msg).with_status(status);
-    error_response(guess_format(req), &err, &new_request_id())
+    error_response(route_format(req), &err, &new_request_id())
 }
 
 fn new_request_id() -> Arc<str> {
@@ -218,13 +249,23 @@ where
     let started = Instant::now();
     let id = new_request_id();
     let log = AttemptLog::new();
+    let grace = req.extensions().get::<GraceOver>().cloned();
     let (model, result) = match decode(&edge.config, format, op, req, &id).await {
         Ok(mut greq) => {
             greq.extensions.insert(log.clone());
-            greq.extensions.insert(Started(started));
+            // The deadline is the gateway's and its providers': a slow
+            // upload is the client's time, not theirs.
+            greq.extensions.insert(Started(Instant::now()));
             let model = greq.model.clone();
             let client_stream_usage = include_usage(&greq);
-            let result = edge.service.clone().oneshot(greq).await;
+            let call = edge.service.clone().oneshot(greq);
+            let result = match grace.clone() {
+                None => call.await,
+                Some(grace) => tokio::select! {
+                    r = call => r,
+                    () = grace.wait() => Err(shutdown::shutting_down()),
+                },
+            };
             (model, result.map(|r| (r, client_stream_usage)))
         }
         Err(e) => (String::new(), Err(e)),
@@ -232,7 +273,15 @@ where
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let attempts = log.header_value();
     let mut resp = match result {
-        Ok((resp, usage_opt)) => {
+        Ok((mut resp, usage_opt)) => {
+            if let Some(grace) = grace {
+                resp.body = match resp.body {
+                    ResponseBody::Stream(s) => {
+                        ResponseBody::Stream(shutdown::until_grace_over(s, grace))
+                    }
+                    body => body,
+                };
+            }
             tracing::info!(
                 request_id = %id,
                 format = format.as_str(),
@@ -279,6 +328,19 @@ fn include_usage(req: &GatewayRequest) -> bool {
             .unwrap_or(false)
 }
 
+/// The client's error (408), not a provider's: nothing was sent upstream.
+fn body_timeout(limit: Duration) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::InvalidRequest,
+        format!(
+            "the request body did not arrive within {} s",
+            limit.as_secs_f64()
+        ),
+    )
+    .with_status(StatusCode::REQUEST_TIMEOUT)
+    .with_code("request_timeout")
+}
+
 async fn decode(
     config: &EdgeConfig,
     format: WireFormat,
@@ -307,9 +369,14 @@ async fn decode(
             return Err(too_large());
         }
     }
-    let bytes = Limited::new(body, config.max_body_bytes)
-        .collect()
-        .await
+    let read = Limited::new(body, config.max_body_bytes).collect();
+    let read = match config.body_timeout {
+        None => read.await,
+        Some(limit) => tokio::time::timeout(limit, read)
+            .await
+            .map_err(|_| body_timeout(limit))?,
+    };
+    let bytes = read
         .map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
