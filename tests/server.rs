@@ -210,6 +210,32 @@ async fn silent_slow_and_idle_connections_are_closed() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_request_in_flight_outlives_the_idle_timeout() {
+    let server = Server::start(app(edge(), Arc::default()), limits()).await;
+    let mut s = server.connect().await;
+    s.write_all(&post(
+        "/v1/chat/completions",
+        "",
+        r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+    ))
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 8192];
+    let n = s.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // The stream stays open, sending nothing, long past the idle timeout
+    // (8 s): the connection is busy, not idle.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf)).await {
+            Err(_) => break,
+            Ok(Ok(0)) | Ok(Err(_)) => panic!("the connection was closed while its stream was open"),
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn connections_over_the_cap_wait_for_a_free_slot() {
     let config = ServeConfig {
         max_connections: 2,

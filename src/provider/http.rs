@@ -66,8 +66,11 @@ impl HttpClient {
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, GatewayError> {
-        let peer = peer(req.uri());
+        // A `Uri` clone shares its bytes; the `host:port` text is only
+        // made when there is an error to name it in.
+        let uri = req.uri().clone();
         self.inner.request(req).await.map_err(|e| {
+            let peer = peer(&uri);
             let msg = if e.is_connect() {
                 format!("could not connect to {peer}: {}", root_cause(&e))
             } else {

