@@ -114,6 +114,9 @@ fn main() -> ExitCode {
             run(async move {
                 let app =
                     tollgate::server::gateway_with(&config, layers).map_err(|e| e.to_string())?;
+                let mut serve_config = tollgate::server::ServeConfig::from_config(&config.server);
+                serve_config.max_connections =
+                    tollgate::server::fit_to_open_file_limit(serve_config.max_connections);
                 let listener = tokio::net::TcpListener::bind(config.server.listen)
                     .await
                     .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
@@ -126,7 +129,7 @@ fn main() -> ExitCode {
                     app,
                     listener,
                     tollgate::server::shutdown_signal(),
-                    tollgate::server::ServeConfig::from_config(&config.server),
+                    serve_config,
                 )
                 .await
                 .map_err(|e| e.to_string())

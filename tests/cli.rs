@@ -362,12 +362,21 @@ fn http_within(port: u16, request: &str, limit: Duration) -> String {
 /// (more than the process has file descriptors for) do not stop `/health`
 /// or a normal request: the cap keeps descriptors free, and the header
 /// timeout frees the slots the attackers hold.
+///
+/// The cap is the default (4096), which the gateway lowers to what 128
+/// descriptors can hold, and says so.
 #[test]
 fn health_and_requests_answer_under_a_slow_loris_attack() {
+    let log = std::env::temp_dir().join(format!("tollgate-loris-{}.log", std::process::id()));
     let (_mock, _gw, port) = start_mock_and_gateway(
-        "max_connections = 48\nheader_read_timeout_secs = 1\nidle_timeout_secs = 1\nbody_read_timeout_secs = 1",
+        "header_read_timeout_secs = 1\nidle_timeout_secs = 1\nbody_read_timeout_secs = 1",
         Some(128),
-        Stdio::null(),
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("max_connections lowered") && logged.contains("lowered_to=48"),
+        "{logged}"
     );
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     // A full listen backlog makes a connect wait for SYN retries: bound it.
@@ -403,6 +412,7 @@ fn health_and_requests_answer_under_a_slow_loris_attack() {
         "request under attack: {answer}"
     );
     drop(attackers);
+    let _ = std::fs::remove_file(&log);
 }
 
 /// SIGTERM with a short grace period: a stream that outlives it ends with

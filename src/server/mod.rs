@@ -131,6 +131,40 @@ impl Default for ServeConfig {
     }
 }
 
+/// Descriptors kept free of client connections: the listener, the log,
+/// the upstream pool's idle connections beyond one per client, DNS.
+const SPARE_FILES: u64 = 32;
+
+/// Raises the process's open-file limit to its hard limit, and returns
+/// `max_connections` lowered, with a warning, to what that limit can hold:
+/// each client connection may hold an upstream connection too, so half of
+/// the limit less a few spare. A cap above the limit would let a flood of
+/// connections use every descriptor, after which nothing is accepted, not
+/// even `/health`. `0` (no cap, as configured) is kept.
+pub fn fit_to_open_file_limit(max_connections: usize) -> usize {
+    #[cfg(unix)]
+    {
+        let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+            Ok(limit) => limit,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the open-file limit");
+                return max_connections;
+            }
+        };
+        let room = usize::try_from(limit.saturating_sub(SPARE_FILES) / 2).unwrap_or(usize::MAX);
+        if max_connections > room && room > 0 {
+            tracing::warn!(
+                max_connections,
+                open_file_limit = limit,
+                lowered_to = room,
+                "max_connections lowered to fit the open-file limit (raise `ulimit -n` to allow more)"
+            );
+            return room;
+        }
+    }
+    max_connections
+}
+
 /// Once the grace period is over, how long the streams' final error events
 /// get to reach their clients before the connections are dropped.
 const FLUSH: Duration = Duration::from_secs(1);
