@@ -68,9 +68,10 @@ impl SseParser {
     }
 
     fn feed_inner(&mut self, mut chunk: &[u8], emit: &mut dyn FnMut(SseEvent, Bytes)) {
-        if self.skip_lf {
+        // An empty chunk (an empty body frame) says nothing about the `\n`.
+        if self.skip_lf && !chunk.is_empty() {
             self.skip_lf = false;
-            if let Some(b'\n') = chunk.first() {
+            if chunk[0] == b'\n' {
                 chunk = &chunk[1..];
             }
         }
@@ -173,6 +174,20 @@ mod tests {
             p.feed_raw(c, &mut out);
         }
         out
+    }
+
+    /// Found by the `sse` fuzz target: an empty chunk between a `\r` and
+    /// its `\n` made the `\n` a blank line, ending the event early.
+    #[test]
+    fn an_empty_chunk_inside_a_crlf_changes_nothing() {
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        for chunk in [&b"data: a\r"[..], b"", b"\ndata: b\r\n\r\n"] {
+            p.feed_raw(chunk, &mut out);
+        }
+        let events: Vec<_> = out.iter().map(|(e, _)| e.data.as_str()).collect();
+        assert_eq!(events, ["a\nb"]);
+        assert_eq!(&out[0].1[..], b"data: a\rdata: b\r\n\r\n");
     }
 
     #[test]
