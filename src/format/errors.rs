@@ -234,8 +234,7 @@ fn gemini_retry_delay(body: &Value) -> Option<Duration> {
         .strip_suffix('s')?
         .parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .and_then(seconds)
 }
 
 /// The providers say "context too long" only in their messages (Anthropic,
@@ -262,14 +261,13 @@ fn is_context_length(
 
 /// `retry-after-ms` or `retry-after` (seconds) from a response's headers.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers
+    if let Some(after) = headers
         .get("retry-after-ms")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|ms| seconds(ms / 1000.0))
     {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
+        return Some(after);
     }
     let secs = headers
         .get(http::header::RETRY_AFTER)?
@@ -278,12 +276,54 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .trim()
         .parse::<f64>()
         .ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    seconds(secs)
+}
+
+/// `secs` as a duration; `None` when negative, not a number, or too large
+/// for a `Duration` (where `Duration::from_secs_f64` would panic).
+fn seconds(secs: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `upstream_error` fuzz target: a `retry-after` (or
+    /// `retry-after-ms`, or Gemini `retryDelay`) too large for a `Duration`
+    /// panicked.
+    #[test]
+    fn a_retry_after_too_large_for_a_duration_is_ignored() {
+        for (name, value) in [("retry-after", "2e30"), ("retry-after-ms", "1e300")] {
+            let mut h = HeaderMap::new();
+            h.insert(name, value.parse().unwrap());
+            let err = parse_upstream_error(
+                WireFormat::OpenAiChat,
+                StatusCode::TOO_MANY_REQUESTS,
+                &h,
+                b"{}",
+            );
+            assert_eq!(err.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(err.retry_after(), None, "{name}: {value}");
+        }
+        let body = br#"{"error":{"code":429,"message":"slow down","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1e300s"}]}}"#;
+        let err = parse_upstream_error(
+            WireFormat::Gemini,
+            StatusCode::TOO_MANY_REQUESTS,
+            &HeaderMap::new(),
+            body,
+        );
+        assert_eq!(err.retry_after(), None);
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "2".parse().unwrap());
+        let err = parse_upstream_error(
+            WireFormat::OpenAiChat,
+            StatusCode::TOO_MANY_REQUESTS,
+            &h,
+            b"{}",
+        );
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+    }
 
     #[test]
     fn rate_limit_resets_from_anthropic_and_gemini() {
