@@ -250,7 +250,8 @@ fn check_grammar(events: &[StreamEvent], complete: bool) {
 /// (two bytes, folded onto 100..=999), header lines `name: value` up to a
 /// blank line, then the body.
 ///
-/// Whatever the provider sends, the client must get a 4xx or 5xx.
+/// Whatever the provider sends, the client must get a 4xx or 5xx, and a
+/// wait the routing layers can add to the clock.
 pub fn upstream_error(data: &[u8]) {
     let [pick, hi, lo, rest @ ..] = data else {
         return;
@@ -277,6 +278,15 @@ pub fn upstream_error(data: &[u8]) {
     }
     let err = parse_upstream_error(format, status, &headers, body);
     assert_error_status(&err);
+    if let Some(after) = err.retry_after() {
+        // What the cooldowns do with it.
+        assert!(
+            std::time::Instant::now().checked_add(after).is_some(),
+            "a retry-after past the clock: {after:?}"
+        );
+    }
+    let resp = crate::edge::error_response(format, &err, "fuzz");
+    assert_eq!(resp.status(), err.status());
     assert_json(&crate::format::error_body(format, &err));
 }
 

@@ -170,7 +170,7 @@ fn anthropic_reset(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Du
         })
         .max()
         .filter(|at| *at > now)
-        .map(|at| Duration::from_secs(at - now))
+        .map(|at| Duration::from_secs(at - now).min(MAX_RETRY_AFTER))
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 time
@@ -279,10 +279,20 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     seconds(secs)
 }
 
-/// `secs` as a duration; `None` when negative, not a number, or too large
-/// for a `Duration` (where `Duration::from_secs_f64` would panic).
+/// The longest wait a provider's answer can set. Routing adds the wait to
+/// `Instant::now()`, which panics past the clock's range; no provider means
+/// more than a day.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `secs` as a duration of at most [`MAX_RETRY_AFTER`]; `None` when negative
+/// or not a number.
 fn seconds(secs: f64) -> Option<Duration> {
-    Duration::try_from_secs_f64(secs).ok()
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) => Some(d.min(MAX_RETRY_AFTER)),
+        // Too large for a `Duration` (NaN compares false).
+        Err(_) if secs > 0.0 => Some(MAX_RETRY_AFTER),
+        Err(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -291,9 +301,10 @@ mod tests {
 
     /// Found by the `upstream_error` fuzz target: a `retry-after` (or
     /// `retry-after-ms`, or Gemini `retryDelay`) too large for a `Duration`
-    /// panicked.
+    /// panicked; one that fits a `Duration` but not the clock panicked in
+    /// the cooldowns.
     #[test]
-    fn a_retry_after_too_large_for_a_duration_is_ignored() {
+    fn a_retry_after_too_large_is_capped() {
         for (name, value) in [("retry-after", "2e30"), ("retry-after-ms", "1e300")] {
             let mut h = HeaderMap::new();
             h.insert(name, value.parse().unwrap());
@@ -304,7 +315,7 @@ mod tests {
                 b"{}",
             );
             assert_eq!(err.status(), StatusCode::TOO_MANY_REQUESTS);
-            assert_eq!(err.retry_after(), None, "{name}: {value}");
+            assert_eq!(err.retry_after(), Some(MAX_RETRY_AFTER), "{name}: {value}");
         }
         let body = br#"{"error":{"code":429,"message":"slow down","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1e300s"}]}}"#;
         let err = parse_upstream_error(
@@ -313,7 +324,36 @@ mod tests {
             &HeaderMap::new(),
             body,
         );
+        assert_eq!(err.retry_after(), Some(MAX_RETRY_AFTER));
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "NaN".parse().unwrap());
+        let err = parse_upstream_error(
+            WireFormat::OpenAiChat,
+            StatusCode::TOO_MANY_REQUESTS,
+            &h,
+            b"{}",
+        );
         assert_eq!(err.retry_after(), None);
+        // Past a day, a wait is a day: routing adds it to the clock.
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "1e19".parse().unwrap());
+        h.insert(
+            "anthropic-ratelimit-requests-reset",
+            "9999-12-31T00:00:00Z".parse().unwrap(),
+        );
+        for format in [WireFormat::OpenAiChat, WireFormat::Anthropic] {
+            let err = parse_upstream_error(format, StatusCode::TOO_MANY_REQUESTS, &h, b"{}");
+            assert_eq!(err.retry_after(), Some(MAX_RETRY_AFTER));
+            let _ = std::time::Instant::now() + err.retry_after().unwrap();
+        }
+        h.remove("retry-after");
+        let err = parse_upstream_error(
+            WireFormat::Anthropic,
+            StatusCode::TOO_MANY_REQUESTS,
+            &h,
+            b"{}",
+        );
+        assert_eq!(err.retry_after(), Some(MAX_RETRY_AFTER));
         let mut h = HeaderMap::new();
         h.insert("retry-after", "2".parse().unwrap());
         let err = parse_upstream_error(
