@@ -161,7 +161,18 @@ impl GatewayError {
     }
 
     /// An error answered by a provider with `status`; the kind follows the status.
+    ///
+    /// A status that is not an error (a redirect, a 1xx, a 2xx read as a
+    /// failure) is a bad upstream answer, a 502: passing a 3xx on would send
+    /// the client a redirect with nowhere to go.
     pub fn from_upstream_status(status: StatusCode, message: impl Into<String>) -> Self {
+        if !(status.is_client_error() || status.is_server_error()) {
+            let message: String = message.into();
+            if message.contains(status.as_str()) {
+                return Self::bad_upstream(message);
+            }
+            return Self::bad_upstream(format!("provider answered {status}: {message}"));
+        }
         let kind = match status.as_u16() {
             400 | 422 => ErrorKind::UpstreamClient,
             401 => ErrorKind::Authentication,
@@ -304,5 +315,29 @@ impl std::error::Error for GatewayError {
         self.source
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `upstream_error` fuzz target: an upstream's 357 (or
+    /// 302) became the status of the client's error.
+    #[test]
+    fn an_upstream_status_that_is_no_error_is_a_502() {
+        for code in [101, 204, 302, 357] {
+            let status = StatusCode::from_u16(code).unwrap();
+            let err = GatewayError::from_upstream_status(status, "moved");
+            assert_eq!(err.status(), StatusCode::BAD_GATEWAY, "{code}");
+            assert_eq!(err.kind(), ErrorKind::BadUpstreamResponse, "{code}");
+            assert!(
+                err.message().contains(&code.to_string()),
+                "{}",
+                err.message()
+            );
+        }
+        let err = GatewayError::from_upstream_status(StatusCode::IM_A_TEAPOT, "tea");
+        assert_eq!(err.status(), StatusCode::IM_A_TEAPOT);
     }
 }

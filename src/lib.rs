@@ -23,6 +23,9 @@ pub mod config;
 pub mod edge;
 pub mod error;
 pub mod format;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod json;
 pub mod mock;
 pub mod provider;

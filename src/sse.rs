@@ -68,13 +68,23 @@ impl SseParser {
     }
 
     fn feed_inner(&mut self, mut chunk: &[u8], emit: &mut dyn FnMut(SseEvent, Bytes)) {
-        if self.skip_lf {
-            self.skip_lf = false;
-            if let Some(b'\n') = chunk.first() {
-                chunk = &chunk[1..];
-            }
+        // An empty chunk (an empty body frame) says nothing about the `\n`.
+        if chunk.is_empty() {
+            return;
+        }
+        let skip = std::mem::take(&mut self.skip_lf) && chunk[0] == b'\n';
+        if skip && self.buf.is_empty() {
+            // The `\r` was the blank line of an event already handed out.
+            chunk = &chunk[1..];
         }
         self.buf.extend_from_slice(chunk);
+        if skip && self.pos > 0 {
+            // Inside an event the `\n` stays in its raw bytes, or its
+            // `\r\n\n` would go to pass-through clients as `\r\n`, which
+            // does not end it; it is no line of its own (`pos` was at the
+            // end of `buf`).
+            self.pos += 1;
+        }
         while let Some(off) = self.buf[self.pos..]
             .iter()
             .position(|&b| b == b'\n' || b == b'\r')
@@ -173,6 +183,43 @@ mod tests {
             p.feed_raw(c, &mut out);
         }
         out
+    }
+
+    /// Found by the `sse` fuzz target: an empty chunk between a `\r` and
+    /// its `\n` made the `\n` a blank line, ending the event early.
+    #[test]
+    fn an_empty_chunk_inside_a_crlf_changes_nothing() {
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        for chunk in [&b"data: a\r"[..], b"", b"\ndata: b\r\n\r\n"] {
+            p.feed_raw(chunk, &mut out);
+        }
+        let events: Vec<_> = out.iter().map(|(e, _)| e.data.as_str()).collect();
+        assert_eq!(events, ["a\nb"]);
+        assert_eq!(&out[0].1[..], b"data: a\r\ndata: b\r\n\r\n");
+    }
+
+    /// Found by the `sse` fuzz target: the `\n` of a `\r\n` split between
+    /// chunks was dropped from the raw bytes, so an event's `\r\n\n` went
+    /// to pass-through clients as `\r\n`, which does not end the event.
+    #[test]
+    fn raw_bytes_keep_a_crlf_split_between_chunks() {
+        let input = b"data: a\r\n\ndata: b\r\r\ndata: c\n\n";
+        for at in 1..input.len() {
+            let mut p = SseParser::new();
+            let mut out = Vec::new();
+            p.feed_raw(&input[..at], &mut out);
+            p.feed_raw(&input[at..], &mut out);
+            let events: Vec<_> = out.iter().map(|(e, _)| e.data.as_str()).collect();
+            assert_eq!(events, ["a", "b", "c"], "split at {at}");
+            for (ev, raw) in &out {
+                let mut again = SseParser::new();
+                let mut evs = Vec::new();
+                again.feed(raw, &mut evs);
+                assert_eq!(evs, std::slice::from_ref(ev), "split at {at}: {raw:?}");
+                assert!(!again.has_pending(), "split at {at}: {raw:?}");
+            }
+        }
     }
 
     #[test]

@@ -174,7 +174,7 @@ fn anthropic_reset(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Du
         })
         .max()
         .filter(|at| *at > now)
-        .map(|at| Duration::from_secs(at - now))
+        .map(|at| Duration::from_secs(at - now).min(MAX_RETRY_AFTER))
 }
 
 /// Whether a 429 says its limit covers every model of the key rather than
@@ -263,8 +263,7 @@ fn gemini_retry_delay(body: &Value) -> Option<Duration> {
         .strip_suffix('s')?
         .parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .and_then(seconds)
 }
 
 /// The providers say "context too long" only in their messages (Anthropic,
@@ -291,14 +290,13 @@ fn is_context_length(
 
 /// `retry-after-ms` or `retry-after` (seconds) from a response's headers.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers
+    if let Some(after) = headers
         .get("retry-after-ms")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|ms| seconds(ms / 1000.0))
     {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
+        return Some(after);
     }
     let secs = headers
         .get(http::header::RETRY_AFTER)?
@@ -307,12 +305,94 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .trim()
         .parse::<f64>()
         .ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    seconds(secs)
+}
+
+/// The longest wait a provider's answer can set. Routing adds the wait to
+/// `Instant::now()`, which panics past the clock's range; no provider means
+/// more than a day.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `secs` as a duration of at most [`MAX_RETRY_AFTER`]; `None` when negative
+/// or not a number.
+fn seconds(secs: f64) -> Option<Duration> {
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) => Some(d.min(MAX_RETRY_AFTER)),
+        // Too large for a `Duration` (NaN compares false).
+        Err(_) if secs > 0.0 => Some(MAX_RETRY_AFTER),
+        Err(_) => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `upstream_error` fuzz target: a `retry-after` (or
+    /// `retry-after-ms`, or Gemini `retryDelay`) too large for a `Duration`
+    /// panicked; one that fits a `Duration` but not the clock panicked in
+    /// the cooldowns.
+    #[test]
+    fn a_retry_after_too_large_is_capped() {
+        for (name, value) in [("retry-after", "2e30"), ("retry-after-ms", "1e300")] {
+            let mut h = HeaderMap::new();
+            h.insert(name, value.parse().unwrap());
+            let err = parse_upstream_error(
+                WireFormat::OpenAiChat,
+                StatusCode::TOO_MANY_REQUESTS,
+                &h,
+                b"{}",
+            );
+            assert_eq!(err.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(err.retry_after(), Some(MAX_RETRY_AFTER), "{name}: {value}");
+        }
+        let body = br#"{"error":{"code":429,"message":"slow down","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1e300s"}]}}"#;
+        let err = parse_upstream_error(
+            WireFormat::Gemini,
+            StatusCode::TOO_MANY_REQUESTS,
+            &HeaderMap::new(),
+            body,
+        );
+        assert_eq!(err.retry_after(), Some(MAX_RETRY_AFTER));
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "NaN".parse().unwrap());
+        let err = parse_upstream_error(
+            WireFormat::OpenAiChat,
+            StatusCode::TOO_MANY_REQUESTS,
+            &h,
+            b"{}",
+        );
+        assert_eq!(err.retry_after(), None);
+        // Past a day, a wait is a day: routing adds it to the clock.
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "1e19".parse().unwrap());
+        h.insert(
+            "anthropic-ratelimit-requests-reset",
+            "9999-12-31T00:00:00Z".parse().unwrap(),
+        );
+        for format in [WireFormat::OpenAiChat, WireFormat::Anthropic] {
+            let err = parse_upstream_error(format, StatusCode::TOO_MANY_REQUESTS, &h, b"{}");
+            assert_eq!(err.retry_after(), Some(MAX_RETRY_AFTER));
+            let _ = std::time::Instant::now() + err.retry_after().unwrap();
+        }
+        h.remove("retry-after");
+        let err = parse_upstream_error(
+            WireFormat::Anthropic,
+            StatusCode::TOO_MANY_REQUESTS,
+            &h,
+            b"{}",
+        );
+        assert_eq!(err.retry_after(), Some(MAX_RETRY_AFTER));
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "2".parse().unwrap());
+        let err = parse_upstream_error(
+            WireFormat::OpenAiChat,
+            StatusCode::TOO_MANY_REQUESTS,
+            &h,
+            b"{}",
+        );
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+    }
 
     #[test]
     fn rate_limit_resets_from_anthropic_and_gemini() {

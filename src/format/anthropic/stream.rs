@@ -29,11 +29,43 @@ pub struct StreamDecoder {
     /// Upstream block index to canonical index; `None` for skipped blocks.
     blocks: HashMap<u64, Option<usize>>,
     next_index: usize,
-    /// The canonical block open now, if any.
-    open: Option<usize>,
+    /// The canonical block open now, if any, and its kind.
+    open: Option<(usize, OpenKind)>,
     usage: WireUsage,
     stop_reason: Option<String>,
     stop_sequence: Option<String>,
+}
+
+/// What a block takes as deltas (a redacted thinking block takes none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenKind {
+    Text,
+    ToolCall,
+    Reasoning,
+    RedactedReasoning,
+}
+
+impl OpenKind {
+    fn of(block: &BlockKind) -> Self {
+        match block {
+            BlockKind::Text => OpenKind::Text,
+            BlockKind::ToolCall { .. } => OpenKind::ToolCall,
+            BlockKind::Reasoning => OpenKind::Reasoning,
+            BlockKind::RedactedReasoning { .. } => OpenKind::RedactedReasoning,
+        }
+    }
+
+    fn takes(self, delta: &Delta) -> bool {
+        matches!(
+            (self, delta),
+            (OpenKind::Text, Delta::Text(_))
+                | (OpenKind::ToolCall, Delta::ToolArguments(_))
+                | (
+                    OpenKind::Reasoning,
+                    Delta::Reasoning(_) | Delta::Signature(_)
+                )
+        )
+    }
 }
 
 /// A JSON string, borrowed from the input unless it holds escapes.
@@ -212,13 +244,13 @@ impl StreamDecoder {
             }
         };
         // Keep the grammar: at most one open block.
-        if let Some(prev) = self.open.take() {
+        if let Some((prev, _)) = self.open.take() {
             out.push(StreamEvent::BlockStop { index: prev });
         }
         let index = self.next_index;
         self.next_index += 1;
         self.blocks.insert(upstream, Some(index));
-        self.open = Some(index);
+        self.open = Some((index, OpenKind::of(&kind)));
         out.push(StreamEvent::BlockStart { index, block: kind });
         if let Some(delta) = initial {
             out.push(StreamEvent::Delta { index, delta });
@@ -337,21 +369,40 @@ impl StreamDecode for StreamDecoder {
                 let Some(idx) = self.lookup(index()?)? else {
                     return Ok(());
                 };
-                let delta = data.delta.unwrap_or_default();
-                let d = match text(&delta.kind) {
-                    "text_delta" => non_empty(delta.text).map(Delta::Text),
-                    "input_json_delta" => non_empty(delta.partial_json).map(Delta::ToolArguments),
-                    "thinking_delta" => non_empty(delta.thinking).map(Delta::Reasoning),
-                    "signature_delta" => non_empty(delta.signature).map(Delta::Signature),
+                let wire = data.delta.unwrap_or_default();
+                let d = match text(&wire.kind) {
+                    "text_delta" => non_empty(wire.text).map(Delta::Text),
+                    "input_json_delta" => non_empty(wire.partial_json).map(Delta::ToolArguments),
+                    "thinking_delta" => non_empty(wire.thinking).map(Delta::Reasoning),
+                    "signature_delta" => non_empty(wire.signature).map(Delta::Signature),
                     _ => None, // citations_delta and future kinds
                 };
                 if let Some(delta) = d {
+                    // Content for a block that is not open, or that does
+                    // not fit it, would reach the client as a broken
+                    // stream: the upstream is at fault, say so.
+                    match self.open {
+                        Some((open, kind)) if open == idx && kind.takes(&delta) => {}
+                        Some((open, _)) if open == idx => {
+                            return Err(GatewayError::bad_upstream(format!(
+                                "Anthropic stream sent a `{}` for block {} of another kind",
+                                text(&wire.kind),
+                                index()?
+                            )))
+                        }
+                        _ => {
+                            return Err(GatewayError::bad_upstream(format!(
+                                "Anthropic stream sent a delta for block {} after it stopped",
+                                index()?
+                            )))
+                        }
+                    }
                     out.push(StreamEvent::Delta { index: idx, delta });
                 }
             }
             "content_block_stop" => {
                 if let Some(idx) = self.lookup(index()?)? {
-                    if self.open == Some(idx) {
+                    if self.open.is_some_and(|(open, _)| open == idx) {
                         self.open = None;
                         out.push(StreamEvent::BlockStop { index: idx });
                     }
@@ -369,7 +420,7 @@ impl StreamDecode for StreamDecoder {
                 self.usage.apply(data.usage);
             }
             "message_stop" => {
-                if let Some(idx) = self.open.take() {
+                if let Some((idx, _)) = self.open.take() {
                     out.push(StreamEvent::BlockStop { index: idx });
                 }
                 self.finished = true;

@@ -484,3 +484,40 @@ fn encoder_writes_each_event_in_the_api_field_order() {
     );
     assert_eq!(std::str::from_utf8(&out).unwrap(), want);
 }
+
+/// Found by the `stream_anthropic` fuzz target: a delta for a block that
+/// has stopped, or of another kind than its block, went to the client as
+/// part of another block (text inside a tool call's arguments).
+#[test]
+fn a_delta_outside_its_open_block_is_bad_upstream() {
+    let start = concat!(
+        "event: message_start\n",
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\n",
+        "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n",
+        "event: content_block_stop\n",
+        "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: content_block_start\n",
+        "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\",\"input\":{}}}\n\n",
+    );
+    for (delta, says) in [
+        (
+            "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"late\"}}",
+            "after it stopped",
+        ),
+        (
+            "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"not args\"}}",
+            "of another kind",
+        ),
+    ] {
+        let input = format!("{start}event: content_block_delta\ndata: {delta}\n\n");
+        let (events, res) = run(input.as_bytes(), 7);
+        let err = res.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadUpstreamResponse, "{delta}");
+        assert!(err.message().contains(says), "{}", err.message());
+        assert!(
+            !events.iter().any(|e| matches!(e, StreamEvent::Delta { .. })),
+            "{events:?}"
+        );
+    }
+}
