@@ -568,8 +568,51 @@ impl Config {
         out
     }
 
+    /// Every duration setting is at most a day: a larger one would be a
+    /// mistake, and one near `u64::MAX` would overflow the clock when it is
+    /// added to the time of a request.
+    fn check_durations(&self) -> Result<(), ConfigError> {
+        const DAY_SECS: u64 = 24 * 60 * 60;
+        let s = &self.server;
+        let r = &self.routing;
+        let secs = [
+            ("server.shutdown_grace_secs", s.shutdown_grace_secs),
+            (
+                "server.header_read_timeout_secs",
+                s.header_read_timeout_secs,
+            ),
+            ("server.body_read_timeout_secs", s.body_read_timeout_secs),
+            ("server.idle_timeout_secs", s.idle_timeout_secs),
+            ("routing.circuit_open_secs", r.circuit_open_secs),
+            (
+                "routing.rate_limit_cooldown_secs",
+                r.rate_limit_cooldown_secs,
+            ),
+        ];
+        let millis = [
+            ("routing.first_byte_timeout_ms", r.first_byte_timeout_ms),
+            ("routing.idle_timeout_ms", r.idle_timeout_ms),
+            ("routing.total_timeout_ms", r.total_timeout_ms),
+        ];
+        let over = secs
+            .into_iter()
+            .find(|(_, v)| *v > DAY_SECS)
+            .map(|(f, _)| (f, format!("{DAY_SECS}")))
+            .or_else(|| {
+                millis
+                    .into_iter()
+                    .find(|(_, v)| *v > DAY_SECS * 1000)
+                    .map(|(f, _)| (f, format!("{}", DAY_SECS * 1000)))
+            });
+        match over {
+            Some((field, max)) => Err(ConfigError(format!("{field}: at most {max} (a day)"))),
+            None => Ok(()),
+        }
+    }
+
     /// Checks what TOML types cannot: URLs, header names, model targets.
     pub fn check(&self) -> Result<(), ConfigError> {
+        self.check_durations()?;
         for (name, p) in &self.providers {
             if name.is_empty() || name.contains('/') {
                 return Err(ConfigError(format!(
@@ -735,6 +778,36 @@ deployments = [{ api_key = "sk-deploy-secret-3", headers = { "x-auth" = "hdr-sec
             shown.contains("x-auth") && shown.contains("[redacted]"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn durations_over_a_day_are_errors_naming_the_field() {
+        for (text, field) in [
+            (
+                "[routing]\ncircuit_open_secs = 9223372036854775807\n",
+                "routing.circuit_open_secs",
+            ),
+            (
+                "[routing]\nrate_limit_cooldown_secs = 86401\n",
+                "routing.rate_limit_cooldown_secs",
+            ),
+            (
+                "[routing]\ntotal_timeout_ms = 86400001\n",
+                "routing.total_timeout_ms",
+            ),
+            (
+                "[server]\nshutdown_grace_secs = 99999999999\n",
+                "server.shutdown_grace_secs",
+            ),
+        ] {
+            let e = Config::parse(text, &env).unwrap_err();
+            assert!(e.0.starts_with(&format!("{field}: at most")), "{e}");
+        }
+        let c = Config::parse(
+            "[routing]\ncircuit_open_secs = 86400\ntotal_timeout_ms = 86400000\n",
+            &env,
+        );
+        assert!(c.is_ok(), "{c:?}");
     }
 
     #[test]
