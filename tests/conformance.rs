@@ -1225,3 +1225,48 @@ async fn reasoning_streams_reach_every_client() {
         "every pair that can carry reasoning is checked"
     );
 }
+
+/// A Responses conversation that had a Claude turn carries the reasoning
+/// items the gateway wrote for it (`encrypted_content` marked
+/// `tollgate.anthropic.`). Sent on to OpenAI they would be refused, so the
+/// pass-through leaves them out, and only them: OpenAI's own reasoning
+/// items and everything else go as sent.
+#[tokio::test]
+async fn responses_history_from_claude_reaches_openai_without_the_gateways_reasoning() {
+    let stack = Stack::start().await;
+    let input = json!([
+        {"role": "user", "content": "weather?"},
+        {"type": "reasoning", "id": "rs_1", "summary": [],
+         "encrypted_content": "tollgate.anthropic.signature:sig-1"},
+        {"type": "reasoning", "id": "rs_2", "summary": [],
+         "encrypted_content": "tollgate.anthropic.redacted:opaque"},
+        {"type": "reasoning", "id": "rs_3", "summary": [], "encrypted_content": "gAAAA-openai"},
+        {"type": "function_call", "call_id": "toolu_1", "name": "weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "toolu_1", "output": "18C"},
+        {"role": "user", "content": "and tomorrow?"}
+    ]);
+    let body = json!({"model": "mock-openai/real-model~echo-request", "input": input});
+    let (status, v) = json(stack.post("/v1/responses", &body).await).await;
+    assert_eq!(status, 200, "{v}");
+    let sent: Value =
+        serde_json::from_str(&answer_text("/v1/responses", &v)).expect("echoed request");
+    let kept: Vec<Value> = input
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| {
+            !i["encrypted_content"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("tollgate."))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(sent["input"], Value::Array(kept), "{sent}");
+
+    // Without such items the input goes byte for byte as sent.
+    let plain = json!({"model": "mock-openai/real-model~echo-request",
+                       "input": [{"role": "user", "content": "hi"}]});
+    let (_, v) = json(stack.post("/v1/responses", &plain).await).await;
+    let sent: Value = serde_json::from_str(&answer_text("/v1/responses", &v)).unwrap();
+    assert_eq!(sent["input"], plain["input"]);
+}

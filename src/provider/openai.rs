@@ -9,6 +9,7 @@ use super::{estimate_input_tokens, header, Provider, ProviderFuture, Upstream};
 use crate::config::ProviderKind;
 use crate::error::GatewayError;
 use crate::format::openai_chat::{self, MaxTokensField};
+use crate::format::responses::GATEWAY_REASONING_PREFIX;
 use crate::format::WireFormat;
 use crate::request::{GatewayRequest, Operation, Target};
 use crate::response::{GatewayResponse, ResponseBody};
@@ -82,6 +83,11 @@ async fn call(
                 req.passthrough_body(model, &[("stream_options", &opts)]),
                 injected,
             )
+        } else if format == WireFormat::OpenAiResponses {
+            match input_without_gateway_reasoning(&req) {
+                Some(input) => (req.passthrough_body(model, &[("input", &input)]), false),
+                None => (req.passthrough_body(model, &[]), false),
+            }
         } else {
             (req.passthrough_body(model, &[]), false)
         };
@@ -136,6 +142,31 @@ async fn call(
         }
         Ok(resp)
     }
+}
+
+/// A Responses `input` without the reasoning items the gateway wrote for
+/// another provider's answer (their `encrypted_content` starts with
+/// [`GATEWAY_REASONING_PREFIX`]): OpenAI cannot read them and would refuse
+/// the whole request, as when a conversation moves from Claude to an
+/// OpenAI model. `None` when there is none, so the body passes as sent; a
+/// look at the raw text first, so the common request is never parsed.
+fn input_without_gateway_reasoning(req: &GatewayRequest) -> Option<String> {
+    let raw = req.body.raw().get("input")?;
+    if !raw.get().contains(GATEWAY_REASONING_PREFIX) {
+        return None;
+    }
+    let serde_json::Value::Array(items) = serde_json::from_str(raw.get()).ok()? else {
+        return None;
+    };
+    let ours = |item: &serde_json::Value| {
+        item.get("type").and_then(|t| t.as_str()) == Some("reasoning")
+            && item
+                .get("encrypted_content")
+                .and_then(|c| c.as_str())
+                .is_some_and(|c| c.starts_with(GATEWAY_REASONING_PREFIX))
+    };
+    let kept: Vec<_> = items.into_iter().filter(|i| !ours(i)).collect();
+    Some(serde_json::Value::Array(kept).to_string())
 }
 
 /// The client's `stream_options` with `include_usage: true`, and whether

@@ -40,7 +40,9 @@
 //!   item keeps its summary text (or its `reasoning_text` content) as
 //!   [`Part::Reasoning`](crate::canonical::Part::Reasoning); OpenAI's own
 //!   `encrypted_content` can only be read by OpenAI and is dropped (an item
-//!   with nothing else is dropped whole).
+//!   with nothing else is dropped whole). The other way round, an OpenAI
+//!   provider's pass-through leaves the gateway's own reasoning items out
+//!   of the input (`provider/openai.rs`), since OpenAI cannot read them.
 //! - **Finish reasons.** A length reason is `incomplete` with
 //!   `max_output_tokens`, a refusal or filter `incomplete` with
 //!   `content_filter`; every other reason (a stop sequence, Anthropic's
@@ -60,4 +62,5 @@ mod stream;
 
 pub use request::decode_request;
 pub use response::encode_response;
+pub(crate) use response::GATEWAY_PREFIX as GATEWAY_REASONING_PREFIX;
 pub use stream::StreamEncoder;

@@ -190,6 +190,8 @@ pub(super) enum Carried<'a> {
     Redacted(&'a str),
 }
 
+/// What every `encrypted_content` the gateway writes starts with.
+pub(crate) const GATEWAY_PREFIX: &str = "tollgate.anthropic.";
 const SIGNATURE_PREFIX: &str = "tollgate.anthropic.signature:";
 const REDACTED_PREFIX: &str = "tollgate.anthropic.redacted:";
 
