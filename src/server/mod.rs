@@ -135,19 +135,22 @@ impl Default for ServeConfig {
 /// the upstream pool's idle connections beyond one per client, DNS.
 const SPARE_FILES: u64 = 32;
 
-/// Raises the process's open-file limit to its hard limit, and returns
-/// `max_connections` lowered, with a warning, to what that limit can hold:
-/// each client connection may hold an upstream connection too, so half of
-/// the limit less a few spare. A cap above the limit would let a flood of
-/// connections use every descriptor, after which nothing is accepted, not
-/// even `/health`. `0` (no cap, as configured) is kept.
+/// Raises the process's open-file limit to its hard limit (at most 2^20),
+/// and returns `max_connections` lowered, with a warning, to what that
+/// limit can hold: each client connection may hold an upstream connection
+/// too, so half of the limit less a few spare. A cap above the limit would
+/// let a flood of connections use every descriptor, after which nothing is
+/// accepted, not even `/health`. `0` (no cap, as configured) is kept.
 pub fn fit_to_open_file_limit(max_connections: usize) -> usize {
     #[cfg(unix)]
     {
-        let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        // Linux's default ceiling per process (`fs.nr_open`): a hard limit
+        // of "unlimited" cannot be set as the soft one.
+        const CEILING: u64 = 1 << 20;
+        let limit = match rlimit::increase_nofile_limit(CEILING) {
             Ok(limit) => limit,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the open-file limit");
+                tracing::warn!(error = %e, "cannot read or raise the open-file limit");
                 return max_connections;
             }
         };
