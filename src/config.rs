@@ -500,19 +500,28 @@ impl Config {
             .map_err(|e: toml::de::Error| ConfigError(e.to_string().trim_end().to_string()))?;
         // After parsing, not before: a missing variable can then name the
         // field it was for, and `${...}` in a comment is left alone.
+        let mut substituted = Vec::new();
         for (key, value) in table.iter_mut() {
-            interpolate_value(value, key, env)?;
+            interpolate_value(value, key, env, &mut substituted)?;
         }
+        // An error may quote a value (`invalid type: string "..."`); one that
+        // came from the environment may be a key, and is not shown.
+        let mask = |mut msg: String| {
+            for value in substituted.iter().filter(|v| !v.is_empty()) {
+                msg = msg.replace(value.as_str(), "[value from the environment]");
+            }
+            ConfigError(msg)
+        };
         let config: Config =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let msg = e.inner().message().to_string();
                 if e.path().iter().next().is_none() {
-                    ConfigError(msg)
+                    mask(msg)
                 } else {
-                    ConfigError(format!("{}: {msg}", e.path()))
+                    mask(format!("{}: {msg}", e.path()))
                 }
             })?;
-        config.check()?;
+        config.check().map_err(|e| mask(e.0))?;
         Ok(config)
     }
 
@@ -690,24 +699,27 @@ impl Config {
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string under `value`;
-/// `path` names `value` in errors.
+/// `path` names `value` in errors; each string that changed is pushed on
+/// `substituted`.
 fn interpolate_value(
     value: &mut toml::Value,
     path: &str,
     env: &dyn Fn(&str) -> Option<String>,
+    substituted: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
     match value {
         toml::Value::String(s) if s.contains("${") => {
             *s = interpolate(s, env).map_err(|e| ConfigError(format!("{path}: {e}")))?;
+            substituted.push(s.clone());
         }
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                interpolate_value(item, &format!("{path}[{i}]"), env)?;
+                interpolate_value(item, &format!("{path}[{i}]"), env, substituted)?;
             }
         }
         toml::Value::Table(table) => {
             for (key, item) in table.iter_mut() {
-                interpolate_value(item, &format!("{path}.{key}"), env)?;
+                interpolate_value(item, &format!("{path}.{key}"), env, substituted)?;
             }
         }
         _ => {}
@@ -808,6 +820,19 @@ deployments = [{ api_key = "sk-deploy-secret-3", headers = { "x-auth" = "hdr-sec
             &env,
         );
         assert!(c.is_ok(), "{c:?}");
+    }
+
+    #[test]
+    fn an_error_never_quotes_a_value_from_the_environment() {
+        let env = |k: &str| (k == "K").then(|| "sk-live-TOPSECRET".to_string());
+        for text in [
+            "[providers.p]\nkind = \"openai\"\nheaders = \"${K}\"\n",
+            "[providers.p]\nkind = \"openai\"\ndeployments = [{ weight = \"${K}\" }]\n",
+        ] {
+            let e = Config::parse(text, &env).unwrap_err();
+            assert!(!e.0.contains("TOPSECRET"), "{e}");
+            assert!(e.0.starts_with("providers.p."), "{e}");
+        }
     }
 
     #[test]

@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+/// The longest wait an error can ask for (a day): no provider means more,
+/// and a larger one would overflow the clock it is added to.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// What went wrong, as the layers need to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -220,9 +224,11 @@ impl GatewayError {
         self
     }
 
-    /// Sets how long to wait before retrying.
+    /// Sets how long to wait before retrying, at most [`MAX_RETRY_AFTER`]:
+    /// routing adds it to the clock, which panics past its range, so every
+    /// wait a provider names is capped here, in one place.
     pub fn with_retry_after(mut self, after: Duration) -> Self {
-        self.retry_after = Some(after);
+        self.retry_after = Some(after.min(MAX_RETRY_AFTER));
         self
     }
 

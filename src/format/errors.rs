@@ -7,7 +7,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
 use super::WireFormat;
-use crate::error::{ErrorKind, GatewayError, LimitScope};
+use crate::error::{ErrorKind, GatewayError, LimitScope, MAX_RETRY_AFTER};
 
 /// The JSON body of `err` in the client's format.
 ///
@@ -174,7 +174,7 @@ fn anthropic_reset(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Du
         })
         .max()
         .filter(|at| *at > now)
-        .map(|at| Duration::from_secs(at - now).min(MAX_RETRY_AFTER))
+        .map(|at| Duration::from_secs(at - now))
 }
 
 /// Whether a 429 says its limit covers every model of the key rather than
@@ -308,16 +308,11 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     seconds(secs)
 }
 
-/// The longest wait a provider's answer can set. Routing adds the wait to
-/// `Instant::now()`, which panics past the clock's range; no provider means
-/// more than a day.
-pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// `secs` as a duration of at most [`MAX_RETRY_AFTER`]; `None` when negative
-/// or not a number.
+/// `secs` as a duration (a day when too large for one: the error caps
+/// every wait at [`MAX_RETRY_AFTER`]); `None` when negative or not a number.
 fn seconds(secs: f64) -> Option<Duration> {
     match Duration::try_from_secs_f64(secs) {
-        Ok(d) => Some(d.min(MAX_RETRY_AFTER)),
+        Ok(d) => Some(d),
         // Too large for a `Duration` (NaN compares false).
         Err(_) if secs > 0.0 => Some(MAX_RETRY_AFTER),
         Err(_) => None,
@@ -383,6 +378,20 @@ mod tests {
             b"{}",
         );
         assert_eq!(err.retry_after(), Some(MAX_RETRY_AFTER));
+        // The subscription limit's reset, in Unix seconds, far ahead.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "anthropic-ratelimit-unified-reset",
+            "99999999999999999".parse().unwrap(),
+        );
+        let err = parse_upstream_error(
+            WireFormat::Anthropic,
+            StatusCode::TOO_MANY_REQUESTS,
+            &h,
+            b"{}",
+        );
+        assert_eq!(err.retry_after(), Some(MAX_RETRY_AFTER));
+        let _ = std::time::Instant::now() + err.retry_after().unwrap();
         let mut h = HeaderMap::new();
         h.insert("retry-after", "2".parse().unwrap());
         let err = parse_upstream_error(
