@@ -33,7 +33,7 @@ impl Provider for GeminiProvider {
 
     fn call(&self, req: GatewayRequest, target: Target) -> ProviderFuture {
         let up = self.up.clone();
-        let redactor = up.redactor(&req.headers);
+        let redactor = up.redactor();
         Box::pin(async move {
             let resp = call(&up, req, &target, &redactor).await;
             up.respond(resp, &target, &redactor)

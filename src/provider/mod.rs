@@ -15,7 +15,8 @@
 //! error a provider call ends with, every pass-through stream event and
 //! in-band error, and the upstream headers a same-format client sees (an
 //! allow-list: request ids, rate limits, retry hints) have the provider's
-//! credentials and the client's own masked. Of the client's query, only
+//! credentials masked. Translated (cross-format) answers are decoded from
+//! the upstream's bytes as they are: only their errors are scrubbed. Of the client's query, only
 //! what the provider's API defines reaches it (Anthropic's `beta=true`).
 //!
 //! ```no_run
@@ -136,10 +137,12 @@ impl Upstream {
         })
     }
 
-    /// What must be kept out of the answer to a request with the client
-    /// headers `client`: this provider's credentials and the client's.
-    pub(crate) fn redactor(&self, client: &HeaderMap) -> Redactor {
-        self.inner.redactor.with_client(client)
+    /// What must be kept out of an answer: this provider's credentials.
+    /// (A client's own credentials never reach an upstream, so an answer
+    /// cannot echo them; a credential passed through to a provider must be
+    /// added here when there is one.)
+    pub(crate) fn redactor(&self) -> Redactor {
+        self.inner.redactor.clone()
     }
 
     pub(crate) fn name(&self) -> &str {

@@ -43,7 +43,7 @@ impl Provider for OpenAiProvider {
     fn call(&self, req: GatewayRequest, target: Target) -> ProviderFuture {
         let up = self.up.clone();
         let compat = self.compat;
-        let redactor = up.redactor(&req.headers);
+        let redactor = up.redactor();
         Box::pin(async move {
             let resp = call(&up, compat, req, &target, &redactor).await;
             up.respond(resp, &target, &redactor)

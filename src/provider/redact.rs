@@ -1,13 +1,14 @@
 //! Keeping credentials out of what an upstream's answer turns into.
 //!
 //! An upstream may echo what it received: an error that quotes the key, a
-//! proxy that reflects request headers, a debug server. Everything built
-//! from an upstream answer that a client or the log can see goes through
+//! proxy that reflects request headers, a debug server. What goes through
 //! [`Redactor::scrub`]: every field of every error (before the first byte
 //! and in-band), every pass-through answer (body or stream event, whole:
 //! telling an error event from content would need each format's parser),
-//! and the value of every upstream response header let through. One function, so there is one
-//! place that decides what a secret is.
+//! and the value of every upstream response header let through. One
+//! function, so there is one place that decides what a secret is. Not
+//! scrubbed: the content of a translated (cross-format) answer, which would
+//! have to quote the key in the model's own output.
 //!
 //! Response headers pass through an allow-list ([`PASSTHROUGH_HEADERS`]),
 //! never a deny-list: an unknown header may carry anything.
@@ -29,15 +30,6 @@ const MASK: &[u8] = b"[redacted]";
 /// stream that contains it.
 const MIN_SECRET_LEN: usize = 8;
 
-/// Client request headers that carry the client's own credentials.
-const CLIENT_CREDENTIAL_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "x-api-key",
-    "x-goog-api-key",
-    "api-key",
-];
-
 /// Upstream response headers a same-format client may read: request ids,
 /// rate-limit state, retry hints, processing time and content metadata.
 /// Everything else is dropped (the edge sets the framing headers itself).
@@ -56,12 +48,11 @@ pub(crate) const PASSTHROUGH_HEADERS: &[&str] = &[
 /// Anthropic's `anthropic-ratelimit-*`, including `-unified-*`).
 pub(crate) const PASSTHROUGH_PREFIXES: &[&str] = &["x-ratelimit-", "anthropic-ratelimit-"];
 
-/// The secrets one attempt must never let out: the provider credentials it
-/// sends and the client's own. Cheap to clone.
+/// The secrets an answer must never let out: the provider credentials a
+/// deployment sends. Built once per deployment; cheap to clone.
 #[derive(Clone, Default)]
 pub(crate) struct Redactor {
     provider: Arc<[Finder<'static>]>,
-    client: Option<Arc<[Finder<'static>]>>,
 }
 
 impl Redactor {
@@ -70,27 +61,6 @@ impl Redactor {
     pub(crate) fn for_provider<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
         Redactor {
             provider: finders(secrets),
-            client: None,
-        }
-    }
-
-    /// This redactor plus the credentials in a client's request headers.
-    pub(crate) fn with_client(&self, headers: &HeaderMap) -> Self {
-        let values = CLIENT_CREDENTIAL_HEADERS
-            .iter()
-            .flat_map(|name| headers.get_all(*name))
-            .filter_map(|v| v.to_str().ok())
-            .map(|v| {
-                // `Bearer <token>`, `Basic <b64>`: the token is the secret.
-                v.trim()
-                    .split_once(' ')
-                    .map_or(v, |(_, token)| token)
-                    .trim()
-            });
-        let client = finders(values);
-        Redactor {
-            provider: self.provider.clone(),
-            client: (!client.is_empty()).then_some(client),
         }
     }
 
@@ -98,11 +68,7 @@ impl Redactor {
     /// holds none. Every other method here goes through this one.
     pub(crate) fn scrub<'t>(&self, text: &'t [u8]) -> Cow<'t, [u8]> {
         let mut out = Cow::Borrowed(text);
-        let all = self
-            .provider
-            .iter()
-            .chain(self.client.iter().flat_map(|c| c.iter()));
-        for finder in all {
+        for finder in self.provider.iter() {
             if finder.find(&out).is_none() {
                 continue;
             }
@@ -201,18 +167,15 @@ mod tests {
 
     #[test]
     fn masks_every_occurrence_and_leaves_clean_text_alone() {
-        let r = Redactor::for_provider(["sk-provider-123", "short"]);
-        let mut h = HeaderMap::new();
-        h.insert("authorization", "Bearer client-token-456".parse().unwrap());
-        let r = r.with_client(&h);
+        let r = Redactor::for_provider(["sk-provider-123", "hdr-token-456", "short"]);
         assert_eq!(
-            r.text("a sk-provider-123 b sk-provider-123 client-token-456"),
+            r.text("a sk-provider-123 b sk-provider-123 hdr-token-456"),
             "a [redacted] b [redacted] [redacted]"
         );
         assert!(matches!(r.text("short and clean"), Cow::Borrowed(_)));
         let e = r.error(
             GatewayError::invalid_param("sk-provider-123", "key sk-provider-123")
-                .with_code("client-token-456"),
+                .with_code("hdr-token-456"),
         );
         assert_eq!(e.message(), "key [redacted]");
         assert_eq!(e.code(), Some("[redacted]"));
