@@ -86,10 +86,12 @@ pub struct EdgeConfig {
 }
 
 impl Default for EdgeConfig {
+    /// The `[server]` defaults, no models.
     fn default() -> Self {
+        let server = crate::config::ServerConfig::default();
         EdgeConfig {
-            max_body_bytes: 32 * 1024 * 1024,
-            body_timeout: Some(Duration::from_secs(60)),
+            max_body_bytes: server.max_body_bytes,
+            body_timeout: server.body_read_timeout(),
             models: ModelList::default(),
         }
     }

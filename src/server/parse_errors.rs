@@ -54,8 +54,10 @@ fn replacement(head: &[u8]) -> Option<Bytes> {
     };
     // Exactly one head, with no body: a response with a body, or bytes
     // that only start like a head, are left alone.
-    let end = head.windows(4).position(|w| w == b"\r\n\r\n")?;
-    if end + 4 != head.len() || !contains(&head[..end], b"\r\ncontent-length: 0\r\n") {
+    let end = memchr::memmem::find(head, b"\r\n\r\n")?;
+    if end + 4 != head.len()
+        || memchr::memmem::find(&head[..end], b"\r\ncontent-length: 0\r\n").is_none()
+    {
         return None;
     }
     let body = serde_json::json!({
@@ -72,10 +74,6 @@ fn replacement(head: &[u8]) -> Option<Bytes> {
         "HTTP/1.1 {status}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )))
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 impl<T: AsyncWrite> ParseErrorBodies<T> {

@@ -112,22 +112,28 @@ fn tool_loop_turn_is_signed(messages: &[Value]) -> bool {
     fn role(m: &Value) -> Option<&str> {
         m.get("role").and_then(Value::as_str)
     }
-    let blocks = |m: &Value| m.get("content").and_then(Value::as_array).cloned();
-    let block_type = |b: &Value| b.get("type").and_then(Value::as_str).map(str::to_owned);
+    // Read in place: the turns may hold large tool results and images.
+    fn blocks(m: &Value) -> &[Value] {
+        m.get("content")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice)
+    }
+    fn block_type(b: &Value) -> Option<&str> {
+        b.get("type").and_then(Value::as_str)
+    }
     let Some(last_user) = messages.iter().rposition(|m| role(m) == Some("user")) else {
         return true;
     };
-    let results = blocks(&messages[last_user]).unwrap_or_default();
-    if !results
+    if !blocks(&messages[last_user])
         .iter()
-        .any(|b| block_type(b).as_deref() == Some("tool_result"))
+        .any(|b| block_type(b) == Some("tool_result"))
     {
         return true;
     }
     match last_user.checked_sub(1).map(|i| &messages[i]) {
         Some(caller) if role(caller) == Some("assistant") => {
-            let first = blocks(caller).and_then(|b| b.first().and_then(block_type));
-            matches!(first.as_deref(), Some("thinking" | "redacted_thinking"))
+            let first = blocks(caller).first().and_then(block_type);
+            matches!(first, Some("thinking" | "redacted_thinking"))
         }
         _ => true,
     }
