@@ -263,10 +263,7 @@ where
             let call = edge.service.clone().oneshot(greq);
             let result = match grace.clone() {
                 None => call.await,
-                Some(grace) => tokio::select! {
-                    r = call => r,
-                    () = grace.wait() => Err(shutdown::shutting_down()),
-                },
+                Some(grace) => shutdown::or_shutting_down(call, grace).await,
             };
             (model, result.map(|r| (r, client_stream_usage)))
         }

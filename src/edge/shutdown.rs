@@ -40,29 +40,75 @@ pub(super) fn shutting_down() -> GatewayError {
     GatewayError::new(ErrorKind::Overloaded, "the gateway is shutting down")
 }
 
+/// `call`, unless `grace` is over first: then [`shutting_down`].
+pub(super) async fn or_shutting_down<T>(
+    call: impl Future<Output = Result<T, GatewayError>>,
+    grace: GraceOver,
+) -> Result<T, GatewayError> {
+    let mut watch = Watch::new(grace);
+    let mut call = std::pin::pin!(call);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = call.as_mut().poll(cx) {
+            return Poll::Ready(r);
+        }
+        watch.poll_over(cx).map(|()| Err(shutting_down()))
+    })
+    .await
+}
+
 /// `stream` until `grace` is over, then [`shutting_down`] as its last item.
 pub(super) fn until_grace_over(stream: ChunkStream, grace: GraceOver) -> ChunkStream {
     Box::pin(UntilGraceOver {
         inner: stream,
-        signal: grace.0.clone(),
-        over: Some(Box::pin(grace.wait())),
-        registered: None,
+        watch: Some(Watch::new(grace)),
     })
 }
 
-/// A stream polls its grace signal only when the stream itself is
-/// waiting, and only when the signal may have changed or the task's waker
-/// is not the one the signal already holds: polling a `watch` future takes
-/// its lock, and a stream is polled once per chunk (measured: about half
-/// the added instructions of a 20-chunk stream when it polled every time).
-struct UntilGraceOver {
-    inner: ChunkStream,
+/// The grace signal, polled only when it may have changed or the task's
+/// waker is not the one it already holds: polling a `watch` future takes a
+/// lock that every connection shares, and a request or stream is polled
+/// many times (measured: about half the added instructions of a 20-chunk
+/// stream when it polled every time).
+struct Watch {
     /// A cheap look at the signal (an atomic version check).
     signal: watch::Receiver<bool>,
-    /// `None` once the stream has ended.
-    over: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    over: Pin<Box<dyn Future<Output = ()> + Send>>,
     /// The waker `over` was last polled with.
     registered: Option<Waker>,
+}
+
+impl Watch {
+    fn new(grace: GraceOver) -> Self {
+        Watch {
+            signal: grace.0.clone(),
+            over: Box::pin(grace.wait()),
+            registered: None,
+        }
+    }
+
+    /// Ready once the grace period is over.
+    fn poll_over(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let same_waker = self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()));
+        // A closed channel counts as changed: `over` then decides.
+        if same_waker && !self.signal.has_changed().unwrap_or(true) {
+            return Poll::Pending;
+        }
+        if self.over.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        self.registered = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// A stream polls its grace signal only when the stream itself is waiting.
+struct UntilGraceOver {
+    inner: ChunkStream,
+    /// `None` once the stream has ended.
+    watch: Option<Watch>,
 }
 
 impl Stream for UntilGraceOver {
@@ -70,31 +116,22 @@ impl Stream for UntilGraceOver {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let Some(over) = &mut this.over else {
+        let Some(watch) = &mut this.watch else {
             return Poll::Ready(None);
         };
-        let next = this.inner.as_mut().poll_next(cx);
-        match next {
+        match this.inner.as_mut().poll_next(cx) {
             Poll::Ready(None) => {
-                this.over = None;
-                return Poll::Ready(None);
+                this.watch = None;
+                Poll::Ready(None)
             }
-            Poll::Ready(Some(_)) => return next,
-            Poll::Pending => {}
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+            Poll::Pending => match watch.poll_over(cx) {
+                Poll::Ready(()) => {
+                    this.watch = None;
+                    Poll::Ready(Some(Err(shutting_down())))
+                }
+                Poll::Pending => Poll::Pending,
+            },
         }
-        let same_waker = this
-            .registered
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()));
-        // A closed channel counts as changed: `over` then decides.
-        if same_waker && !this.signal.has_changed().unwrap_or(true) {
-            return Poll::Pending;
-        }
-        if over.as_mut().poll(cx).is_ready() {
-            this.over = None;
-            return Poll::Ready(Some(Err(shutting_down())));
-        }
-        this.registered = Some(cx.waker().clone());
-        Poll::Pending
     }
 }
