@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod canonical;
 pub mod config;
 pub mod edge;
@@ -34,6 +35,7 @@ pub mod response;
 pub mod routing;
 pub mod server;
 pub mod sse;
+pub mod store;
 
 pub use error::{ErrorKind, GatewayError};
 pub use format::WireFormat;

@@ -66,6 +66,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod auth;
+
+pub use auth::{AuthConfig, AuthMode, OidcConfig, StaticKeyConfig, StoreConfig};
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +86,12 @@ pub struct Config {
     /// Timeouts, retries, cooldowns.
     #[serde(default)]
     pub routing: RoutingConfig,
+    /// Who may use the gateway: keys, OIDC tokens.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// The embedded database.
+    #[serde(default)]
+    pub store: StoreConfig,
 }
 
 /// `[routing]`: how the routing layers treat failures. Zero turns a
@@ -273,6 +283,19 @@ pub struct ProviderConfig {
     /// How load is shared between deployments. Default `weighted`.
     #[serde(default)]
     pub balance: Balance,
+    /// Anthropic kind only: send the client's own credential (its
+    /// `Authorization: Bearer` OAuth token or `x-api-key`) upstream in
+    /// place of the configured key, when the client sends one. Default false.
+    #[serde(default)]
+    pub pass_through: bool,
+    /// Accept keys a request brings for this provider (BYOK:
+    /// `providerOptions.gateway.byok` or `x-tollgate-byok-NAME`). Default false.
+    #[serde(default)]
+    pub allow_byok: bool,
+    /// When the request's own credentials (BYOK) fail, go on with the
+    /// configured ones. Default false: the caller asked for their account.
+    #[serde(default)]
+    pub byok_fallback: bool,
 }
 
 /// One key or server of a provider. Its `Debug` masks the key and
@@ -312,6 +335,9 @@ impl fmt::Debug for ProviderConfig {
             .field("models", &self.models)
             .field("deployments", &self.deployments)
             .field("balance", &self.balance)
+            .field("pass_through", &self.pass_through)
+            .field("allow_byok", &self.allow_byok)
+            .field("byok_fallback", &self.byok_fallback)
             .finish()
     }
 }
@@ -545,6 +571,9 @@ impl Config {
                         models: Vec::new(),
                         deployments: Vec::new(),
                         balance: Balance::Weighted,
+                        pass_through: false,
+                        allow_byok: false,
+                        byok_fallback: false,
                     },
                 );
             }

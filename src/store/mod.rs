@@ -1,0 +1,99 @@
+//! Where the gateway keeps its state: small async traits, with an
+//! embedded SQLite default ([`SqliteStore`]) that needs no server.
+//!
+//! Keys live here now; budgets, the spend ledger and the request log will.
+//! A shared backend (PostgreSQL) implements the same traits; the layers
+//! only see the traits.
+//!
+//! - [`KeyStore`]: what the `Auth` layer needs on the hot path (a lookup by
+//!   hash) and to stay current (a revision number it polls, and the
+//!   last-used times it writes back).
+//! - [`KeyAdmin`]: what `tollgate keys ...` (and later the admin API) does.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::auth::{KeyHash, KeyRecord, NewKey};
+
+/// The future a store method returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A store that failed (I/O, a locked or corrupt database, a migration).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(pub String);
+
+/// Gateway keys by hash: what authentication needs.
+///
+/// Implement it to authenticate against your own user database (see
+/// `examples/auth_alone.rs`); only [`KeyStore::lookup`] is required.
+pub trait KeyStore: Send + Sync + 'static {
+    /// The key whose hash is `hash`, revoked and expired ones included
+    /// (the caller tells why a key does not work); `None` when there is
+    /// no such key.
+    fn lookup(&self, hash: &KeyHash) -> StoreFuture<'_, Option<KeyRecord>>;
+
+    /// A number that changes whenever a key is created, revoked or
+    /// rotated, so that a cache in front can tell when to forget what it
+    /// holds. The default never changes (a store whose keys never change).
+    fn revision(&self) -> StoreFuture<'_, u64> {
+        Box::pin(std::future::ready(Ok(0)))
+    }
+
+    /// Whether the store holds at least one key that works now.
+    /// The default says yes (a custom store is there to be used).
+    fn has_active_keys(&self) -> StoreFuture<'_, bool> {
+        Box::pin(std::future::ready(Ok(true)))
+    }
+
+    /// Records when keys were last used: `(key id, Unix seconds)`. The
+    /// default does nothing.
+    fn touch(&self, used: Vec<(String, i64)>) -> StoreFuture<'_, ()> {
+        let _ = used;
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// What a new key is for: the options of `tollgate keys create`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeySpec {
+    /// Its name.
+    pub name: String,
+    /// The user it belongs to.
+    pub user: Option<String>,
+    /// The team it belongs to.
+    pub team: Option<String>,
+    /// Tags for usage and budgets.
+    pub tags: Vec<String>,
+    /// Model patterns it may use; empty: all.
+    pub models: Vec<String>,
+    /// How long until it stops working; `None`: never.
+    pub expires_in: Option<Duration>,
+}
+
+/// Managing keys: `tollgate keys create | list | revoke | rotate`.
+pub trait KeyAdmin: KeyStore {
+    /// Makes a new key. The key itself is returned once and never stored.
+    fn create(&self, spec: KeySpec) -> StoreFuture<'_, (KeyRecord, NewKey)>;
+
+    /// Every key, newest first.
+    fn list(&self) -> StoreFuture<'_, Vec<KeyRecord>>;
+
+    /// Revokes key `id` now; `false` when there is no such key (revoking
+    /// a revoked key again is not an error).
+    fn revoke<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Replaces key `id` with a new one with the same name, owner, tags,
+    /// models and expiry; the old key keeps working for `grace` (zero:
+    /// it stops now). `None` when there is no such key or it no longer works.
+    fn rotate<'a>(
+        &'a self,
+        id: &'a str,
+        grace: Duration,
+    ) -> StoreFuture<'a, Option<(KeyRecord, NewKey)>>;
+}
