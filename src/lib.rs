@@ -7,6 +7,8 @@
 //!
 //! The pieces:
 //!
+//! - [`auth`]: who a request is from (gateway keys, OIDC tokens), as a
+//!   layer in front of the edge; [`store`] keeps the keys.
 //! - [`edge`]: the HTTP edge. Decodes the client's wire format once into a
 //!   [`GatewayRequest`], calls the inner service, and encodes the
 //!   [`GatewayResponse`] (or error) back in the same format.

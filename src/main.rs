@@ -12,8 +12,11 @@ use clap::{Parser, Subcommand};
 /// (docs/BENCHMARKS.md); mimalloc's thread-local free lists cost less.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use tollgate::config::Config;
+use std::sync::Arc;
+
+use tollgate::config::{AuthMode, Config};
 use tollgate::server::Layers;
+use tollgate::store::{KeyStore, SqliteStore};
 
 #[derive(Parser)]
 #[command(
@@ -112,8 +115,20 @@ fn main() -> ExitCode {
                 tracing::warn!("no providers configured: every request will answer 404");
             }
             run(async move {
+                let auth = match config.auth.mode {
+                    AuthMode::None => None,
+                    _ => {
+                        let store = open_store(&config)?;
+                        let auth = tollgate::server::authenticator(&config, Some(store))
+                            .map_err(|e| e.message().to_string())?
+                            .expect("mode is not none");
+                        auth.refresh().await.map_err(|e| e.message().to_string())?;
+                        Some(auth)
+                    }
+                };
+                tollgate::server::check_exposure(&config, auth.as_ref())?;
                 let app =
-                    tollgate::server::gateway_with(&config, layers).map_err(|e| e.to_string())?;
+                    tollgate::server::assemble(&config, layers, auth).map_err(|e| e.to_string())?;
                 let mut serve_config = tollgate::server::ServeConfig::from_config(&config.server);
                 serve_config.max_connections =
                     tollgate::server::fit_to_open_file_limit(serve_config.max_connections);
@@ -145,6 +160,17 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
         }),
     }
+}
+
+/// The embedded store of `[store]`, for the gateway keys.
+fn open_store(config: &Config) -> Result<Arc<dyn KeyStore>, String> {
+    let path = config
+        .store
+        .resolved_path()
+        .ok_or("no data directory on this platform: set `[store] path`")?;
+    let store = SqliteStore::open(&path)
+        .map_err(|e| format!("cannot open the store at {}: {e}", path.display()))?;
+    Ok(Arc::new(store))
 }
 
 fn run(fut: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {

@@ -129,3 +129,16 @@ fn custom_gateway_attempts_header_lists_failing_then_healthy_target() {
     );
     assert!(out.contains("ok: each request fell back"), "{out}");
 }
+
+#[test]
+fn auth_alone_lets_in_a_known_key_only() {
+    let out = run_example("auth_alone", &["--self-test"]);
+    assert!(
+        out.contains("GET /whoami key=tg_demo_alic -> 200 you are alice of team search"),
+        "{out}"
+    );
+    assert!(out.contains("GET /whoami key=tg_demo_mall -> 401"), "{out}");
+    assert!(out.contains("GET /whoami key=none -> 401"), "{out}");
+    assert!(out.contains("GET /health key=none -> 200 ok"), "{out}");
+    assert!(out.contains("ok: alice is let in"), "{out}");
+}

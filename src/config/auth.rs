@@ -30,6 +30,48 @@ pub struct AuthConfig {
     pub oidc: Option<OidcConfig>,
 }
 
+impl AuthConfig {
+    /// Static keys long enough not to be guessed, with distinct names;
+    /// OIDC URLs that are http(s).
+    pub(crate) fn check(&self) -> Result<(), super::ConfigError> {
+        let err = |m: String| Err(super::ConfigError(m));
+        for (i, k) in self.keys.iter().enumerate() {
+            if k.name.trim().is_empty() {
+                return err(format!("auth.keys[{i}].name: must not be empty"));
+            }
+            if k.key.chars().count() < MIN_STATIC_KEY_CHARS {
+                return err(format!(
+                    "auth.keys[{i}].key: at least {MIN_STATIC_KEY_CHARS} characters (a short key can be guessed); `tollgate keys create` makes good ones"
+                ));
+            }
+            if self.keys[..i].iter().any(|o| o.name == k.name) {
+                return err(format!("auth.keys[{i}].name: `{}` is used twice", k.name));
+            }
+        }
+        if let Some(o) = &self.oidc {
+            for (field, url) in [
+                ("issuer", Some(&o.issuer)),
+                ("jwks_url", o.jwks_url.as_ref()),
+            ] {
+                let Some(url) = url else { continue };
+                let ok = url.parse::<http::Uri>().is_ok_and(|u| {
+                    matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+                });
+                if !ok {
+                    return err(format!("auth.oidc.{field}: `{url}` is not an http(s) URL"));
+                }
+            }
+            if o.audience.trim().is_empty() {
+                return err("auth.oidc.audience: must not be empty".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The shortest key `[auth] keys` accepts.
+const MIN_STATIC_KEY_CHARS: usize = 16;
+
 /// `[auth] mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -133,5 +175,28 @@ impl StoreConfig {
         self.path
             .clone()
             .or_else(|| dirs::data_dir().map(|d| d.join("tollgate").join("tollgate.db")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn static_keys_are_checked_and_never_shown() {
+        let parse = |t: &str| Config::parse(t, &|_| None);
+        let e = parse("[auth]\nkeys = [{ name = \"ci\", key = \"short\" }]\n").unwrap_err();
+        assert!(e.0.starts_with("auth.keys[0].key: at least 16"), "{}", e.0);
+        let e = parse("[auth]\nkeys = [{ name = \"a\", key = \"0123456789abcdefX\" }, { name = \"a\", key = \"0123456789abcdefY\" }]\n").unwrap_err();
+        assert!(e.0.contains("auth.keys[1].name"), "{}", e.0);
+        let e = parse("[auth]\nmode = \"open\"\n").unwrap_err();
+        assert!(e.0.starts_with("auth.mode"), "{}", e.0);
+        let e =
+            parse("[auth.oidc]\nissuer = \"login.example.com\"\naudience = \"x\"\n").unwrap_err();
+        assert!(e.0.starts_with("auth.oidc.issuer"), "{}", e.0);
+
+        let c = parse("[auth]\nmode = \"required\"\nkeys = [{ name = \"ci\", key = \"sekrit-0123456789abcdef\" }]\n").unwrap();
+        assert_eq!(c.auth.mode, super::AuthMode::Required);
+        assert!(!format!("{c:?}").contains("sekrit"));
     }
 }

@@ -49,6 +49,7 @@ use axum::Router;
 use http_body_util::{BodyExt, Limited};
 use tower::{Service, ServiceExt};
 
+use crate::auth::Principal;
 use crate::config::Config;
 use crate::error::{ErrorKind, GatewayError};
 use crate::format::WireFormat;
@@ -164,7 +165,12 @@ where
         .route(
             "/v1/models",
             get(|State(e): State<Edge<S>>, req: Request| async move {
-                models::list(&e.config.models, req.headers()).await
+                models::list(
+                    &e.config.models,
+                    req.headers(),
+                    req.extensions().get::<Principal>(),
+                )
+                .await
             }),
         )
         .route("/health", get(|| async { health() }))
@@ -195,7 +201,12 @@ pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 /// OpenAI path is still an OpenAI client); only a path neither API has
 /// falls back to a guess from the headers.
 fn route_format(req: &Request) -> WireFormat {
-    let path = req.uri().path();
+    format_of(req.uri().path(), req.headers())
+}
+
+/// The wire format a request to `path` is answered in, before its body
+/// is read (see [`route_format`]).
+pub(crate) fn format_of(path: &str, headers: &http::HeaderMap) -> WireFormat {
     let under = |prefix: &str| {
         path.strip_prefix(prefix)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -209,7 +220,7 @@ fn route_format(req: &Request) -> WireFormat {
         .any(under)
     {
         WireFormat::OpenAiChat
-    } else if req.headers().contains_key("anthropic-version") {
+    } else if headers.contains_key("anthropic-version") {
         WireFormat::Anthropic
     } else {
         WireFormat::OpenAiChat
@@ -236,7 +247,7 @@ fn not_routed(req: &Request, status: StatusCode) -> Response {
     error_response(route_format(req), &err, &new_request_id())
 }
 
-fn new_request_id() -> Arc<str> {
+pub(crate) fn new_request_id() -> Arc<str> {
     uuid::Uuid::new_v4().simple().to_string().into()
 }
 
@@ -327,6 +338,28 @@ fn include_usage(req: &GatewayRequest) -> bool {
             .unwrap_or(false)
 }
 
+/// A 403 when the request names a model (its `model`, or one of its
+/// `models` to fall back to) that its principal may not use. Fallbacks
+/// that the operator configured are the operator's routing, not the
+/// client's choice, and are not checked.
+fn check_models(p: &Principal, req: &GatewayRequest) -> Result<(), GatewayError> {
+    if p.models.is_any() {
+        return Ok(());
+    }
+    let named = std::iter::once(&req.model).chain(req.routing.models.iter());
+    for m in named {
+        if !p.models.allows(m) {
+            return Err(GatewayError::new(
+                ErrorKind::PermissionDenied,
+                format!("this gateway key may not use model `{m}`"),
+            )
+            .with_param("model")
+            .with_code("model_not_allowed"));
+        }
+    }
+    Ok(())
+}
+
 /// The client's error (408), not a provider's: nothing was sent upstream.
 fn body_timeout(limit: Duration) -> GatewayError {
     GatewayError::new(
@@ -392,5 +425,8 @@ async fn decode(
     greq.headers = Arc::new(parts.headers);
     greq.extensions = parts.extensions;
     greq.extensions.insert(RequestId(id.clone()));
+    if let Some(p) = greq.extensions.get::<Principal>() {
+        check_models(p, &greq)?;
+    }
     Ok(greq)
 }

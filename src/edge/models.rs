@@ -213,8 +213,16 @@ impl UpstreamModels {
 
 /// The `GET /v1/models` answer, in Anthropic's shape when the request
 /// carries `anthropic-version`, else OpenAI's.
-pub(super) async fn list(list: &ModelList, headers: &HeaderMap) -> Response {
-    let models = list.models().await;
+pub(super) async fn list(
+    list: &ModelList,
+    headers: &HeaderMap,
+    principal: Option<&crate::auth::Principal>,
+) -> Response {
+    let mut models = list.models().await;
+    // A key limited to some models sees only those.
+    if let Some(p) = principal.filter(|p| !p.models.is_any()) {
+        models.retain(|(id, _)| p.models.allows(id));
+    }
     let body = if headers.contains_key("anthropic-version") {
         let data: Vec<_> = models
             .iter()

@@ -29,7 +29,8 @@ use tokio::task::JoinSet;
 use conn::{ConnService, InFlight};
 use parse_errors::ParseErrorBodies;
 
-use crate::config::{Config, ServerConfig};
+use crate::auth::{AuthLayer, Authenticator};
+use crate::config::{AuthMode, Config, ServerConfig};
 use crate::edge::{router, EdgeConfig, GraceOver};
 use crate::error::GatewayError;
 use crate::provider::Providers;
@@ -38,6 +39,7 @@ use crate::response::GatewayResponse;
 use crate::routing::{
     Cooldowns, FallbackLayer, ModelChain, ProviderOrderLayer, RetryTransient, TimeoutLayer,
 };
+use crate::store::KeyStore;
 use tower::retry::RetryLayer;
 use tower::{Service, ServiceBuilder};
 
@@ -57,14 +59,67 @@ pub fn gateway(config: &Config) -> Result<Router, GatewayError> {
     gateway_with(config, Layers::Default)
 }
 
-/// The gateway with the chosen `layers`.
+/// The gateway with the chosen `layers`, its keys from the config only
+/// (see [`assemble`] for the store's).
 pub fn gateway_with(config: &Config, layers: Layers) -> Result<Router, GatewayError> {
+    assemble(config, layers, authenticator(config, None)?)
+}
+
+/// The gateway with the chosen `layers`, behind `auth` (see
+/// [`authenticator`]; the binary's checks the embedded store's keys too).
+/// Authentication is part of every assembly, `Layers::None` included:
+/// leaving out the routing layers must not open the gateway to anyone.
+pub fn assemble(
+    config: &Config,
+    layers: Layers,
+    auth: Option<Authenticator>,
+) -> Result<Router, GatewayError> {
     let providers = Providers::from_config(config)?;
     let edge = EdgeConfig::from_config(config);
-    Ok(match layers {
+    let app = match layers {
         Layers::None => router(providers, edge),
         Layers::Default => router(routing_stack(config, providers), edge),
+    };
+    Ok(match auth {
+        Some(auth) => app.layer(AuthLayer::new(auth)),
+        None => app,
     })
+}
+
+/// The [`Authenticator`] of `[auth]` and `keys`, or `None` with
+/// `mode = "none"` (no layer at all, so it costs nothing).
+pub fn authenticator(
+    config: &Config,
+    keys: Option<Arc<dyn KeyStore>>,
+) -> Result<Option<Authenticator>, GatewayError> {
+    if config.auth.mode == AuthMode::None {
+        return Ok(None);
+    }
+    let loopback = config.server.listen.ip().is_loopback();
+    Authenticator::from_config(&config.auth, keys, loopback).map(Some)
+}
+
+/// Refuses a gateway that would serve anyone off loopback: one that
+/// listens on a non-loopback address in `[auth] mode = "auto"` with no
+/// key or token configured anywhere. Call it after
+/// [`Authenticator::refresh`]. The error says how to fix it.
+pub fn check_exposure(config: &Config, auth: Option<&Authenticator>) -> Result<(), String> {
+    let addr = config.server.listen;
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    let Some(auth) = auth else {
+        tracing::warn!(%addr, "[auth] mode = \"none\": anyone who can reach this address spends the gateway's provider keys");
+        return Ok(());
+    };
+    if auth.mode() == AuthMode::Auto && auth.has_credentials() != Some(true) {
+        return Err(format!(
+            "refusing to listen on {addr} without authentication: anyone who could reach it would spend the gateway's provider keys. \
+             Create a gateway key (`tollgate keys create --name NAME`), add `[auth] keys` or `[auth.oidc]` to the config, \
+             listen on a loopback address (127.0.0.1), or set `[auth] mode = \"none\"` to serve without keys on purpose"
+        ));
+    }
+    Ok(())
 }
 
 /// The routing layers of `[routing]` around `providers`, outermost first:
