@@ -233,6 +233,18 @@ pub(super) fn rotate(
     if old.unusable_at(now).is_some() {
         return Ok(None);
     }
+    // A key in its grace period already has a successor: a second one
+    // would leave two live keys for one purpose.
+    let replaced: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM keys WHERE rotated_from = ?1)",
+            [id],
+            |r| r.get(0),
+        )
+        .map_err(store_error)?;
+    if replaced {
+        return Ok(None);
+    }
     let spec = KeySpec {
         name: old.name.clone(),
         user: old.user.clone(),
