@@ -36,12 +36,12 @@ use crate::auth::{KeyHash, KeyRecord, NewKey};
 
 /// How long a write waits for another process's write to finish before
 /// it fails: far longer than any of the store's transactions takes.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the current time comes from: Unix seconds. Replaceable for tests.
 type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
-/// The embedded SQLite store (see the [module docs](self)); clones share
+/// The embedded SQLite store ([what it keeps](crate::store)); clones share
 /// one connection.
 ///
 /// Its methods run on Tokio's blocking pool, so they need a Tokio runtime.
