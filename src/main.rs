@@ -1,5 +1,7 @@
-//! The `tollgate` binary: the gateway server, a config checker, and the
-//! mock upstream.
+//! The `tollgate` binary: the gateway server, a config checker, gateway
+//! keys, and the mock upstream.
+
+mod cli;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -51,6 +53,9 @@ enum Command {
         /// The TOML config file.
         file: PathBuf,
     },
+    /// Manage gateway keys: create, list, revoke, rotate. Works while the
+    /// gateway runs on the same store.
+    Keys(cli::keys::KeysArgs),
     /// Run the mock upstream (OpenAI, Anthropic and Gemini formats) for
     /// tests, benchmarks and the offline quickstart.
     MockUpstream {
@@ -150,6 +155,7 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
             })
         }
+        Command::Keys(args) => run(cli::keys::run(args)),
         Command::MockUpstream { listen } => run(async move {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await

@@ -9,6 +9,21 @@
 //!   hash) and to stay current (a revision number it polls, and the
 //!   last-used times it writes back).
 //! - [`KeyAdmin`]: what `tollgate keys ...` (and later the admin API) does.
+//!
+//! # What the embedded store keeps, and how
+//!
+//! One SQLite file (`[store] path`, default `tollgate.db` under the
+//! platform's data directory), mode 0600, in WAL mode so that the running
+//! gateway and `tollgate keys` use it at once. Its schema is versioned and
+//! migrated at open; a file from a newer tollgate is refused.
+//!
+//! For each gateway key: an id, a name, the owner (user, team), tags, the
+//! model patterns it may use, when it was created, expires, was revoked
+//! and was last used, the key it replaced, and, of the key itself, only
+//! its SHA-256 and the `tg_` + 4 characters that lists show. The key is
+//! returned once, when it is made, and cannot be recovered from the file.
+//! A revision number changes with every create, revoke and rotate, so a
+//! cache in front of the store knows when to forget.
 
 mod sqlite;
 
@@ -90,7 +105,8 @@ pub trait KeyAdmin: KeyStore {
 
     /// Replaces key `id` with a new one with the same name, owner, tags,
     /// models and expiry; the old key keeps working for `grace` (zero:
-    /// it stops now). `None` when there is no such key or it no longer works.
+    /// it stops now). `None` when there is no such key, it no longer
+    /// works, or it was already rotated (rotate its successor instead).
     fn rotate<'a>(
         &'a self,
         id: &'a str,

@@ -1,0 +1,69 @@
+//! The store's schema, as an ordered list of steps.
+//!
+//! `PRAGMA user_version` holds how many steps a file has had. Opening it
+//! applies the rest in one `IMMEDIATE` transaction, so that two processes
+//! opening a new file at once do not both migrate it, and a step that
+//! fails leaves the file as it was. Steps are only ever appended: a step
+//! that shipped is never edited.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::store_error;
+use crate::store::StoreError;
+
+/// Every step, oldest first.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: gateway keys, and the revision the `Auth` layer polls to know
+    // when to forget the keys it cached.
+    r#"
+    CREATE TABLE keys (
+        id           TEXT PRIMARY KEY NOT NULL,
+        name         TEXT NOT NULL,
+        hash         TEXT NOT NULL UNIQUE,
+        prefix       TEXT NOT NULL,
+        user         TEXT,
+        team         TEXT,
+        tags         TEXT NOT NULL DEFAULT '[]',
+        models       TEXT NOT NULL DEFAULT '[]',
+        created_at   INTEGER NOT NULL,
+        expires_at   INTEGER,
+        revoked_at   INTEGER,
+        last_used_at INTEGER,
+        rotated_from TEXT REFERENCES keys (id) ON DELETE SET NULL
+    ) STRICT;
+    CREATE INDEX keys_by_created_at ON keys (created_at);
+    CREATE TABLE revision (
+        id    INTEGER PRIMARY KEY CHECK (id = 1),
+        value INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO revision (id, value) VALUES (1, 0);
+    "#,
+];
+
+/// Applies the `steps` that `conn`'s file lacks.
+pub(super) fn migrate(conn: &mut Connection, steps: &[&str]) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(store_error)?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(store_error)?;
+    let known = steps.len();
+    let applied = usize::try_from(version).unwrap_or(usize::MAX);
+    if applied > known {
+        return Err(StoreError(format!(
+            "its schema is version {version}, newer than this tollgate knows ({known}): upgrade tollgate"
+        )));
+    }
+    for (i, step) in steps.iter().enumerate().skip(applied) {
+        tx.execute_batch(step)
+            .map_err(|e| StoreError(format!("migration {} failed: {}", i + 1, store_error(e).0)))?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(i + 1).unwrap_or(i64::MAX),
+        )
+        .map_err(store_error)?;
+    }
+    tx.commit().map_err(store_error)
+}
