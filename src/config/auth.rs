@@ -163,8 +163,9 @@ fn default_user_claim() -> String {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// The SQLite file. Default: `tollgate.db` under the platform's data
-    /// directory (`$XDG_DATA_HOME/tollgate`, `~/.local/share/tollgate`).
+    /// The SQLite file; a relative path is relative to the config file's
+    /// folder. Default: `tollgate.db` under the platform's data directory
+    /// (`$XDG_DATA_HOME/tollgate`, `~/.local/share/tollgate`).
     pub path: Option<PathBuf>,
 }
 

@@ -514,8 +514,16 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-        Self::parse(&text, &|k| std::env::var(k).ok())
-            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+        let mut config = Self::parse(&text, &|k| std::env::var(k).ok())
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
+        // A relative store path is the config file's neighbour, wherever
+        // `serve` or `keys` runs from.
+        if let (Some(p), Some(dir)) = (&config.store.path, path.parent()) {
+            if p.is_relative() {
+                config.store.path = Some(dir.join(p));
+            }
+        }
+        Ok(config)
     }
 
     /// Parses config text, reading `${VAR}` through `env`. Errors name the
