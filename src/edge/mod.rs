@@ -291,6 +291,7 @@ where
                 format = format.as_str(),
                 model = %model,
                 provider = resp.meta.provider.as_deref().unwrap_or(""),
+                credential = resp.meta.credential.map_or("", |c| c.as_str()),
                 status = resp.status.as_u16(),
                 attempts = attempts.as_deref().unwrap_or(""),
                 elapsed_ms,

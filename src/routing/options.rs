@@ -261,6 +261,18 @@ mod tests {
     }
 
     #[test]
+    fn byok_keys_are_read_and_never_shown() {
+        let o = parse(
+            r#"{"model":"m","providerOptions":{"gateway":{"byok":{"a":[{"apiKey":"k-SECRET-1"}]}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(o.byok("a").len(), 1);
+        assert_eq!(o.byok("a")[0].expose(), "k-SECRET-1");
+        assert!(o.byok("b").is_empty());
+        assert!(!format!("{o:?}").contains("SECRET"), "{o:?}");
+    }
+
+    #[test]
     fn reads_openrouter_options() {
         let o = parse(
             r#"{"model":"m","models":["m","n"],"provider":{"order":["b"],"ignore":["c"],"allow_fallbacks":false}}"#,

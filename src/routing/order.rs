@@ -233,7 +233,12 @@ impl<F: Failover> Shared<F> {
         self.check_byok(req, &byok_headers)?;
         // The client's own credential is meant for Anthropic only when it
         // speaks Anthropic's format; read once, for every provider.
-        let client = (req.format == WireFormat::Anthropic)
+        let pass_through = |t: &Target| {
+            self.routes
+                .provider(&t.provider)
+                .is_some_and(|r| r.credentials.pass_through)
+        };
+        let client = (req.format == WireFormat::Anthropic && targets.iter().any(pass_through))
             .then(|| client_credential(&req.headers))
             .flatten();
         let mut rng = HasherRng::default();
