@@ -80,6 +80,10 @@ pub enum Cause {
     /// The client's `only` / `ignore` leave no provider of the model: the
     /// next model of the chain may have one.
     NoAllowedProvider,
+    /// A provider refused (401/403) a credential the client brought (BYOK
+    /// or passed through), not the gateway's own: another candidate, with
+    /// another credential, may serve.
+    CredentialRejected,
 }
 
 /// What a provider's rate limit covers, as far as the answer tells.

@@ -25,6 +25,9 @@ pub struct ResponseMeta {
     pub headers: HeaderMap,
     /// Every attempt made for this request, the serving one last.
     pub attempts: Vec<crate::routing::Attempt>,
+    /// Which kind of credential served (set by the gateway's providers;
+    /// the edge answers it as `x-tollgate-credential`).
+    pub credential: Option<crate::routing::CredentialKind>,
 }
 
 /// A piece of a streamed answer.

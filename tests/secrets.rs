@@ -9,9 +9,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::*;
 
 const CLIENTS: &[&str] = &["/v1/chat/completions", "/v1/responses", "/v1/messages"];
@@ -21,38 +18,6 @@ const CLIENTS: &[&str] = &["/v1/chat/completions", "/v1/responses", "/v1/message
 const MARK: &str = "SECRET";
 const CLIENT_KEY: &str = "client-key-SECRET-1";
 const CLIENT_QUERY_KEY: &str = "query-key-SECRET-2";
-
-/// The log written while the returned guard lives.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl Log {
-    fn capture() -> (Log, tracing::subscriber::DefaultGuard) {
-        let log = Log::default();
-        let writer = log.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        (log, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Everything a client receives: status, headers and body, as text.
 async fn received(resp: reqwest::Response) -> (u16, String) {

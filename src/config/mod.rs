@@ -396,6 +396,18 @@ impl ProviderConfig {
             .collect()
     }
 
+    /// Whether requests carry a configured credential: an `api_key`, or
+    /// an auth header (`authorization`, `x-api-key`, `x-goog-api-key`,
+    /// `api-key`). For one deployment: see [`Self::deployment_configs`].
+    pub fn has_credentials(&self) -> bool {
+        const AUTH_HEADERS: &[&str] = &["authorization", "x-api-key", "x-goog-api-key", "api-key"];
+        self.api_key.as_deref().is_some_and(|k| !k.is_empty())
+            || self
+                .headers
+                .keys()
+                .any(|h| AUTH_HEADERS.iter().any(|a| h.eq_ignore_ascii_case(a)))
+    }
+
     /// How errors name deployment `i` of provider `name`.
     fn deployment_field(&self, name: &str, i: usize) -> String {
         if self.deployments.is_empty() {
@@ -592,17 +604,16 @@ impl Config {
     /// What is allowed but probably a mistake, one line each, naming the
     /// field: a provider deployment with no credentials (no `api_key`, no
     /// auth header) sends its requests upstream without any.
+    /// A `pass_through` provider with none is not warned about: it serves
+    /// with its clients' own credentials only (a subscription).
     pub fn warnings(&self) -> Vec<String> {
-        const AUTH_HEADERS: &[&str] = &["authorization", "x-api-key", "x-goog-api-key", "api-key"];
         let mut out = Vec::new();
         for (name, p) in &self.providers {
+            if p.pass_through {
+                continue;
+            }
             for (i, (d, _)) in p.deployment_configs().iter().enumerate() {
-                let has_key = d.api_key.as_deref().is_some_and(|k| !k.is_empty());
-                let has_auth_header = d
-                    .headers
-                    .keys()
-                    .any(|h| AUTH_HEADERS.iter().any(|a| h.eq_ignore_ascii_case(a)));
-                if has_key || has_auth_header {
+                if d.has_credentials() {
                     continue;
                 }
                 let field = p.deployment_field(name, i);
@@ -664,6 +675,12 @@ impl Config {
             if name.is_empty() || name.contains('/') {
                 return Err(ConfigError(format!(
                     "providers.{name}: a provider name must be non-empty and contain no `/`"
+                )));
+            }
+            if p.pass_through && p.kind != ProviderKind::Anthropic {
+                return Err(ConfigError(format!(
+                    "providers.{name}.pass_through: only a provider of kind = \"anthropic\" can pass its clients' own credentials through (this one is kind = \"{}\")",
+                    p.kind.as_str()
                 )));
             }
             for (i, (d, weight)) in p.deployment_configs().iter().enumerate() {
@@ -1086,5 +1103,26 @@ deployments = [{ api_key = "a" }, { weight = 2 }]
         let c = Config::from_env(&|k| (k == "ANTHROPIC_API_KEY").then(|| "k".to_string()));
         assert_eq!(c.providers.len(), 1);
         assert_eq!(c.providers["anthropic"].kind, ProviderKind::Anthropic);
+    }
+
+    #[test]
+    fn pass_through_is_for_anthropic_providers_only() {
+        let e = Config::parse(
+            "[providers.oa]\nkind = \"openai\"\napi_key = \"k\"\npass_through = true\n",
+            &env,
+        )
+        .unwrap_err();
+        assert!(
+            e.0.starts_with("providers.oa.pass_through: only a provider of kind = \"anthropic\""),
+            "{}",
+            e.0
+        );
+        // A subscription-only provider (no key of its own) is no mistake.
+        let c = Config::parse(
+            "[providers.sub]\nkind = \"anthropic\"\npass_through = true\n",
+            &env,
+        )
+        .unwrap();
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
     }
 }

@@ -10,7 +10,7 @@ use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 
-use super::{json_response, PROVIDER_HEADER, REQUEST_ID_HEADER};
+use super::{json_response, CREDENTIAL_HEADER, PROVIDER_HEADER, REQUEST_ID_HEADER};
 use crate::error::GatewayError;
 use crate::format::{anthropic, error_body, openai_chat, responses, StreamEncode, WireFormat};
 use crate::response::{ChunkStream, GatewayResponse, ResponseBody, StreamChunk};
@@ -116,6 +116,10 @@ pub fn encode_response(
         .and_then(|p| HeaderValue::from_str(p).ok())
     {
         out.headers_mut().insert(PROVIDER_HEADER, p);
+    }
+    if let Some(c) = meta.credential {
+        out.headers_mut()
+            .insert(CREDENTIAL_HEADER, HeaderValue::from_static(c.as_str()));
     }
     set_request_id(&mut out, request_id);
     out

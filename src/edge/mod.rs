@@ -24,7 +24,8 @@
 //! Routes: `POST /v1/chat/completions`, `POST /v1/responses`,
 //! `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models`,
 //! `GET /health`, and `HEAD`/`GET /`. Every answer carries
-//! `x-tollgate-request-id`; a served one also `x-tollgate-provider`.
+//! `x-tollgate-request-id`; a served one also `x-tollgate-provider` and
+//! `x-tollgate-credential`.
 //!
 //! An error for a path no route takes is in the format of the API the
 //! path belongs to (`/v1/messages…` Anthropic, `/v1/chat/…`,
@@ -67,8 +68,12 @@ pub const PROVIDER_HEADER: &str = "x-tollgate-provider";
 /// The response header identifying the request.
 pub const REQUEST_ID_HEADER: &str = "x-tollgate-request-id";
 /// The response header listing every attempt, `provider/model=outcome`
-/// (status code, `timeout` or `connect`), in order.
+/// (status code, `timeout` or `connect`), in order; an attempt with a
+/// client's own credential is marked `provider/model[subscription]=429`.
 pub const ATTEMPTS_HEADER: &str = "x-tollgate-attempts";
+/// The response header naming the kind of credential that served:
+/// `gateway`, `byok` or `subscription`.
+pub const CREDENTIAL_HEADER: &str = "x-tollgate-credential";
 
 /// A request's ID, in its extensions for the layers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,6 +302,7 @@ where
                 format = format.as_str(),
                 model = %model,
                 provider = resp.meta.provider.as_deref().unwrap_or(""),
+                credential = resp.meta.credential.map_or("", |c| c.as_str()),
                 status = resp.status.as_u16(),
                 attempts = attempts.as_deref().unwrap_or(""),
                 elapsed_ms,

@@ -12,6 +12,18 @@
 //! | OpenAI | `POST /v1/chat/completions`, `POST /v1/responses`, `GET /v1/models` | `Authorization: Bearer <key>` (else 401) |
 //! | Anthropic | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models` with `anthropic-version` | `x-api-key` or `Authorization: Bearer` (else 401) and `anthropic-version` (else 400) |
 //! | Gemini | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse` for SSE, else a streamed JSON array), `:countTokens`, `GET /v1beta/models` | `x-goog-api-key` or `?key=` (else 403) |
+//! | Mock | `GET /mock/credentials`: every credential received so far, in order, as `[{"api", "path", "header", "credential"}]` (`header` is `authorization` with the bearer token as `credential`, `x-api-key`, `x-goog-api-key` or `query:key`; both `null` for a request that carried none); `DELETE /mock/credentials` forgets them | none |
+//!
+//! # Credentials that script an answer
+//!
+//! Checked before the route, for every API (a test fixture: credentials are
+//! kept and shown in clear):
+//!
+//! | Credential | Effect |
+//! |---|---|
+//! | ends in `~expired` | 401 in the API's shape (Anthropic `authentication_error`) |
+//! | ends in `~limit` | 429 in the API's shape with `retry-after: 3600`; an Anthropic OAuth token also gets `anthropic-ratelimit-unified-status: rejected` and `anthropic-ratelimit-unified-reset: <now + 3600, Unix seconds>`, as a Claude subscription at its limit |
+//! | `Authorization: Bearer sk-ant-oat01-…` (Anthropic) | an OAuth token (a subscription): needs `anthropic-beta` to contain `oauth-2025-04-20`, else 401 `authentication_error` "OAuth authentication is currently not supported." |
 //!
 //! Errors use each API's own body shape. Malformed JSON is a 400; so is a
 //! missing `model` (OpenAI, Anthropic), a missing `max_tokens` or `messages`
@@ -66,6 +78,7 @@
 //! `call_mock_N`, `fc_mock_N`, `rs_mock_N`.
 
 mod anthropic;
+mod credentials;
 mod gemini;
 mod openai;
 mod script;
@@ -78,6 +91,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use credentials::CredentialLog;
 use serde_json::json;
 
 use script::Directives;
@@ -87,6 +101,7 @@ use stream::{json_response, Shutdown};
 #[derive(Clone, Default)]
 struct AppState {
     shutdown: Shutdown,
+    credentials: CredentialLog,
 }
 
 /// The mock's routes (see the [module docs](self)).
@@ -95,6 +110,10 @@ pub fn router() -> Router {
 }
 
 fn router_with(shutdown: Shutdown) -> Router {
+    let state = AppState {
+        shutdown,
+        credentials: CredentialLog::default(),
+    };
     Router::new()
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/responses", post(openai::responses))
@@ -103,9 +122,17 @@ fn router_with(shutdown: Shutdown) -> Router {
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1beta/models", get(gemini::models))
         .route("/v1beta/models/{action}", post(gemini::dispatch))
+        .route(
+            "/mock/credentials",
+            get(credentials::list).delete(credentials::clear),
+        )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            credentials::gate,
+        ))
         .layer(axum::middleware::map_response(leak_into_body))
-        .with_state(AppState { shutdown })
+        .with_state(state)
 }
 
 async fn not_found(uri: Uri) -> Response {

@@ -4,12 +4,13 @@ use http::HeaderMap;
 
 use super::redact::Redactor;
 use super::stream::{UpstreamStream, Verdict};
-use super::{header, Provider, ProviderFuture, Upstream};
+use super::{header, KeyHeader, Provider, ProviderFuture, Upstream};
 use crate::config::ProviderKind;
 use crate::error::GatewayError;
 use crate::format::{anthropic, WireFormat};
 use crate::request::{GatewayRequest, Operation, Target};
 use crate::response::{GatewayResponse, ResponseBody};
+use crate::routing::Credential;
 use crate::sse::SseEvent;
 
 /// The API version sent when the client did not name one.
@@ -37,10 +38,11 @@ impl Provider for AnthropicProvider {
 
     fn call(&self, req: GatewayRequest, target: Target) -> ProviderFuture {
         let up = self.up.clone();
-        let redactor = up.redactor();
+        let credential = req.extensions.get::<Credential>().cloned();
+        let redactor = up.redactor(credential.as_ref());
         Box::pin(async move {
-            let resp = call(&up, req, &target, &redactor).await;
-            up.respond(resp, &target, &redactor)
+            let resp = call(&up, req, &target, &redactor, credential.as_ref()).await;
+            up.respond(resp, &target, &redactor, credential.as_ref())
         })
     }
 }
@@ -50,12 +52,11 @@ async fn call(
     req: GatewayRequest,
     target: &Target,
     redactor: &Redactor,
+    credential: Option<&Credential>,
 ) -> Result<GatewayResponse, GatewayError> {
     let same = req.format == WireFormat::Anthropic;
     let mut headers = HeaderMap::new();
-    if let Some(key) = up.api_key() {
-        header(&mut headers, "x-api-key", key)?;
-    }
+    up.sign(&mut headers, credential, KeyHeader::Named("x-api-key"))?;
     // Same format: the client's version and betas describe its body.
     let version = same
         .then(|| req.headers.get("anthropic-version"))
@@ -87,7 +88,9 @@ async fn call(
             Operation::CountTokens => anthropic::encode_count_tokens(c, model),
         }
     };
-    let resp = up.post(&url, body, headers, WireFormat::Anthropic).await?;
+    let resp = up
+        .post(&url, body, headers, WireFormat::Anthropic, credential)
+        .await?;
     let upstream_headers = if same {
         redactor.passthrough_headers(resp.headers())
     } else {

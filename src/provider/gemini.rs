@@ -4,12 +4,13 @@ use http::HeaderMap;
 
 use super::redact::Redactor;
 use super::stream::UpstreamStream;
-use super::{header, Provider, ProviderFuture, Upstream};
+use super::{KeyHeader, Provider, ProviderFuture, Upstream};
 use crate::config::ProviderKind;
 use crate::error::GatewayError;
 use crate::format::{gemini, WireFormat};
 use crate::request::{GatewayRequest, Operation, Target};
 use crate::response::{GatewayResponse, ResponseBody};
+use crate::routing::Credential;
 
 /// A Gemini provider (`kind = "gemini"`).
 pub struct GeminiProvider {
@@ -33,10 +34,11 @@ impl Provider for GeminiProvider {
 
     fn call(&self, req: GatewayRequest, target: Target) -> ProviderFuture {
         let up = self.up.clone();
-        let redactor = up.redactor();
+        let credential = req.extensions.get::<Credential>().cloned();
+        let redactor = up.redactor(credential.as_ref());
         Box::pin(async move {
-            let resp = call(&up, req, &target, &redactor).await;
-            up.respond(resp, &target, &redactor)
+            let resp = call(&up, req, &target, &redactor, credential.as_ref()).await;
+            up.respond(resp, &target, &redactor, credential.as_ref())
         })
     }
 }
@@ -59,18 +61,19 @@ async fn call(
     req: GatewayRequest,
     target: &Target,
     redactor: &Redactor,
+    credential: Option<&Credential>,
 ) -> Result<GatewayResponse, GatewayError> {
     let mut headers = HeaderMap::new();
-    if let Some(key) = up.api_key() {
-        header(&mut headers, "x-goog-api-key", key)?;
-    }
+    up.sign(&mut headers, credential, KeyHeader::Named("x-goog-api-key"))?;
     let model = &*target.model;
     let canonical = req.canonical()?;
     let seg = path_segment(model);
     if req.operation == Operation::CountTokens {
         let url = up.url(&format!("/v1beta/models/{seg}:countTokens"));
         let body = gemini::encode_count_tokens(canonical, model);
-        let resp = up.post(&url, body, headers, WireFormat::Gemini).await?;
+        let resp = up
+            .post(&url, body, headers, WireFormat::Gemini, credential)
+            .await?;
         let bytes = up.read(resp).await?;
         let n = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
@@ -85,7 +88,9 @@ async fn call(
         let url = up.url(&format!(
             "/v1beta/models/{seg}:streamGenerateContent?alt=sse"
         ));
-        let resp = up.post(&url, body, headers, WireFormat::Gemini).await?;
+        let resp = up
+            .post(&url, body, headers, WireFormat::Gemini, credential)
+            .await?;
         let stream = UpstreamStream::decode(
             resp.into_body(),
             Box::new(gemini::StreamDecoder::new(model)),
@@ -94,7 +99,9 @@ async fn call(
         return Ok(GatewayResponse::new(ResponseBody::Stream(Box::pin(stream))));
     }
     let url = up.url(&format!("/v1beta/models/{seg}:generateContent"));
-    let resp = up.post(&url, body, headers, WireFormat::Gemini).await?;
+    let resp = up
+        .post(&url, body, headers, WireFormat::Gemini, credential)
+        .await?;
     let bytes = up.read(resp).await?;
     let message = gemini::decode_response(&bytes, model)?;
     let usage = message.usage;

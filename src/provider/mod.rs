@@ -11,11 +11,18 @@
 //! provider features work without a gateway release. Otherwise the request
 //! goes through the [canonical](crate::canonical) form.
 //!
+//! Each call sends the [`Credential`] that the provider-order layer put in
+//! the request's extensions (a key the request brought, or the client's
+//! own credential passed through; see [`crate::routing::credential`]),
+//! or else the deployment's configured key, and says which kind served in
+//! the response's metadata. A client credential is sent alone: none of
+//! the deployment's configured credential headers goes with it.
+//!
 //! What comes back is kept clean of secrets here, where it enters: every
 //! error a provider call ends with, every pass-through stream event and
 //! in-band error, and the upstream headers a same-format client sees (an
 //! allow-list: request ids, rate limits, retry hints) have the provider's
-//! credentials masked. Translated (cross-format) answers are decoded from
+//! credentials, and the call's client credential, masked. Translated (cross-format) answers are decoded from
 //! the upstream's bytes as they are: only their errors are scrubbed. Of the client's query, only
 //! what the provider's API defines reaches it (Anthropic's `beta=true`).
 //!
@@ -58,11 +65,11 @@ use hyper::body::Incoming;
 
 use crate::canonical::{ChatRequest, Part};
 use crate::config::{Config, ProviderConfig, ProviderKind};
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{Cause, ErrorKind, GatewayError};
 use crate::format::{parse_upstream_error, WireFormat};
 use crate::request::{GatewayRequest, Target};
 use crate::response::{GatewayResponse, ResponseBody};
-use crate::routing::{Deployment, Routes};
+use crate::routing::{Credential, CredentialKind, Deployment, Routes, SendAs};
 use redact::Redactor;
 
 /// The future a provider call returns.
@@ -92,7 +99,10 @@ struct UpstreamInner {
     name: Arc<str>,
     base_url: String,
     api_key: Option<String>,
+    /// Configured headers that carry no credential: sent with every call.
     headers: HeaderMap,
+    /// Configured credential headers: sent only with the configured key.
+    credential_headers: HeaderMap,
     http: HttpClient,
     /// The provider's own secrets; each attempt adds the client's.
     redactor: Redactor,
@@ -109,14 +119,20 @@ impl Upstream {
             .ok_or_else(|| GatewayError::internal(format!("provider `{name}` has no base_url")))?
             .to_string();
         let mut headers = HeaderMap::new();
+        let mut cred_headers = HeaderMap::new();
         for (k, v) in &config.headers {
+            let is_credential = is_credential_header(k);
             let k = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
                 GatewayError::internal(format!("providers.{name}.headers: bad name"))
             })?;
             let v = HeaderValue::from_str(v).map_err(|_| {
                 GatewayError::internal(format!("providers.{name}.headers: bad value"))
             })?;
-            headers.insert(k, v);
+            if is_credential {
+                cred_headers.insert(k, v);
+            } else {
+                headers.insert(k, v);
+            }
         }
         let api_key = config.api_key.clone().filter(|k| !k.is_empty());
         let redactor = Redactor::for_provider(
@@ -131,18 +147,20 @@ impl Upstream {
                 base_url,
                 api_key,
                 headers,
+                credential_headers: cred_headers,
                 http,
                 redactor,
             }),
         })
     }
 
-    /// What must be kept out of an answer: this provider's credentials.
-    /// (A client's own credentials never reach an upstream, so an answer
-    /// cannot echo them; a credential passed through to a provider must be
-    /// added here when there is one.)
-    pub(crate) fn redactor(&self) -> Redactor {
-        self.inner.redactor.clone()
+    /// What must be kept out of an answer: this provider's credentials,
+    /// and the client credential the call sends, if any.
+    pub(crate) fn redactor(&self, credential: Option<&Credential>) -> Redactor {
+        match credential {
+            None => self.inner.redactor.clone(),
+            Some(c) => self.inner.redactor.with_secret(c.secret()),
+        }
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -153,17 +171,48 @@ impl Upstream {
         format!("{}{}", self.inner.base_url, path)
     }
 
-    pub(crate) fn api_key(&self) -> Option<&str> {
-        self.inner.api_key.as_deref()
+    /// Puts the call's credential in `headers`: the client's
+    /// `credential` alone, or else the configured key (in `key`'s way)
+    /// and the configured credential headers. A credential meant for
+    /// another provider is never sent.
+    pub(crate) fn sign(
+        &self,
+        headers: &mut HeaderMap,
+        credential: Option<&Credential>,
+        key: KeyHeader,
+    ) -> Result<(), GatewayError> {
+        let Some(c) = credential else {
+            if let Some(k) = self.inner.api_key.as_deref() {
+                key.put(headers, k)?;
+            }
+            for (k, v) in &self.inner.credential_headers {
+                headers.insert(k.clone(), v.clone());
+            }
+            return Ok(());
+        };
+        if c.provider() != self.name() {
+            return Err(GatewayError::internal(format!(
+                "a {} credential meant for provider `{}` was handed to `{}`: not sent",
+                c.kind(),
+                c.provider(),
+                self.name()
+            )));
+        }
+        match c.send_as() {
+            SendAs::Bearer => KeyHeader::Bearer.put(headers, c.secret()),
+            SendAs::ApiKey => key.put(headers, c.secret()),
+        }
     }
 
-    /// POSTs a JSON body; a non-2xx answer becomes the provider's error.
+    /// POSTs a JSON body signed for `credential` (see [`Upstream::sign`]);
+    /// a non-2xx answer becomes the provider's error.
     pub(crate) async fn post(
         &self,
         url: &str,
         body: Vec<u8>,
         headers: HeaderMap,
         format: WireFormat,
+        credential: Option<&Credential>,
     ) -> Result<Response<Incoming>, GatewayError> {
         let mut builder = Request::builder().method(Method::POST).uri(url);
         let h = builder.headers_mut().expect("a fresh builder has headers");
@@ -192,12 +241,25 @@ impl Upstream {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
         ) {
             // Say which side's credentials failed.
-            let msg = format!(
-                "provider `{}` rejected the gateway's credentials: {}",
-                self.name(),
-                err.message()
-            );
-            return Err(err.with_message(msg));
+            return Err(match credential {
+                None => {
+                    let msg = format!(
+                        "provider `{}` rejected the gateway's credentials: {}",
+                        self.name(),
+                        err.message()
+                    );
+                    err.with_message(msg)
+                }
+                Some(c) => {
+                    let msg = format!(
+                        "provider `{}` rejected the request's own credential ({}): {}",
+                        self.name(),
+                        c.kind(),
+                        err.message()
+                    );
+                    err.with_message(msg).with_cause(Cause::CredentialRejected)
+                }
+            });
         }
         Err(err)
     }
@@ -209,32 +271,57 @@ impl Upstream {
 
     /// Ends a provider call: every error it produced is scrubbed of
     /// secrets (the one exit every provider kind's errors take), and the
-    /// response metadata names the provider and model.
+    /// response metadata names the provider, model and credential kind.
     pub(crate) fn respond(
         &self,
         resp: Result<GatewayResponse, GatewayError>,
         target: &Target,
         redactor: &Redactor,
+        credential: Option<&Credential>,
     ) -> Result<GatewayResponse, GatewayError> {
         let mut resp = resp.map_err(|e| redactor.error(e))?;
         resp.meta.provider = Some(target.provider.clone());
         resp.meta.model = Some(target.model.clone());
+        resp.meta.credential = Some(credential.map_or(CredentialKind::Gateway, Credential::kind));
         Ok(resp)
     }
 }
 
-/// Values of configured provider headers that carry credentials (by name:
-/// `*auth*`, `*key*`, `*token*`, `*secret*`), which must never be echoed.
+/// Where a provider kind sends its key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyHeader {
+    /// `Authorization: Bearer KEY` (OpenAI; an Anthropic OAuth token).
+    Bearer,
+    /// A header of its own (`x-api-key`, `x-goog-api-key`).
+    Named(&'static str),
+}
+
+impl KeyHeader {
+    fn put(self, headers: &mut HeaderMap, key: &str) -> Result<(), GatewayError> {
+        match self {
+            KeyHeader::Bearer => header(headers, "authorization", &format!("Bearer {key}")),
+            KeyHeader::Named(name) => header(headers, name, key),
+        }
+    }
+}
+
+/// Values of configured provider headers that carry credentials, which
+/// must never be echoed.
 fn credential_headers(
     headers: &std::collections::BTreeMap<String, String>,
 ) -> impl Iterator<Item = &str> {
-    headers.iter().filter_map(|(k, v)| {
-        let k = k.to_ascii_lowercase();
-        ["auth", "key", "token", "secret"]
-            .iter()
-            .any(|w| k.contains(w))
-            .then_some(v.as_str())
-    })
+    headers
+        .iter()
+        .filter_map(|(k, v)| is_credential_header(k).then_some(v.as_str()))
+}
+
+/// Whether a configured header carries a credential, by its name
+/// (`*auth*`, `*key*`, `*token*`, `*secret*`).
+fn is_credential_header(name: &str) -> bool {
+    let k = name.to_ascii_lowercase();
+    ["auth", "key", "token", "secret"]
+        .iter()
+        .any(|w| k.contains(w))
 }
 
 /// Sets a header from a string; values that are not valid headers are a

@@ -12,7 +12,7 @@ use http_body_util::Full;
 use serde_json::Value;
 
 use super::gemini::path_segment;
-use super::{header, HttpClient, Upstream};
+use super::{HttpClient, KeyHeader, Upstream};
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::GatewayError;
 
@@ -78,16 +78,13 @@ impl ModelLister {
 
 async fn list_one(up: &Upstream, kind: ProviderKind) -> Result<Vec<String>, ListError> {
     let mut headers = HeaderMap::new();
-    if let Some(key) = up.api_key() {
-        let set = match kind {
-            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
-                header(&mut headers, "authorization", &format!("Bearer {key}"))
-            }
-            ProviderKind::Anthropic => header(&mut headers, "x-api-key", key),
-            ProviderKind::Gemini => header(&mut headers, "x-goog-api-key", key),
-        };
-        set.map_err(|_| ListError::BadKey)?;
-    }
+    let key = match kind {
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => KeyHeader::Bearer,
+        ProviderKind::Anthropic => KeyHeader::Named("x-api-key"),
+        ProviderKind::Gemini => KeyHeader::Named("x-goog-api-key"),
+    };
+    up.sign(&mut headers, None, key)
+        .map_err(|_| ListError::BadKey)?;
     if kind == ProviderKind::Anthropic {
         headers.insert(
             "anthropic-version",
@@ -164,7 +161,8 @@ async fn get_json(up: &Upstream, url: &str, headers: HeaderMap) -> Result<Value,
     let mut builder = Request::builder().method(Method::GET).uri(url);
     let h = builder.headers_mut().expect("a fresh builder has headers");
     h.extend(headers);
-    // As in `Upstream::post`: a configured header wins over the key's.
+    // As in `Upstream::post` (the configured credential headers are in
+    // `headers`, from `Upstream::sign`).
     for (k, v) in &up.inner.headers {
         h.insert(k.clone(), v.clone());
     }

@@ -5,7 +5,7 @@ use http::HeaderMap;
 
 use super::redact::Redactor;
 use super::stream::{UpstreamStream, Verdict};
-use super::{estimate_input_tokens, header, Provider, ProviderFuture, Upstream};
+use super::{estimate_input_tokens, KeyHeader, Provider, ProviderFuture, Upstream};
 use crate::config::ProviderKind;
 use crate::error::GatewayError;
 use crate::format::openai_chat::{self, MaxTokensField};
@@ -13,6 +13,7 @@ use crate::format::responses::GATEWAY_REASONING_PREFIX;
 use crate::format::WireFormat;
 use crate::request::{GatewayRequest, Operation, Target};
 use crate::response::{GatewayResponse, ResponseBody};
+use crate::routing::Credential;
 use crate::sse::SseEvent;
 
 /// An OpenAI (`kind = "openai"`) or OpenAI-compatible provider.
@@ -43,10 +44,11 @@ impl Provider for OpenAiProvider {
     fn call(&self, req: GatewayRequest, target: Target) -> ProviderFuture {
         let up = self.up.clone();
         let compat = self.compat;
-        let redactor = up.redactor();
+        let credential = req.extensions.get::<Credential>().cloned();
+        let redactor = up.redactor(credential.as_ref());
         Box::pin(async move {
-            let resp = call(&up, compat, req, &target, &redactor).await;
-            up.respond(resp, &target, &redactor)
+            let resp = call(&up, compat, req, &target, &redactor, credential.as_ref()).await;
+            up.respond(resp, &target, &redactor, credential.as_ref())
         })
     }
 }
@@ -57,6 +59,7 @@ async fn call(
     req: GatewayRequest,
     target: &Target,
     redactor: &Redactor,
+    credential: Option<&Credential>,
 ) -> Result<GatewayResponse, GatewayError> {
     if req.operation == Operation::CountTokens {
         // Chat Completions has no counting endpoint: estimate.
@@ -64,9 +67,7 @@ async fn call(
         return Ok(GatewayResponse::new(ResponseBody::TokenCount(n)));
     }
     let mut headers = HeaderMap::new();
-    if let Some(key) = up.api_key() {
-        header(&mut headers, "authorization", &format!("Bearer {key}"))?;
-    }
+    up.sign(&mut headers, credential, KeyHeader::Bearer)?;
     let model = &*target.model;
     let same = match req.format {
         WireFormat::OpenAiChat => Some(("/chat/completions", WireFormat::OpenAiChat)),
@@ -91,7 +92,7 @@ async fn call(
         } else {
             (req.passthrough_body(model, &[]), false)
         };
-        let resp = up.post(&url, body, headers, format).await?;
+        let resp = up.post(&url, body, headers, format, credential).await?;
         let upstream_headers = redactor.passthrough_headers(resp.headers());
         if !req.stream {
             let bytes = up.read(resp).await?;
@@ -124,6 +125,7 @@ async fn call(
             body,
             headers,
             WireFormat::OpenAiChat,
+            credential,
         )
         .await?;
     if req.stream {

@@ -49,10 +49,14 @@ pub(crate) const PASSTHROUGH_HEADERS: &[&str] = &[
 pub(crate) const PASSTHROUGH_PREFIXES: &[&str] = &["x-ratelimit-", "anthropic-ratelimit-"];
 
 /// The secrets an answer must never let out: the provider credentials a
-/// deployment sends. Built once per deployment; cheap to clone.
+/// deployment sends, built once per deployment, and the client's own
+/// credential when an attempt sends one ([`Redactor::with_secret`]).
+/// Cheap to clone.
 #[derive(Clone, Default)]
 pub(crate) struct Redactor {
     provider: Arc<[Finder<'static>]>,
+    /// The one call's secret (a client credential), if any.
+    call: Option<Arc<[Finder<'static>]>>,
 }
 
 impl Redactor {
@@ -61,6 +65,17 @@ impl Redactor {
     pub(crate) fn for_provider<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
         Redactor {
             provider: finders(secrets),
+            call: None,
+        }
+    }
+
+    /// This redactor, also masking `secret` (the credential one call
+    /// sends): the deployment's finders are shared, only the new one is
+    /// built.
+    pub(crate) fn with_secret(&self, secret: &str) -> Self {
+        Redactor {
+            provider: self.provider.clone(),
+            call: Some(finders([secret])),
         }
     }
 
@@ -68,7 +83,8 @@ impl Redactor {
     /// holds none. Every other method here goes through this one.
     pub(crate) fn scrub<'t>(&self, text: &'t [u8]) -> Cow<'t, [u8]> {
         let mut out = Cow::Borrowed(text);
-        for finder in self.provider.iter() {
+        let call = self.call.as_deref().unwrap_or_default();
+        for finder in self.provider.iter().chain(call) {
             if finder.find(&out).is_none() {
                 continue;
             }
@@ -180,6 +196,21 @@ mod tests {
         assert_eq!(e.message(), "key [redacted]");
         assert_eq!(e.code(), Some("[redacted]"));
         assert_eq!(e.param(), Some("[redacted]"));
+    }
+
+    #[test]
+    fn a_calls_secret_is_masked_with_the_providers() {
+        let deployment = Redactor::for_provider(["sk-provider-123"]);
+        let call = deployment.with_secret("sk-ant-oat01-client-456");
+        assert_eq!(
+            call.text("sk-provider-123 Bearer sk-ant-oat01-client-456"),
+            "[redacted] Bearer [redacted]"
+        );
+        // The deployment's own redactor is unchanged for other calls.
+        assert_eq!(
+            deployment.text("sk-ant-oat01-client-456"),
+            "sk-ant-oat01-client-456"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use super::credential::CredentialKind;
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::Target;
 
@@ -45,26 +46,26 @@ pub struct Attempt {
     pub target: Target,
     /// Which of the provider's deployments, when it has several.
     pub deployment: Option<usize>,
+    /// Which kind of credential it sent (never the credential itself).
+    pub credential: CredentialKind,
     /// How it ended.
     pub outcome: Outcome,
 }
 
 impl fmt::Display for Attempt {
     /// `provider/model=outcome`, or `provider[i]/model=outcome` for the
-    /// `i`th deployment of a provider that has several.
+    /// `i`th deployment of a provider that has several; an attempt with a
+    /// client's credential says its kind: `provider/model[subscription]=429`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.deployment {
-            Some(i) => write!(
-                f,
-                "{}[{i}]/{}={}",
-                self.target.provider, self.target.model, self.outcome
-            ),
-            None => write!(
-                f,
-                "{}/{}={}",
-                self.target.provider, self.target.model, self.outcome
-            ),
+        write!(f, "{}", self.target.provider)?;
+        if let Some(i) = self.deployment {
+            write!(f, "[{i}]")?;
         }
+        write!(f, "/{}", self.target.model)?;
+        if self.credential != CredentialKind::Gateway {
+            write!(f, "[{}]", self.credential)?;
+        }
+        write!(f, "={}", self.outcome)
     }
 }
 
@@ -96,7 +97,8 @@ impl AttemptLog {
     }
 
     /// The attempts as the `x-tollgate-attempts` header value:
-    /// `a/m=429, b/m=200`; `None` when there were none.
+    /// `a/m=429, b/m=200` (`a/m[subscription]=429` for an attempt with a
+    /// client's own credential); `None` when there were none.
     pub fn header_value(&self) -> Option<String> {
         let attempts = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if attempts.is_empty() {
@@ -126,21 +128,31 @@ mod tests {
         shared.push(Attempt {
             target: target("anthropic", "claude-sonnet-4-5"),
             deployment: None,
+            credential: CredentialKind::Subscription,
             outcome: Outcome::of_error(&GatewayError::new(ErrorKind::RateLimited, "slow down")),
         });
         shared.push(Attempt {
             target: target("openai", "gpt-4o"),
             deployment: Some(1),
+            credential: CredentialKind::Byok,
             outcome: Outcome::Timeout,
+        });
+        shared.push(Attempt {
+            target: target("openai", "gpt-4o"),
+            deployment: Some(0),
+            credential: CredentialKind::Gateway,
+            outcome: Outcome::Connect,
         });
         log.push(Attempt {
             target: target("local", "llama"),
             deployment: None,
+            credential: CredentialKind::Gateway,
             outcome: Outcome::Status(200),
         });
         assert_eq!(
             log.header_value().unwrap(),
-            "anthropic/claude-sonnet-4-5=429, openai[1]/gpt-4o=timeout, local/llama=200"
+            "anthropic/claude-sonnet-4-5[subscription]=429, openai[1]/gpt-4o[byok]=timeout, \
+             openai[0]/gpt-4o=connect, local/llama=200"
         );
     }
 }

@@ -9,6 +9,15 @@
 //! until its `Retry-After` (or `anthropic-ratelimit-*-reset`) time, or for
 //! the configured default when the answer names none.
 //!
+//! An attempt with a client's own credential (BYOK or passed through) is
+//! keyed by that credential's id too ([`TargetKey::credential`]): its 429
+//! (a subscription at its limit) or its 401/403
+//! ([`Cause::CredentialRejected`], cooled down for
+//! [`Cooldowns::with_rejected_credential`]) holds back only the requests
+//! that bring the same credential, never the provider's configured key or
+//! other clients' credentials. Client credentials are many; the state
+//! stays capped all the same (`MAX_KEYS`).
+//!
 //! A target that is cooling down is not skipped: the provider-order layer
 //! tries it after every other candidate. Every change is logged.
 //!
@@ -22,10 +31,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::credential::CredentialId;
 use crate::error::{Cause, ErrorKind, GatewayError, LimitScope};
 
 /// What cools down: one model of a provider deployment, or (without a
-/// model) the whole deployment, for limits that cover every model of a key.
+/// model) the whole deployment, for limits that cover every model of a
+/// key; with the configured key, or with one client credential.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TargetKey {
     /// The configured provider name.
@@ -34,33 +45,48 @@ pub struct TargetKey {
     pub deployment: usize,
     /// The model sent upstream; `None` for the whole deployment.
     pub model: Option<Arc<str>>,
+    /// The client credential the attempt sends (its id, never the
+    /// secret); `None` for the deployment's configured key.
+    pub credential: Option<CredentialId>,
 }
 
 impl TargetKey {
-    /// One model of a deployment.
+    /// One model of a deployment, with its configured key.
     pub fn new(provider: Arc<str>, deployment: usize, model: Arc<str>) -> Self {
         TargetKey {
             provider,
             deployment,
             model: Some(model),
+            credential: None,
         }
     }
 
-    /// The whole deployment this key belongs to.
+    /// The same target with the client credential `id`.
+    pub fn with_credential(mut self, id: CredentialId) -> Self {
+        self.credential = Some(id);
+        self
+    }
+
+    /// The whole deployment this key belongs to (with the same credential).
     pub fn deployment_key(&self) -> TargetKey {
         TargetKey {
             provider: self.provider.clone(),
             deployment: self.deployment,
             model: None,
+            credential: self.credential,
         }
     }
 }
 
 impl fmt::Display for TargetKey {
+    /// `provider[i]/model`, and ` credential=<id>` for a client credential.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}[{}]", self.provider, self.deployment)?;
-        match &self.model {
-            Some(m) => write!(f, "/{m}"),
+        if let Some(m) = &self.model {
+            write!(f, "/{m}")?;
+        }
+        match &self.credential {
+            Some(id) => write!(f, " credential={id}"),
             None => Ok(()),
         }
     }
@@ -108,8 +134,15 @@ struct Inner {
     failures: u32,
     open_for: Duration,
     rate_limit_default: Duration,
+    rejected_credential: Duration,
     map: Mutex<HashMap<TargetKey, Entry>>,
 }
+
+/// How long a client credential a provider refused (401/403) is tried
+/// last, by default: long enough to spare a dead token a call on every
+/// request, short enough that a credential refused by a passing upstream
+/// fault comes back soon. A refreshed token has a new id and is not held.
+pub const REJECTED_CREDENTIAL_COOLDOWN: Duration = Duration::from_secs(10 * 60);
 
 /// How many keys are kept before those no longer blocking are forgotten.
 /// Clients choose model names (`provider/anything`), so the state of a
@@ -132,6 +165,22 @@ impl Cooldowns {
                 failures: failures.max(1),
                 open_for,
                 rate_limit_default,
+                rejected_credential: REJECTED_CREDENTIAL_COOLDOWN,
+                map: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// How long a client credential that a provider refused (401/403) is
+    /// tried last. Default [`REJECTED_CREDENTIAL_COOLDOWN`] (10 minutes).
+    /// Set it before sharing the `Cooldowns`: the state starts empty.
+    pub fn with_rejected_credential(self, wait: Duration) -> Self {
+        Cooldowns {
+            inner: Arc::new(Inner {
+                failures: self.inner.failures,
+                open_for: self.inner.open_for,
+                rate_limit_default: self.inner.rate_limit_default,
+                rejected_credential: wait,
                 map: Mutex::new(HashMap::new()),
             }),
         }
@@ -208,13 +257,16 @@ impl Cooldowns {
 
     /// The attempt on `key` failed with `err`. A rate limit cools down
     /// what the error's [`LimitScope`] says it covers, or `scope` when it
-    /// does not say.
+    /// does not say. A client credential that was refused cools down on
+    /// every model of the deployment, for that credential only.
     pub fn on_failure(&self, key: &TargetKey, err: &GatewayError, scope: LimitScope, now: Instant) {
         // The request ran out of time, not the provider.
         if err.cause() == Some(Cause::DeadlinePassed) {
             return;
         }
-        let rate_limited = err.kind() == ErrorKind::RateLimited
+        let rejected = key.credential.is_some() && err.cause() == Some(Cause::CredentialRejected);
+        let rate_limited = rejected
+            || err.kind() == ErrorKind::RateLimited
             || (err.kind() == ErrorKind::Overloaded && err.retry_after().is_some());
         let counts = matches!(
             err.kind(),
@@ -225,6 +277,7 @@ impl Cooldowns {
                 | ErrorKind::BadUpstreamResponse
         );
         let limited = match err.limit_scope().unwrap_or(scope) {
+            _ if rejected => key.deployment_key(),
             LimitScope::Key if rate_limited => key.deployment_key(),
             _ => key.clone(),
         };
@@ -244,13 +297,22 @@ impl Cooldowns {
             }
         }
         if rate_limited {
-            let wait = err.retry_after().unwrap_or(self.inner.rate_limit_default);
+            let wait = if rejected {
+                self.inner.rejected_credential
+            } else {
+                err.retry_after().unwrap_or(self.inner.rate_limit_default)
+            };
             let e = map.entry(limited.clone()).or_default();
             e.rate_limited_until = Some(now + wait);
             if let Some(e) = map.get_mut(key) {
                 e.probing = None;
             }
-            tracing::warn!(target = %limited, cooldown_secs = wait.as_secs_f64(), "rate limited: tried last");
+            let what = if rejected {
+                "credential refused: tried last"
+            } else {
+                "rate limited: tried last"
+            };
+            tracing::warn!(target = %limited, cooldown_secs = wait.as_secs_f64(), "{what}");
         } else if counts {
             let e = map.entry(key.clone()).or_default();
             e.failures += 1;
@@ -481,5 +543,45 @@ mod tests {
             open.snapshot(now).len() <= MAX_KEYS,
             "live state is capped too"
         );
+    }
+
+    #[test]
+    fn a_client_credentials_cooldown_is_its_own() {
+        use crate::routing::CredentialId;
+        let c = Cooldowns::default().with_rejected_credential(Duration::from_secs(120));
+        let now = Instant::now();
+        let alice = CredentialId::of("sk-ant-oat01-alice");
+        let bob = CredentialId::of("sk-ant-oat01-bob");
+        let gateway = TargetKey::new("a".into(), 0, "sonnet".into());
+        let sonnet = gateway.clone().with_credential(alice);
+        let opus = TargetKey::new("a".into(), 0, "opus".into()).with_credential(alice);
+        let subscription_limit = GatewayError::new(ErrorKind::RateLimited, "limit")
+            .with_limit_scope(LimitScope::Key)
+            .with_retry_after(Duration::from_secs(3600));
+        c.on_failure(&sonnet, &subscription_limit, MODEL, now);
+        let hour = Some(now + Duration::from_secs(3600));
+        assert_eq!(c.blocked_until(&sonnet, now), hour);
+        assert_eq!(c.blocked_until(&opus, now), hour, "every model of alice's");
+        assert_eq!(c.blocked_until(&gateway, now), None, "the gateway's key");
+        assert_eq!(
+            c.blocked_until(&gateway.clone().with_credential(bob), now),
+            None,
+            "bob's token"
+        );
+        let shown = c.snapshot(now)[0].key.to_string();
+        assert_eq!(shown, format!("a[0] credential={alice}"));
+
+        // A refused credential waits the configured time; the same error
+        // for the gateway's key (a 401 of its own) cools nothing down.
+        let refused = GatewayError::new(ErrorKind::Authentication, "expired")
+            .with_cause(Cause::CredentialRejected);
+        let bobs = gateway.clone().with_credential(bob);
+        c.on_failure(&bobs, &refused, MODEL, now);
+        assert_eq!(
+            c.blocked_until(&bobs, now),
+            Some(now + Duration::from_secs(120))
+        );
+        c.on_failure(&gateway, &refused, MODEL, now);
+        assert_eq!(c.blocked_until(&gateway, now), None);
     }
 }

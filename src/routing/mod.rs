@@ -35,6 +35,9 @@
 //! - `tower::retry::Retry` with [`RetryTransient`]: a connect error, 502 or
 //!   503 tried again on the same target, within a retry budget.
 //! - [`Timeout`]: first byte, idle gap and total deadline.
+//! - [`credential`]: which credential each attempt sends (the gateway's
+//!   key, a key the request brought, or the client's own), chosen by
+//!   [`ProviderOrder`] and read by the provider.
 //!
 //! A stream is decided before its first byte reaches the client: the
 //! provider service resolves a stream only once its first event is in, so
@@ -46,6 +49,7 @@
 
 mod attempts;
 pub mod cooldown;
+pub mod credential;
 pub mod fallback;
 mod options;
 pub mod order;
@@ -55,11 +59,12 @@ pub mod timeout;
 
 pub use attempts::{Attempt, AttemptLog, Outcome};
 pub use cooldown::{CooldownState, Cooldowns, TargetKey};
+pub use credential::{Credential, CredentialId, CredentialKind, SendAs};
 pub use fallback::{Fallback, FallbackLayer, ModelChain, Policy};
 pub use options::RoutingOptions;
 pub use order::{DefaultFailover, Deployment, Failover, ProviderOrder, ProviderOrderLayer};
 pub use retry::RetryTransient;
-pub use routes::{ProviderRoute, Routes};
+pub use routes::{CredentialPolicy, ProviderRoute, Routes};
 pub use timeout::{Started, Timeout, TimeoutLayer};
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //! Two dialects are read:
 //!
 //! - Vercel AI Gateway: `providerOptions.gateway.{order, only, models,
-//!   providerTimeouts}`, where `providerTimeouts` maps provider names to
-//!   milliseconds, flat or under `byok`.
+//!   providerTimeouts, byok}`, where `providerTimeouts` maps provider names
+//!   to milliseconds, flat or under `byok`, and `byok` maps provider names
+//!   to the keys the request brings (see [`credential`](super::credential)).
 //! - OpenRouter: a top-level `models` array (the fallback chain; the
 //!   requested model may be its first entry) and `provider: {order, only,
 //!   ignore, allow_fallbacks}`.
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::credential::{parse_byok, Secret};
 use crate::error::GatewayError;
 use crate::json::RawObject;
 
@@ -36,6 +38,9 @@ pub struct RoutingOptions {
     /// Whether providers after the first may be tried (OpenRouter's
     /// `allow_fallbacks`). Default true.
     pub allow_fallbacks: bool,
+    /// Keys the request brings, per provider, in order
+    /// (`providerOptions.gateway.byok`); their `Debug` is masked.
+    pub byok: Vec<(String, Vec<Secret>)>,
     /// Where `only` / `ignore` came from, for error messages.
     only_field: &'static str,
     ignore_field: &'static str,
@@ -50,6 +55,7 @@ impl Default for RoutingOptions {
             models: Vec::new(),
             provider_timeouts: Vec::new(),
             allow_fallbacks: true,
+            byok: Vec::new(),
             only_field: "only",
             ignore_field: "ignore",
         }
@@ -106,6 +112,9 @@ impl RoutingOptions {
         }
         if let Some(models) = names(g.get("models"), &format!("{P}.models"))? {
             self.models = models;
+        }
+        if let Some(byok) = g.get("byok") {
+            self.byok = parse_byok(byok)?;
         }
         match g.get("providerTimeouts") {
             None | Some(Value::Null) => {}
@@ -167,6 +176,14 @@ impl RoutingOptions {
             .iter()
             .find(|(p, _)| p == provider)
             .map(|(_, d)| *d)
+    }
+
+    /// The keys the request's body brings for `provider` (BYOK).
+    pub fn byok(&self, provider: &str) -> &[Secret] {
+        self.byok
+            .iter()
+            .find(|(p, _)| p == provider)
+            .map_or(&[], |(_, k)| k.as_slice())
     }
 
     /// Whether `provider` may serve this request.
@@ -241,6 +258,18 @@ mod tests {
         assert_eq!(o.provider_timeout("b"), Some(Duration::from_millis(1500)));
         assert_eq!(o.provider_timeout("c"), None);
         assert!(o.allows("a") && !o.allows("c"));
+    }
+
+    #[test]
+    fn byok_keys_are_read_and_never_shown() {
+        let o = parse(
+            r#"{"model":"m","providerOptions":{"gateway":{"byok":{"a":[{"apiKey":"k-SECRET-1"}]}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(o.byok("a").len(), 1);
+        assert_eq!(o.byok("a")[0].expose(), "k-SECRET-1");
+        assert!(o.byok("b").is_empty());
+        assert!(!format!("{o:?}").contains("SECRET"), "{o:?}");
     }
 
     #[test]

@@ -12,6 +12,12 @@
 //! [`AttemptLog`], and the served response carries them all in its
 //! metadata.
 //!
+//! A provider may be tried with several credentials: the keys the request
+//! brought (BYOK), the client's own credential (pass-through), then the
+//! provider's configured deployments; see [`credential`](super::credential)
+//! for the order and the rules. Each attempt's [`Credential`] goes in its
+//! request extensions, beside its [`Target`] and [`Deployment`].
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use tollgate::config::Config;
@@ -40,9 +46,13 @@ use tower::{Layer, Service, ServiceExt};
 
 use super::attempts::{Attempt, AttemptLog, Outcome};
 use super::cooldown::{Cooldowns, TargetKey};
-use super::routes::Routes;
+use super::credential::{
+    byok_headers, client_credential, Credential, CredentialKind, SendAs, BYOK_HEADER_PREFIX,
+};
+use super::routes::{CredentialPolicy, Routes};
 use crate::config::Balance;
 use crate::error::{Cause, ErrorKind, GatewayError, LimitScope};
+use crate::format::WireFormat;
 use crate::request::{GatewayRequest, Target};
 use crate::response::GatewayResponse;
 
@@ -67,9 +77,11 @@ impl<F: Fn(&GatewayError) -> bool + Send + Sync + 'static> Failover for F {
 }
 
 /// The default rules: move on after connect errors, timeouts, 429, 5xx,
-/// Anthropic's 529 and context-length errors; not after 400, 401, 403,
-/// 404 or other client errors, and not once the request's total deadline
-/// has passed ([`Cause::DeadlinePassed`]).
+/// Anthropic's 529 and context-length errors, and after a 401 or 403 of a
+/// credential the client brought ([`Cause::CredentialRejected`]: the next
+/// candidate sends another); not after 400, 401, 403 (of the gateway's
+/// own key), 404 or other client errors, and not once the request's total
+/// deadline has passed ([`Cause::DeadlinePassed`]).
 ///
 /// A provider's 404 (whatever its `code`, `model_not_found` included)
 /// goes back to the client like a 400: it says the request, or the
@@ -83,7 +95,9 @@ pub struct DefaultFailover;
 impl Failover for DefaultFailover {
     fn next_candidate(&self, err: &GatewayError) -> bool {
         err.cause() != Some(Cause::DeadlinePassed)
-            && (err.kind().is_retryable() || err.kind() == ErrorKind::ContextLengthExceeded)
+            && (err.kind().is_retryable()
+                || err.kind() == ErrorKind::ContextLengthExceeded
+                || err.cause() == Some(Cause::CredentialRejected))
     }
 }
 
@@ -160,6 +174,16 @@ struct Planned {
     key: TargetKey,
     /// What a 429 of this provider covers when it does not say.
     scope: LimitScope,
+    /// The client's credential it sends; `None`: the configured key.
+    credential: Option<Credential>,
+}
+
+impl Planned {
+    fn credential_kind(&self) -> CredentialKind {
+        self.credential
+            .as_ref()
+            .map_or(CredentialKind::Gateway, Credential::kind)
+    }
 }
 
 impl<F: Failover> Shared<F> {
@@ -205,39 +229,130 @@ impl<F: Failover> Shared<F> {
         if !opts.allow_fallbacks {
             targets.truncate(1);
         }
+        let byok_headers = byok_headers(&req.headers)?;
+        self.check_byok(req, &byok_headers)?;
+        // The client's own credential is meant for Anthropic only when it
+        // speaks Anthropic's format; read once, for every provider.
+        let pass_through = |t: &Target| {
+            self.routes
+                .provider(&t.provider)
+                .is_some_and(|r| r.credentials.pass_through)
+        };
+        let client = (req.format == WireFormat::Anthropic && targets.iter().any(pass_through))
+            .then(|| client_credential(&req.headers))
+            .flatten();
         let mut rng = HasherRng::default();
         let mut planned = Vec::with_capacity(targets.len());
+        let mut keyless = None;
         for target in targets {
             let route = self.routes.provider(&target.provider);
             let n = route.map_or(1, |r| r.weights.len());
             let scope = route.map_or(LimitScope::Key, |r| r.rate_limits);
+            let policy = route.map_or(CredentialPolicy::default(), |r| r.credentials);
             let key = |i| TargetKey::new(target.provider.clone(), i, target.model.clone());
-            if n <= 1 {
+            let deployment = |i| (n > 1).then_some(i);
+            // The client's credentials first, on the first deployment.
+            let brought: Vec<_> = req
+                .routing
+                .byok(&target.provider)
+                .iter()
+                .chain(
+                    byok_headers
+                        .iter()
+                        .filter(|(p, _)| p.eq_ignore_ascii_case(&target.provider))
+                        .map(|(_, k)| k),
+                )
+                .map(|k| (k.clone(), SendAs::ApiKey, CredentialKind::Byok))
+                .collect();
+            let byok = !brought.is_empty();
+            let passed = client.iter().filter(|_| policy.pass_through).cloned();
+            for (secret, send_as, kind) in brought.into_iter().chain(passed) {
+                let c = Credential::new(kind, secret, send_as, target.provider.clone());
                 planned.push(Planned {
-                    key: key(0),
+                    key: key(0).with_credential(c.id()),
                     scope,
                     target: target.clone(),
-                    deployment: None,
+                    deployment: deployment(0),
+                    credential: Some(c),
                 });
+            }
+            if byok && !policy.byok_fallback {
                 continue;
             }
-            let route = route.expect("n > 1 comes from a route");
-            let order = match route.balance {
-                Balance::Weighted => weighted_order(&route.weights, &mut rng),
-                Balance::LeastLatency => {
-                    self.latency_order(&|i| key(i).deployment_key(), n, &mut rng)
-                }
+            let order = match route {
+                Some(r) if n > 1 => match r.balance {
+                    Balance::Weighted => weighted_order(&r.weights, &mut rng),
+                    Balance::LeastLatency => {
+                        self.latency_order(&|i| key(i).deployment_key(), n, &mut rng)
+                    }
+                },
+                _ => vec![0],
             };
             for i in order {
+                // A pass-through provider's deployment without a key of
+                // its own serves only with its clients' credentials.
+                let keyed = route.is_none_or(|r| r.keyed.get(i).copied().unwrap_or(true));
+                if policy.pass_through && !keyed {
+                    keyless.get_or_insert_with(|| target.provider.clone());
+                    continue;
+                }
                 planned.push(Planned {
                     key: key(i),
                     scope,
                     target: target.clone(),
-                    deployment: Some(i),
+                    deployment: deployment(i),
+                    credential: None,
                 });
             }
         }
+        if planned.is_empty() {
+            let provider = keyless.unwrap_or_else(|| "?".into());
+            return Err(GatewayError::new(
+                ErrorKind::Authentication,
+                format!(
+                    "no provider of model `{}` can serve this request: `{provider}` serves only with the client's own Anthropic credential (`pass_through` without an `api_key`), and the request brought none",
+                    req.model
+                ),
+            )
+            .with_cause(Cause::NoAllowedProvider));
+        }
         Ok(planned)
+    }
+
+    /// Every key the request brings must be for a configured provider
+    /// that takes them (`allow_byok`): the caller meant to pay with their
+    /// own account, which is not to be ignored in silence.
+    fn check_byok(
+        &self,
+        req: &GatewayRequest,
+        headers: &[(&str, super::credential::Secret)],
+    ) -> Result<(), GatewayError> {
+        let from_body = req
+            .routing
+            .byok
+            .iter()
+            .map(|(p, _)| (p.as_str(), format!("providerOptions.gateway.byok.{p}")));
+        let from_headers = headers
+            .iter()
+            .map(|(p, _)| (*p, format!("{BYOK_HEADER_PREFIX}{p}")));
+        for (provider, field) in from_body.chain(from_headers) {
+            let route = self.routes.provider(provider).or_else(|| {
+                // Header names are lower case; provider names may not be.
+                self.routes.provider_ignore_case(provider)
+            });
+            let why = match route {
+                None => format!("there is no provider named `{provider}`"),
+                Some(r) if !r.credentials.allow_byok => {
+                    format!("provider `{provider}` does not take the request's own keys (its config does not set `allow_byok = true`)")
+                }
+                Some(_) => continue,
+            };
+            return Err(
+                GatewayError::invalid_param(&field, format!("`{field}`: {why}"))
+                    .with_code("byok_not_allowed"),
+            );
+        }
+        Ok(())
     }
 
     /// Which of the untried candidates `left` goes next: the first that is
@@ -445,15 +560,24 @@ where
                 if let Some(d) = p.deployment {
                     r.extensions.insert(Deployment(d));
                 }
+                let credential = p.credential_kind();
+                if let Some(c) = p.credential.clone() {
+                    r.extensions.insert(c);
+                }
                 let balanced = p.deployment.is_some()
                     && shared
                         .routes
                         .provider(&p.target.provider)
                         .is_some_and(|r| r.balance == Balance::LeastLatency);
                 shared.cooldowns.begin(&p.key, Instant::now());
-                // Latency is kept per deployment: a key per model name
-                // would let clients grow the map without bound.
-                let in_flight = balanced.then(|| shared.in_flight(&p.key.deployment_key()));
+                // Latency is kept per deployment: a key per model name or
+                // per client credential would let clients grow the map
+                // without bound.
+                let in_flight = balanced.then(|| {
+                    let mut d = p.key.deployment_key();
+                    d.credential = None;
+                    shared.in_flight(&d)
+                });
                 let result = if first {
                     first = false;
                     inner.call(r).await
@@ -472,6 +596,7 @@ where
                         log.push(Attempt {
                             target: p.target,
                             deployment: p.deployment,
+                            credential,
                             outcome: Outcome::Status(resp.status.as_u16()),
                         });
                         resp.meta.attempts = log.snapshot();
@@ -484,6 +609,7 @@ where
                         log.push(Attempt {
                             target: p.target,
                             deployment: p.deployment,
+                            credential,
                             outcome: Outcome::of_error(&err),
                         });
                         if !shared.failover.next_candidate(&err) {

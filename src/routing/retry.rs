@@ -24,6 +24,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 use tower::util::rng::HasherRng;
 
 use super::attempts::{Attempt, AttemptLog, Outcome};
+use super::credential::{Credential, CredentialKind};
 use super::order::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::{GatewayRequest, Target};
@@ -116,6 +117,10 @@ impl tower::retry::Policy<GatewayRequest, GatewayResponse, GatewayError> for Ret
             log.push(Attempt {
                 target: target.clone(),
                 deployment: req.extensions.get::<Deployment>().map(|d| d.0),
+                credential: req
+                    .extensions
+                    .get::<Credential>()
+                    .map_or(CredentialKind::Gateway, Credential::kind),
                 outcome: Outcome::of_error(err),
             });
         }

@@ -25,6 +25,24 @@ pub struct ProviderRoute {
     /// What a 429 that does not say otherwise covers: see
     /// [`ProviderRoute::rate_limit_scope`].
     pub rate_limits: LimitScope,
+    /// Which credentials of a request it takes (see
+    /// [`credential`](super::credential)).
+    pub credentials: CredentialPolicy,
+    /// For each deployment, whether it has a configured credential (an
+    /// `api_key` or an auth header).
+    pub keyed: Vec<bool>,
+}
+
+/// Which credentials besides its configured ones a provider takes: its
+/// `pass_through`, `allow_byok` and `byok_fallback` settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CredentialPolicy {
+    /// Send an Anthropic client's own credential (Anthropic kind only).
+    pub pass_through: bool,
+    /// Take keys the request brings (BYOK).
+    pub allow_byok: bool,
+    /// After the request's keys fail, go on with the configured ones.
+    pub byok_fallback: bool,
 }
 
 impl ProviderRoute {
@@ -65,6 +83,16 @@ impl Routes {
                     weights: p.deployment_configs().iter().map(|(_, w)| *w).collect(),
                     balance: p.balance,
                     rate_limits: ProviderRoute::rate_limit_scope(p.kind),
+                    credentials: CredentialPolicy {
+                        pass_through: p.pass_through,
+                        allow_byok: p.allow_byok,
+                        byok_fallback: p.byok_fallback,
+                    },
+                    keyed: p
+                        .deployment_configs()
+                        .iter()
+                        .map(|(d, _)| d.has_credentials())
+                        .collect(),
                 },
             );
         }
@@ -145,6 +173,15 @@ impl Routes {
         self.providers.get(name)
     }
 
+    /// A provider's deployments, its name matched regardless of case (as
+    /// a header name, which is lower case, names it).
+    pub fn provider_ignore_case(&self, name: &str) -> Option<&ProviderRoute> {
+        self.providers
+            .iter()
+            .find(|(p, _)| p.eq_ignore_ascii_case(name))
+            .map(|(_, r)| r)
+    }
+
     /// Whether a provider is configured.
     pub fn has_provider(&self, name: &str) -> bool {
         self.providers.contains_key(name)
@@ -160,6 +197,8 @@ impl Routes {
                 weights: vec![1],
                 balance: Balance::Weighted,
                 rate_limits: LimitScope::Key,
+                credentials: CredentialPolicy::default(),
+                keyed: vec![true],
             });
         self
     }

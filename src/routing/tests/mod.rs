@@ -40,7 +40,8 @@ type BoxReply = Pin<Box<dyn Future<Output = Reply> + Send>>;
 type Provider = BoxCloneService<GatewayRequest, GatewayResponse, GatewayError>;
 
 /// Every call the provider service saw, as `provider/model` (or
-/// `provider[i]/model` for a deployment), in order.
+/// `provider[i]/model` for a deployment, with `[kind=secret]` for a
+/// client's credential), in order.
 #[derive(Clone, Default)]
 struct Calls(Arc<Mutex<Vec<String>>>);
 
@@ -65,9 +66,14 @@ fn label(req: &GatewayRequest) -> String {
         || ("?".to_string(), req.model.clone()),
         |t| (t.provider.to_string(), t.model.to_string()),
     );
-    match req.extensions.get::<Deployment>() {
+    let l = match req.extensions.get::<Deployment>() {
         Some(d) => format!("{p}[{}]/{m}", d.0),
         None => format!("{p}/{m}"),
+    };
+    // A client's credential: its kind and (a test's) secret.
+    match req.extensions.get::<Credential>() {
+        Some(c) => format!("{l}[{}={}]", c.kind(), c.secret()),
+        None => l,
     }
 }
 
@@ -209,6 +215,7 @@ fn order_layer() -> ProviderOrderLayer {
 }
 
 mod cooldown;
+mod credentials;
 mod fallback;
 mod order;
 mod retry;
