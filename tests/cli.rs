@@ -65,7 +65,7 @@ fn check_config_reports_the_field_at_fault() {
         "[providers.a]\nkind = \"openai\"\n[models]\nx = \"b/gpt\"\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
+    let out = tollgate()
         .args(["check-config"])
         .arg(&bad)
         .output()
@@ -83,7 +83,7 @@ fn check_config_reports_the_field_at_fault() {
         "[providers.a]\nkind = \"anthropic\"\napi_key = \"${TOLLGATE_TEST_KEY}\"\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
+    let out = tollgate()
         .args(["check-config"])
         .arg(&good)
         .env("TOLLGATE_TEST_KEY", "k")
@@ -94,7 +94,7 @@ fn check_config_reports_the_field_at_fault() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new(BIN)
+    let out = tollgate()
         .args(["check-config"])
         .arg(&good)
         .env_remove("TOLLGATE_TEST_KEY")
@@ -150,7 +150,7 @@ fn check_config(name: &str, text: &str) -> (bool, String, String) {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(name);
     std::fs::write(&file, text).unwrap();
-    let out = Command::new(BIN)
+    let out = tollgate()
         .args(["check-config"])
         .arg(&file)
         .env_remove("TOLLGATE_UNSET_KEY")
@@ -213,7 +213,7 @@ fn check_config_warns_of_a_provider_without_credentials() {
 fn logs_to_a_pipe_have_no_colour_codes() {
     let port = free_port();
     let mut mock = Proc(
-        Command::new(BIN)
+        tollgate()
             .args(["mock-upstream", "--listen", &format!("127.0.0.1:{port}")])
             // Colour is the default for a terminal: only the pipe turns it off.
             .env_remove("NO_COLOR")
@@ -232,7 +232,7 @@ fn logs_to_a_pipe_have_no_colour_codes() {
 /// Starts the mock upstream on a free port.
 fn start_mock() -> (Proc, u16) {
     let port = free_port();
-    let mock = Command::new(BIN)
+    let mock = tollgate()
         .args(["mock-upstream", "--listen", &format!("127.0.0.1:{port}")])
         .stderr(Stdio::null())
         .spawn()
@@ -248,7 +248,7 @@ fn start_gateway(config: &str) -> (Proc, u16) {
     let port = free_port();
     let file = dir.join(format!("{port}.toml"));
     std::fs::write(&file, config).unwrap();
-    let gw = Command::new(BIN)
+    let gw = tollgate()
         .args(["serve", "--config"])
         .arg(&file)
         .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -300,7 +300,7 @@ fn models_lists_each_providers_upstream_models_and_logs_a_failure_without_its_ke
 fn start_mock_and_gateway(server: &str, nofile: Option<u32>, stderr: Stdio) -> (Proc, Proc, u16) {
     let mock_port = free_port();
     let mock = Proc(
-        Command::new(BIN)
+        tollgate()
             .args([
                 "mock-upstream",
                 "--listen",
@@ -327,12 +327,13 @@ fn start_mock_and_gateway(server: &str, nofile: Option<u32>, stderr: Stdio) -> (
         // `exec` keeps the gateway's pid the shell's, for signals.
         Some(n) => {
             let mut c = Command::new("sh");
+            c.env("XDG_DATA_HOME", data_home());
             c.arg("-c")
                 .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
                 .arg(BIN);
             c
         }
-        None => Command::new(BIN),
+        None => tollgate(),
     };
     cmd.args(["serve", "--config"])
         .arg(&config)
@@ -441,4 +442,89 @@ fn streams_outliving_the_grace_period_end_with_an_error_event() {
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
     let status = gw.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// The binary, with its data directory (where the default store lives)
+/// in a temporary folder of this test run, never the user's.
+fn tollgate() -> Command {
+    let mut c = Command::new(BIN);
+    c.env("XDG_DATA_HOME", data_home());
+    c
+}
+
+fn data_home() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("tollgate-cli-data-{}", std::process::id()))
+}
+
+#[test]
+fn serve_refuses_a_non_loopback_address_without_keys_and_says_how_to_fix_it() {
+    let dir = std::env::temp_dir().join(format!("tollgate-cli-open-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("c.toml");
+    std::fs::write(&config, "[store]\npath = \"keys.db\"\n").unwrap();
+    let out = tollgate()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without authentication"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tollgate keys create") && err.contains("mode = \"none\""),
+        "{err}"
+    );
+
+    // With a key in the store (relative to the config), it starts.
+    let key = tollgate()
+        .args(["keys", "create", "--name", "ops", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    assert!(dir.join("keys.db").exists());
+    let port = free_port();
+    let mut gw = Proc(
+        tollgate()
+            .args(["serve", "--config"])
+            .arg(&config)
+            .args(["--listen", &format!("0.0.0.0:{port}")])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let resp = http(
+        port,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    );
+    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+    let _ = gw.0.kill();
+
+    // `mode = "none"` serves anyone, on purpose.
+    std::fs::write(&config, "[auth]\nmode = \"none\"\n").unwrap();
+    let port = free_port();
+    let _gw = Proc(
+        tollgate()
+            .args(["serve", "--config"])
+            .arg(&config)
+            .args(["--listen", &format!("0.0.0.0:{port}")])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let resp = http(
+        port,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    );
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
 }

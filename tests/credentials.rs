@@ -263,17 +263,24 @@ async fn an_expired_token_falls_back_to_the_gateways_key() {
 #[tokio::test]
 async fn only_an_anthropic_clients_own_credential_is_passed_through() {
     let _serial = SERIAL.lock().await;
-    let stack = Stack::start_with(CONFIG).await;
+    let gw_key = "tg_abcdefSECRET0123456789";
+    let stack = Stack::start_with(&format!(
+        "{CONFIG}\n[auth]\nkeys = [{{ name = \"k\", key = \"{gw_key}\" }}]\n"
+    ))
+    .await;
     // A gateway key in `Authorization` is the gateway's, not Anthropic's.
-    let resp = messages(&stack, "claude/claude-sonnet-4-5", "tg_abcdefSECRET", false).await;
+    let resp = messages(&stack, "claude/claude-sonnet-4-5", gw_key, false).await;
     assert_eq!(header(&resp, "x-tollgate-credential"), "gateway");
     assert_eq!(json(resp).await.0, 200);
-    // An OpenAI client's bearer was meant for the gateway too: the
+    // An OpenAI client's bearer was not meant for Anthropic: the
     // subscription-only provider is not tried at all.
     let resp = chat(
         &stack,
         &request("/v1/chat/completions", "sonnet", "hi", false),
-        &[("authorization", "Bearer sk-ant-oat01-erin-SECRET")],
+        &[
+            ("x-tollgate-key", gw_key),
+            ("authorization", "Bearer sk-ant-oat01-erin-SECRET"),
+        ],
     )
     .await;
     assert_eq!(
@@ -287,6 +294,20 @@ async fn only_an_anthropic_clients_own_credential_is_passed_through() {
             got("anthropic", "x-api-key", "sk-ant-gateway-SECRET"),
             got("openai", "authorization", "sk-test-openai-SECRET"),
         ]
+    );
+    // An unknown `tg_` key is refused, and reaches no upstream.
+    let resp = messages(
+        &stack,
+        "claude/claude-sonnet-4-5",
+        "tg_unknownSECRET",
+        false,
+    )
+    .await;
+    assert_eq!(json(resp).await.0, 401);
+    assert_eq!(
+        received(&stack).await.len(),
+        2,
+        "nothing more reached the mock"
     );
 }
 

@@ -50,6 +50,11 @@ CONFIG_TEMPLATE = """\
 [server]
 listen = "127.0.0.1:0"
 
+# The embedded store, beside this file (no keys in it: the gateway serves
+# openly on loopback, as a fresh install does).
+[store]
+path = "tollgate.db"
+
 [providers.mock-openai]
 kind = "openai"
 base_url = "http://127.0.0.1:{mock}/v1"
