@@ -987,15 +987,33 @@ class Run:
 
 
 def start_tollgate(binary: Path, layers: str, work: Path, mock_url: str,
-                   cpus: set[int]) -> Target:
+                   cpus: set[int], with_key: bool = False) -> Target:
+    """tollgate with `--layers layers`. `with_key`: its store holds a gateway
+    key (made with `tollgate keys create`) and every request carries it, so
+    the auth layer checks a key on every request; without, the store is
+    empty and the gateway serves openly on loopback."""
+    name = f"tollgate {layers}" + ("+key" if with_key else "")
+    slug = name.replace(" ", "-").replace("+", "-")
     port = free_port()
-    env = dict(os.environ, RUST_LOG="warn", TOLLGATE_BENCH_MOCK=mock_url)
-    svc = Service(f"tollgate-{layers}",
-                  [str(binary), "serve", "--config", str(GATEWAY_CONFIG), "--listen",
-                   f"127.0.0.1:{port}", "--layers", layers],
-                  work / f"tollgate-{layers}.log", cpus, env).start()
+    store = work / f"{slug}.db"
+    env = dict(os.environ, RUST_LOG="warn", TOLLGATE_BENCH_MOCK=mock_url,
+               TOLLGATE_BENCH_STORE=str(store))
+    requests = gateway_requests()
+    if with_key:
+        made = subprocess.run([str(binary), "keys", "create", "--name", "bench", "--store",
+                               str(store)], capture_output=True, text=True, timeout=30)
+        if made.returncode != 0:
+            raise StartError(f"keys create failed: {made.stderr.strip()}")
+        key = made.stdout.strip().splitlines()[0]
+        for req in requests.values():
+            for h in ("authorization", "x-api-key"):
+                if h in req.headers:
+                    req.headers[h] = f"Bearer {key}" if h == "authorization" else key
+    svc = Service(slug, [str(binary), "serve", "--config", str(GATEWAY_CONFIG), "--listen",
+                         f"127.0.0.1:{port}", "--layers", layers],
+                  work / f"{slug}.log", cpus, env).start()
     wait_ready(svc, port, "/health", {}, 30)
-    return Target(f"tollgate {layers}", "tollgate", port, svc, gateway_requests())
+    return Target(name, "tollgate", port, svc, requests)
 
 
 def start_litellm(exe: Path, work: Path, mock_port: int, cpus: set[int]) -> Target:
@@ -1087,6 +1105,15 @@ def summarize(run: Run) -> dict:
         p = by.get((sc.id, gw, c_high))
         add(f"{sc.id}, c={c_high}, throughput vs direct",
             p.get("rps_vs_direct") if p else None, 0.35, "x", higher_is_better=True)
+    # Issue 9: what checking a gateway key on every request costs, in CPU
+    # per request, the same stack with and without a key, in the same run.
+    for sc in SCENARIOS:
+        for conc in run.s.concurrency:
+            a, b = by.get((sc.id, gw, conc)), by.get((sc.id, gw + "+key", conc))
+            cost = None
+            if a and b and a.get("cpu_s_per_1k") is not None and b.get("cpu_s_per_1k") is not None:
+                cost = (b["cpu_s_per_1k"] - a["cpu_s_per_1k"]) * 1000  # µs per request
+            add(f"{sc.id}, c={conc}, CPU per request with a key minus without", cost, 2, "µs")
     for peer, limit in (("portkey", 20), ("litellm", 150)):
         for sc in SCENARIOS:
             p, q = by.get((sc.id, gw, c_high)), by.get((sc.id, peer, c_high))
@@ -1317,11 +1344,13 @@ def main() -> int:
             both = direct_requests()
             targets.append(Target(CALIBRATION, "calibration", port2, mock2,
                                   {k: both[k] for k in ("small", "stream20")}))
-        for layers in ("none", "default"):
+        for layers, with_key in (("none", False), ("default", False), ("default", True)):
             try:
-                targets.append(start_tollgate(binary, layers, work, mock_url, server_cpus))
+                targets.append(start_tollgate(binary, layers, work, mock_url, server_cpus,
+                                              with_key))
             except StartError as e:
-                run.failures.append(f"tollgate --layers {layers} did not start: {e}")
+                run.failures.append(f"tollgate --layers {layers} (key: {with_key}) did not "
+                                    f"start: {e}")
         for t in targets:
             run.idle_rss(t)
             run.validate(t)
