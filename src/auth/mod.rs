@@ -4,7 +4,6 @@
 //! (from the store or the config) or an OIDC token ([`OidcVerifier`]) and
 //! puts a [`Principal`] in the request's extensions.
 
-mod jwks;
 mod key;
 pub mod oidc;
 mod principal;
