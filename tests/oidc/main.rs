@@ -134,6 +134,10 @@ async fn refused_tokens_say_why() {
             OidcError::InvalidClaim("models".into(), "at least one model pattern"),
         ),
         (
+            ec.sign(&claims(json!({"models": ["", " "]}))),
+            OidcError::InvalidClaim("models".into(), "at least one model pattern"),
+        ),
+        (
             other_rsa.sign(&claims(json!({}))),
             OidcError::SignatureMismatch,
         ),

@@ -185,15 +185,15 @@ impl OidcVerifier {
             None => Vec::new(),
         };
         let models = match &inner.models_claim {
-            // An empty list must not read as "every model".
-            Some(name) => match string_list(claims, name)? {
-                Some(list) if list.is_empty() => {
+            Some(name) => match string_list(claims, name)?.map(ModelPatterns::new) {
+                // No pattern (`[]`, `[""]`) must not read as "every model".
+                Some(patterns) if patterns.is_any() => {
                     return Err(OidcError::InvalidClaim(
                         name.clone(),
                         "at least one model pattern",
                     ))
                 }
-                Some(list) => ModelPatterns::new(list),
+                Some(patterns) => patterns,
                 None => ModelPatterns::any(),
             },
             None => ModelPatterns::any(),
