@@ -191,7 +191,15 @@ impl Authenticator {
                 )));
             }
         }
-        Ok(Self::build(auth.mode, loopback, static_keys, store, None))
+        let tokens = match &auth.oidc {
+            None => None,
+            Some(oidc) => {
+                let v = super::OidcVerifier::new(oidc, crate::provider::HttpClient::new())
+                    .map_err(|e| GatewayError::internal(e.0))?;
+                Some(Arc::new(v) as Arc<dyn TokenVerifier>)
+            }
+        };
+        Ok(Self::build(auth.mode, loopback, static_keys, store, tokens))
     }
 
     fn build(

@@ -29,7 +29,7 @@
 //! for a provider credential; with `x-tollgate-key`, `Authorization` and
 //! `x-api-key` stay for a provider that passes the client's own
 //! credential through (a Claude subscription). A bearer token that a
-//! [`TokenVerifier`] reads (an OIDC JWT) is verified by it.
+//! [`TokenVerifier`] reads (an OIDC JWT: [`OidcVerifier`]) is verified by it.
 //!
 //! Keys are looked up by their SHA-256 ([`KeyHash`]), in the keys of
 //! `[auth] keys` and then in a [`KeyStore`](crate::store::KeyStore), with a
@@ -49,6 +49,7 @@
 mod authenticator;
 mod key;
 mod layer;
+pub mod oidc;
 mod principal;
 
 pub use authenticator::{
@@ -56,6 +57,7 @@ pub use authenticator::{
 };
 pub use key::{display_prefix, new_key_id, KeyHash, KeyRecord, NewKey, KEY_PREFIX};
 pub use layer::{Auth, AuthLayer, ResponseFuture};
+pub use oidc::{looks_like_jwt, OidcError, OidcVerifier};
 pub use principal::{AuthMethod, ModelPatterns, Principal};
 
 #[cfg(test)]
