@@ -251,6 +251,20 @@ fn is_signature_error(e: &JwtErrorKind) -> bool {
     )
 }
 
+impl crate::auth::TokenVerifier for OidcVerifier {
+    fn is_token(&self, bearer: &str) -> bool {
+        super::looks_like_jwt(bearer)
+    }
+
+    fn verify<'a>(&'a self, token: &'a str) -> crate::auth::AuthFuture<'a> {
+        Box::pin(async move {
+            OidcVerifier::verify(self, token)
+                .await
+                .map_err(crate::error::GatewayError::from)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,19 +284,5 @@ mod tests {
         };
         let verifier = OidcVerifier::new(&config, HttpClient::new()).unwrap();
         assert_send(async move { verifier.verify("a.b.c").await });
-    }
-}
-
-impl crate::auth::TokenVerifier for OidcVerifier {
-    fn is_token(&self, bearer: &str) -> bool {
-        super::looks_like_jwt(bearer)
-    }
-
-    fn verify<'a>(&'a self, token: &'a str) -> crate::auth::AuthFuture<'a> {
-        Box::pin(async move {
-            OidcVerifier::verify(self, token)
-                .await
-                .map_err(crate::error::GatewayError::from)
-        })
     }
 }
