@@ -7,13 +7,25 @@ natively); (Ir(N2) - Ir(N1)) / (N2 - N1) is the cost of one request with
 start-up and shutdown taken out.
 
     python3 bench/callgrind_ab.py BASE_BIN NEW_BIN [small,stream20,large,cross]
+    python3 bench/callgrind_ab.py --auth BIN [scenarios]
+
+With `--auth`, one binary twice: `base` with an empty store (no gateway key:
+it serves openly on loopback), `new` with a key made by `tollgate keys
+create` in its store and sent on every request, so new - base is what
+checking a gateway key costs per request.
 
 Needs valgrind (apt). Takes about 4 minutes for the four scenarios.
 """
 import sys, os, subprocess, time, json, signal, http.client, re, tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as B
-BINS = {'base': sys.argv[1], 'new': sys.argv[2]}
+AUTH = sys.argv[1] == '--auth'
+if AUTH:
+    sys.argv.pop(1)
+    BINS = {'base': sys.argv[1], 'new': sys.argv[1]}
+    sys.argv.insert(2, sys.argv[1])
+else:
+    BINS = {'base': sys.argv[1], 'new': sys.argv[2]}
 MOCK = 9391
 N1, N2 = 20, 220
 WORK = tempfile.mkdtemp(prefix='tollgate-callgrind-')
@@ -29,7 +41,18 @@ kind = "anthropic"
 base_url = "http://127.0.0.1:{MOCK}"
 api_key = "sk-bench-key-123456"
 '''
-open(f'{WORK}/cfg.toml','w').write(cfg)
+STORES = {name: f'{WORK}/{name}.db' for name in BINS}
+for name in BINS:
+    open(f'{WORK}/{name}.toml', 'w').write(cfg + f'[store]\npath = "{STORES[name]}"\n')
+KEY = None
+if AUTH:
+    KEY = subprocess.run([BINS['new'], 'keys', 'create', '--name', 'bench', '--store', STORES['new']],
+                         capture_output=True, text=True, check=True).stdout.strip()
+def headers_for(name, hdr):
+    if not (AUTH and name == 'new'):
+        return hdr
+    return {k: (f'Bearer {KEY}' if k == 'authorization' else KEY if k == 'x-api-key' else v)
+            for k, v in hdr.items()}
 SCEN_ALL = {
  'small': ('/v1/chat/completions', B.openai_chat_body('mock-openai/gpt-4o', False), {'authorization': 'Bearer client-key-abcdef'}),
  'stream20': ('/v1/chat/completions', B.openai_chat_body('mock-openai/gpt-4o~chunks=20', True), {'authorization': 'Bearer client-key-abcdef'}),
@@ -54,11 +77,11 @@ try:
             for n in (N1, N2):
                 port = 9400 + n
                 out = f'{WORK}/{scen}-{name}-{n}.out'
-                gw = subprocess.Popen(['valgrind', '--tool=callgrind', f'--callgrind-out-file={out}', binp, 'serve', '--config', f'{WORK}/cfg.toml', '--listen', f'127.0.0.1:{port}'], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env={**os.environ, 'RUST_LOG': 'warn'})
+                gw = subprocess.Popen(['valgrind', '--tool=callgrind', f'--callgrind-out-file={out}', binp, 'serve', '--config', f'{WORK}/{name}.toml', '--listen', f'127.0.0.1:{port}'], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env={**os.environ, 'RUST_LOG': 'warn'})
                 wait_port(port)
                 c = http.client.HTTPConnection('127.0.0.1', port, timeout=60)
                 for i in range(n):
-                    c.request('POST', path, body=data, headers={'content-type': 'application/json', **hdr})
+                    c.request('POST', path, body=data, headers={'content-type': 'application/json', **headers_for(name, hdr)})
                     r = c.getresponse(); b = r.read()
                     assert r.status == 200, (scen, name, r.status, b[:300])
                 c.close()
