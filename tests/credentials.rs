@@ -425,3 +425,64 @@ async fn a_failing_byok_key_falls_back_only_where_the_config_allows() {
         ]
     );
 }
+
+#[tokio::test]
+async fn an_oauth_token_without_its_beta_gets_it_added() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::start_with(CONFIG).await;
+    // Claude Code sends `ANTHROPIC_AUTH_TOKEN` as a bearer with its own
+    // betas but not `oauth-2025-04-20`, without which Anthropic (and the
+    // mock) refuse the token.
+    let betas = "claude-code-20250219,interleaved-thinking-2025-05-14";
+    let resp = stack
+        .client
+        .post(stack.url("/v1/messages?beta=true"))
+        .bearer_auth("sk-ant-oat01-carol-SECRET")
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", betas)
+        .body(
+            request(
+                "/v1/messages",
+                "claude/claude-sonnet-4-5~echo-head",
+                "hi",
+                false,
+            )
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&resp, "x-tollgate-credential"), "subscription");
+    let (status, v) = json(resp).await;
+    assert_eq!(status, 200, "{v}");
+    let head: Value = serde_json::from_str(&answer_text("/v1/messages", &v)).unwrap();
+    assert_eq!(
+        head["headers"]["anthropic-beta"],
+        format!("{betas},oauth-2025-04-20")
+    );
+
+    // The gateway's own key is no OAuth token: the client's betas go
+    // unchanged.
+    let resp = stack
+        .client
+        .post(stack.url("/v1/messages"))
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", betas)
+        .body(
+            request(
+                "/v1/messages",
+                "mock-anthropic/claude-x~echo-head",
+                "hi",
+                false,
+            )
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&resp, "x-tollgate-credential"), "gateway");
+    let (status, v) = json(resp).await;
+    assert_eq!(status, 200, "{v}");
+    let head: Value = serde_json::from_str(&answer_text("/v1/messages", &v)).unwrap();
+    assert_eq!(head["headers"]["anthropic-beta"], betas);
+}

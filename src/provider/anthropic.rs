@@ -10,7 +10,7 @@ use crate::error::GatewayError;
 use crate::format::{anthropic, WireFormat};
 use crate::request::{GatewayRequest, Operation, Target};
 use crate::response::{GatewayResponse, ResponseBody};
-use crate::routing::Credential;
+use crate::routing::{Credential, SendAs};
 use crate::sse::SseEvent;
 
 /// The API version sent when the client did not name one.
@@ -64,10 +64,14 @@ async fn call(
         .and_then(|v| v.to_str().ok())
         .unwrap_or(DEFAULT_VERSION);
     header(&mut headers, "anthropic-version", version)?;
-    if same {
-        if let Some(beta) = req.headers.get("anthropic-beta") {
-            headers.insert("anthropic-beta", beta.clone());
-        }
+    let client_betas = req
+        .headers
+        .get_all("anthropic-beta")
+        .iter()
+        .filter(|_| same)
+        .filter_map(|v| v.to_str().ok());
+    if let Some(betas) = betas(client_betas, credential.is_some_and(is_oauth)) {
+        header(&mut headers, "anthropic-beta", &betas)?;
     }
     let model = &*target.model;
     let path = match req.operation {
@@ -141,9 +145,82 @@ fn wants_beta(query: Option<&str>) -> bool {
         .any(|pair| pair == "beta=true")
 }
 
+/// The prefix of an Anthropic OAuth token (a Claude subscription's).
+const OAUTH_PREFIX: &str = "sk-ant-oat01-";
+
+/// The beta without which Anthropic refuses an OAuth token.
+const OAUTH_BETA: &str = "oauth-2025-04-20";
+
+/// Whether `c` is a Claude subscription's OAuth token sent as a bearer.
+fn is_oauth(c: &Credential) -> bool {
+    c.send_as() == SendAs::Bearer && c.secret().starts_with(OAUTH_PREFIX)
+}
+
+/// The `anthropic-beta` value to send: the client's betas (all its
+/// headers, in order), plus `oauth-2025-04-20` when an OAuth token is
+/// passed through and the client did not ask for it. Claude Code sends
+/// `ANTHROPIC_AUTH_TOKEN` as a bearer without that beta (it adds it only
+/// for its own login), and Anthropic refuses the token without it.
+fn betas<'a>(client: impl Iterator<Item = &'a str>, oauth: bool) -> Option<String> {
+    let mut out: Vec<&str> = client
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .collect();
+    if oauth && !out.contains(&OAUTH_BETA) {
+        out.push(OAUTH_BETA);
+    }
+    (!out.is_empty()).then(|| out.join(","))
+}
+
 fn classify(ev: &SseEvent) -> Verdict {
     match ev.event.as_deref() {
         Some("message_stop" | "error") => Verdict::Last,
         _ => Verdict::Forward,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oauth_token_gets_its_beta_and_the_clients_betas_are_kept() {
+        let claude_code = ["claude-code-20250219,interleaved-thinking-2025-05-14"];
+        assert_eq!(
+            betas(claude_code.into_iter(), true).as_deref(),
+            Some("claude-code-20250219,interleaved-thinking-2025-05-14,oauth-2025-04-20")
+        );
+        // Already there (in a second header): not repeated.
+        let both = ["claude-code-20250219", "oauth-2025-04-20"];
+        assert_eq!(
+            betas(both.into_iter(), true).as_deref(),
+            Some("claude-code-20250219,oauth-2025-04-20")
+        );
+        assert_eq!(
+            betas(std::iter::empty(), true).as_deref(),
+            Some("oauth-2025-04-20")
+        );
+        // Any other credential: the client's betas only, or none.
+        assert_eq!(
+            betas(claude_code.into_iter(), false).as_deref(),
+            Some("claude-code-20250219,interleaved-thinking-2025-05-14")
+        );
+        assert_eq!(betas(std::iter::empty(), false), None);
+    }
+
+    #[test]
+    fn only_an_oauth_bearer_is_an_oauth_token() {
+        let c = |secret: &str, send_as| {
+            Credential::new(
+                crate::routing::CredentialKind::Subscription,
+                crate::routing::credential::Secret::new(secret),
+                send_as,
+                "claude".into(),
+            )
+        };
+        assert!(is_oauth(&c("sk-ant-oat01-alice", SendAs::Bearer)));
+        assert!(!is_oauth(&c("sk-ant-oat01-alice", SendAs::ApiKey)));
+        assert!(!is_oauth(&c("sk-ant-api03-key", SendAs::Bearer)));
     }
 }

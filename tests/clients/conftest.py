@@ -1,5 +1,11 @@
 """Fixtures: a mock upstream and a gateway in front of it, for the whole session.
 
+`gateway` serves openly (no keys in its store, as a fresh install on
+loopback does); `auth_gateway` is a second pair whose store holds gateway
+keys made with the real `tollgate keys` CLI, with a subscription-only
+Anthropic provider (the client's own OAuth token passed through) and an
+OpenAI-format fallback.
+
 `tollgate mock-upstream` and `tollgate serve` run as child processes on free
 loopback ports. The binary is $TOLLGATE_BIN, by default target/debug/tollgate
 under the repository root (or under $CARGO_TARGET_DIR when that is set).
@@ -10,6 +16,7 @@ lines they wrote during a failing test are attached to its report.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -19,6 +26,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import anthropic
 import openai
@@ -29,6 +37,7 @@ from support import REPO_ROOT
 STARTUP_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 CLIENT_TIMEOUT_S = 30.0
+CLI_TIMEOUT_S = 30.0
 
 
 def tollgate_bin() -> Path:
@@ -84,6 +93,38 @@ api_key = "test-compat-key"
 targets = ["mock-anthropic/claude-sonnet-4-5~status=429~retry-after=30", "mock-openai/gpt-4o"]
 """
 
+AUTH_CONFIG_TEMPLATE = """\
+[server]
+listen = "127.0.0.1:0"
+
+# The embedded store, beside this file: the fixture makes a key in it
+# before the gateway starts, so every request needs one.
+[store]
+path = "tollgate.db"
+
+# A Claude subscription and nothing else: no key of its own, it sends the
+# client's own OAuth token (Authorization: Bearer sk-ant-oat01-...).
+[providers.claude-sub]
+kind = "anthropic"
+base_url = "http://127.0.0.1:{mock}"
+pass_through = true
+
+[providers.mock-anthropic]
+kind = "anthropic"
+base_url = "http://127.0.0.1:{mock}"
+api_key = "test-anthropic-key"
+
+[providers.mock-openai]
+kind = "openai"
+base_url = "http://127.0.0.1:{mock}/v1"
+api_key = "test-openai-key"
+allow_byok = true
+
+# The subscription first; when it is at its limit, an OpenAI-format provider.
+[models.claude-sonnet-5-5]
+targets = ["claude-sub/claude-sonnet-5-5", "mock-openai/gpt-4o"]
+"""
+
 
 @dataclass
 class Proc:
@@ -116,6 +157,8 @@ class Gateway:
     url: str
     mock_url: str
     procs: list[Proc] = field(default_factory=list)
+    binary: Path | None = None
+    config: Path | None = None
 
     def log_offsets(self) -> dict[str, int]:
         return {p.name: p.log.stat().st_size if p.log.exists() else 0 for p in self.procs}
@@ -135,6 +178,65 @@ class Gateway:
             if text.strip():
                 out.append(f"--- {p.name} ---\n{text.rstrip()}")
         return "\n".join(out)
+
+
+@dataclass
+class CreatedKey:
+    """A gateway key as `tollgate keys create|rotate --json` printed it."""
+
+    id: str
+    key: str
+
+
+class KeyCliError(AssertionError):
+    """`tollgate keys` failed: its exit code and stderr (never a key) say why."""
+
+
+@dataclass
+class AuthGateway(Gateway):
+    """A gateway whose store holds gateway keys: `key` (named `sdk`) was
+    made before it started; `keys()` runs `tollgate keys` on the same
+    store while it runs."""
+
+    key: CreatedKey | None = None
+
+    def keys(self, *args: str) -> str:
+        """Runs `tollgate keys ARGS --config <config>`; its stdout."""
+        return run_keys_cli(self.binary, self.config, *args)
+
+    def create_key(self, name: str, *flags: str) -> CreatedKey:
+        """A new key named `name` (`flags` as `keys create` takes them)."""
+        return parse_key(self.keys("create", "--name", name, "--json", *flags))
+
+    def revoke(self, key_id: str) -> None:
+        self.keys("revoke", key_id)
+
+    def rotate(self, key_id: str, grace: str) -> CreatedKey:
+        return parse_key(self.keys("rotate", key_id, "--grace", grace, "--json"))
+
+    def mock_credentials(self) -> list[dict]:
+        """What the mock received so far: `[{api, path, header, credential}]`."""
+        with urllib.request.urlopen(self.mock_url + "/mock/credentials", timeout=5) as r:
+            return json.load(r)
+
+
+def run_keys_cli(binary: Path, config: Path, *args: str) -> str:
+    proc = subprocess.run(
+        [str(binary), "keys", *args, "--config", str(config)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    if proc.returncode != 0:
+        raise KeyCliError(f"tollgate keys {args[0]} exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def parse_key(stdout: str) -> CreatedKey:
+    v = json.loads(stdout)
+    return CreatedKey(id=v["id"], key=v["key"])
 
 
 def start(name: str, args: list[str], log: Path) -> Proc:
@@ -182,8 +284,7 @@ def health_ok(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def gateway(tmp_path_factory) -> Gateway:
+def require_binary() -> Path:
     binary = tollgate_bin()
     if not binary.is_file():
         pytest.fail(
@@ -191,8 +292,23 @@ def gateway(tmp_path_factory) -> Gateway:
             "or point TOLLGATE_BIN at it",
             pytrace=False,
         )
-    workdir = tmp_path_factory.mktemp("tollgate")
+    return binary
+
+
+def run_stack(
+    workdir: Path,
+    template: str,
+    make: Callable[..., Gateway] = Gateway,
+    before_serve: Callable[[Path, Path], dict] | None = None,
+) -> Iterator[Gateway]:
+    """Starts the mock and a gateway configured by `template` (its `{mock}`
+    is the mock's port) in `workdir`, yields `make(...)` for them, and
+    stops both when resumed or closed. `before_serve(binary, config)` runs
+    once, before the first gateway starts; what it returns is passed on to
+    `make` (the fixture's extra fields)."""
+    binary = require_binary()
     procs: list[Proc] = []
+    extra: dict | None = None
     try:
         # A free port can be taken between probing and binding: retry a few times.
         last_error: Exception | None = None
@@ -202,7 +318,9 @@ def gateway(tmp_path_factory) -> Gateway:
             procs.clear()
             mock_port, gw_port = free_port(), free_port()
             config = workdir / "tollgate.toml"
-            config.write_text(CONFIG_TEMPLATE.format(mock=mock_port))
+            config.write_text(template.format(mock=mock_port))
+            if extra is None:
+                extra = before_serve(binary, config) if before_serve else {}
             try:
                 mock = start(
                     "mock-upstream",
@@ -222,12 +340,42 @@ def gateway(tmp_path_factory) -> Gateway:
             except RuntimeError as e:
                 last_error = e
                 continue
-            yield Gateway(url=url, mock_url=f"http://127.0.0.1:{mock_port}", procs=list(procs))
+            yield make(
+                url=url,
+                mock_url=f"http://127.0.0.1:{mock_port}",
+                procs=list(procs),
+                binary=binary,
+                config=config,
+                **extra,
+            )
             return
         pytest.fail(f"could not start the gateway and the mock: {last_error}", pytrace=False)
     finally:
         for p in procs:
             p.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory) -> Iterator[Gateway]:
+    yield from run_stack(tmp_path_factory.mktemp("tollgate"), CONFIG_TEMPLATE)
+
+
+@pytest.fixture(scope="session")
+def auth_gateway(tmp_path_factory) -> Iterator[AuthGateway]:
+    """The gateway with keys: see `AuthGateway` and `AUTH_CONFIG_TEMPLATE`."""
+
+    def make_key(binary: Path, config: Path) -> dict:
+        # Plain `keys create` (the key alone on stdout), as a user runs it;
+        # its id from `keys list`, which never shows the key.
+        key = run_keys_cli(binary, config, "create", "--name", "sdk").strip()
+        listed = json.loads(run_keys_cli(binary, config, "list", "--json"))
+        (record,) = [k for k in listed if k["name"] == "sdk"]
+        assert key.startswith("tg_") and key not in json.dumps(listed)
+        return {"key": CreatedKey(id=record["id"], key=key)}
+
+    yield from run_stack(
+        tmp_path_factory.mktemp("tollgate-auth"), AUTH_CONFIG_TEMPLATE, AuthGateway, make_key
+    )
 
 
 @pytest.fixture
@@ -259,10 +407,12 @@ def anthropic_client(gateway: Gateway) -> anthropic.Anthropic:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
     """Attaches what the gateway and the mock logged during a failing test to its report."""
-    gw = getattr(item, "funcargs", {}).get("gateway")  # set when any fixture used it
-    offsets = gw.log_offsets() if gw is not None else None
+    args = getattr(item, "funcargs", {})  # set when any fixture used them
+    gws = [(n, args[n]) for n in ("gateway", "auth_gateway") if args.get(n) is not None]
+    offsets = {n: gw.log_offsets() for n, gw in gws}
     outcome = yield
-    if gw is not None and outcome.excinfo is not None:
-        logs = gw.logs_since(offsets)
-        if logs:
-            item.add_report_section("call", "tollgate logs", logs)
+    if outcome.excinfo is not None:
+        for n, gw in gws:
+            logs = gw.logs_since(offsets[n])
+            if logs:
+                item.add_report_section("call", f"tollgate logs ({n})", logs)

@@ -7,6 +7,7 @@ directives after `~` in the model name (see conftest.py for the config).
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,18 @@ UPSTREAM_API = {
 def greeting(kind: str, text: str) -> str:
     """The mock's whole default reply, from the upstream of `kind`, to the user text `text`."""
     return f"Hello from the mock {UPSTREAM_API[kind]} upstream. You said: {text}"
+
+
+def oauth_token(name: str, *suffix: str) -> str:
+    """A fresh fake Claude subscription token, `sk-ant-oat01-<name>-<random>`
+    with `~suffix`es for the mock (`limit`, `expired`). Fresh in each test:
+    the gateway cools a token at its limit down for the whole session."""
+    return f"sk-ant-oat01-{name}-{uuid.uuid4().hex[:12]}" + "".join("~" + s for s in suffix)
+
+
+def sent_to(received: list[dict], credential: str) -> list[str]:
+    """From the mock's credential log, the APIs that received `credential`, in order."""
+    return [r["api"] for r in received if r["credential"] == credential]
 
 
 def model(kind: str, *directives: str) -> str:
