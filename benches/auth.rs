@@ -62,7 +62,10 @@ fn bench(c: &mut Criterion) {
     });
     let mut g = c.benchmark_group("auth");
     g.bench_function("no layer", |b| {
-        b.iter(|| rt.block_on(inner.clone().oneshot(request(Some(KEY)))).unwrap())
+        b.iter(|| {
+            rt.block_on(inner.clone().oneshot(request(Some(KEY))))
+                .unwrap()
+        })
     });
 
     let store_auth = Authenticator::new(AuthMode::Auto, true).with_store(Arc::new(OneKey));
@@ -89,7 +92,10 @@ fn bench(c: &mut Criterion) {
     );
     let with_static = AuthLayer::new(static_auth).layer(inner.clone());
     g.bench_function("static key", |b| {
-        b.iter(|| rt.block_on(with_static.clone().oneshot(request(Some(KEY)))).unwrap())
+        b.iter(|| {
+            rt.block_on(with_static.clone().oneshot(request(Some(KEY))))
+                .unwrap()
+        })
     });
 
     let open = AuthLayer::new(Authenticator::new(AuthMode::Auto, true)).layer(inner.clone());
