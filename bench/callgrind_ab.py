@@ -9,10 +9,10 @@ start-up and shutdown taken out.
     python3 bench/callgrind_ab.py BASE_BIN NEW_BIN [small,stream20,large,cross]
     python3 bench/callgrind_ab.py --auth BIN [scenarios]
 
-With `--auth`, one binary twice: `base` with an empty store (no gateway key:
-it serves openly on loopback), `new` with a key made by `tollgate keys
-create` in its store and sent on every request, so new - base is what
-checking a gateway key costs per request.
+With `--auth`, one binary twice: `base` without authentication
+(`[auth] mode = "none"`: no auth layer), `new` with a key made by
+`tollgate keys create` in its store and sent on every request, so
+new - base is what checking a gateway key costs per request.
 
 Needs valgrind (apt). Takes about 4 minutes for the four scenarios.
 """
@@ -43,7 +43,8 @@ api_key = "sk-bench-key-123456"
 '''
 STORES = {name: f'{WORK}/{name}.db' for name in BINS}
 for name in BINS:
-    open(f'{WORK}/{name}.toml', 'w').write(cfg + f'[store]\npath = "{STORES[name]}"\n')
+    no_auth = '[auth]\nmode = "none"\n' if AUTH and name == 'base' else ''
+    open(f'{WORK}/{name}.toml', 'w').write(cfg + no_auth + f'[store]\npath = "{STORES[name]}"\n')
 KEY = None
 if AUTH:
     KEY = subprocess.run([BINS['new'], 'keys', 'create', '--name', 'bench', '--store', STORES['new']],
