@@ -62,14 +62,11 @@ fn bench(c: &mut Criterion) {
     });
     let mut g = c.benchmark_group("auth");
     g.bench_function("no layer", |b| {
-        b.iter(|| {
-            rt.block_on(inner.clone().oneshot(request(Some(KEY))))
-                .unwrap()
-        })
+        b.iter(|| rt.block_on(inner.oneshot(request(Some(KEY)))).unwrap())
     });
 
     let store_auth = Authenticator::new(AuthMode::Auto, true).with_store(Arc::new(OneKey));
-    let with_store = AuthLayer::new(store_auth).layer(inner.clone());
+    let with_store = AuthLayer::new(store_auth).layer(inner);
     // The first request fills the cache; the loop measures the hits.
     let first = rt
         .block_on(with_store.clone().oneshot(request(Some(KEY))))
@@ -90,7 +87,7 @@ fn bench(c: &mut Criterion) {
             ..Principal::anonymous()
         },
     );
-    let with_static = AuthLayer::new(static_auth).layer(inner.clone());
+    let with_static = AuthLayer::new(static_auth).layer(inner);
     g.bench_function("static key", |b| {
         b.iter(|| {
             rt.block_on(with_static.clone().oneshot(request(Some(KEY))))
@@ -98,7 +95,7 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let open = AuthLayer::new(Authenticator::new(AuthMode::Auto, true)).layer(inner.clone());
+    let open = AuthLayer::new(Authenticator::new(AuthMode::Auto, true)).layer(inner);
     g.bench_function("open, no key", |b| {
         b.iter(|| rt.block_on(open.clone().oneshot(request(None))).unwrap())
     });

@@ -152,6 +152,13 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
 /// The answer to a request that did not authenticate, in the format of
 /// the API its path belongs to.
 fn rejection<B>(req: &Request<B>, err: &GatewayError) -> Response<Body> {
+    // The reason is the client's message, which never quotes a credential.
+    tracing::info!(
+        path = %req.uri().path(),
+        status = err.status().as_u16(),
+        reason = %err.message(),
+        "refused"
+    );
     let format = crate::edge::format_of(req.uri().path(), req.headers());
     crate::edge::error_response(format, err, &crate::edge::new_request_id())
 }
