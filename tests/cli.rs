@@ -491,40 +491,31 @@ fn serve_refuses_a_non_loopback_address_without_keys_and_says_how_to_fix_it() {
         String::from_utf8_lossy(&key.stderr)
     );
     assert!(dir.join("keys.db").exists());
-    let port = free_port();
-    let mut gw = Proc(
-        tollgate()
-            .args(["serve", "--config"])
-            .arg(&config)
-            .args(["--listen", &format!("0.0.0.0:{port}")])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port);
-    let resp = http(
-        port,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
-    );
-    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
-    let _ = gw.0.kill();
+    let status = status_on_all_addresses(&config);
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
 
     // `mode = "none"` serves anyone, on purpose.
     std::fs::write(&config, "[auth]\nmode = \"none\"\n").unwrap();
+    let status = status_on_all_addresses(&config);
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+}
+
+/// Serves `config` on 0.0.0.0 and returns the answer to a keyless
+/// request with an empty JSON body (the gateway is stopped after).
+fn status_on_all_addresses(config: &std::path::Path) -> String {
     let port = free_port();
     let _gw = Proc(
         tollgate()
             .args(["serve", "--config"])
-            .arg(&config)
+            .arg(config)
             .args(["--listen", &format!("0.0.0.0:{port}")])
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     wait_for_port(port);
-    let resp = http(
+    http(
         port,
         "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
-    );
-    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    )
 }

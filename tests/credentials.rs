@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{answer_text, json, request, sse, Log, Stack};
+use common::{answer_text, everything, json, request, sse, Log, Stack};
 use serde_json::{json, Value};
 
 /// Every secret in play contains this: the gateway's provider keys and
@@ -101,18 +101,6 @@ async fn forget(stack: &Stack) {
     let url = format!("{}/mock/credentials", stack.mock.base_url());
     let r = stack.client.delete(url).send().await.unwrap();
     assert_eq!(r.status(), 204);
-}
-
-/// Everything a client receives, as text, with the status.
-async fn everything(resp: reqwest::Response) -> (u16, String) {
-    let status = resp.status().as_u16();
-    let mut text = String::new();
-    for (k, v) in resp.headers() {
-        text.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
-    }
-    text.push('\n');
-    text.push_str(&String::from_utf8_lossy(&resp.bytes().await.unwrap()));
-    (status, text)
 }
 
 #[tokio::test]

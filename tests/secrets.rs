@@ -19,18 +19,6 @@ const MARK: &str = "SECRET";
 const CLIENT_KEY: &str = "client-key-SECRET-1";
 const CLIENT_QUERY_KEY: &str = "query-key-SECRET-2";
 
-/// Everything a client receives: status, headers and body, as text.
-async fn received(resp: reqwest::Response) -> (u16, String) {
-    let status = resp.status().as_u16();
-    let mut text = String::new();
-    for (k, v) in resp.headers() {
-        text.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
-    }
-    text.push('\n');
-    text.push_str(&String::from_utf8_lossy(&resp.bytes().await.unwrap()));
-    (status, text)
-}
-
 /// Sends `model` in the client format of `path` with the client's own
 /// credential in its headers and in the query (as Gemini-style clients do).
 async fn send(stack: &Stack, path: &str, model: &str, stream: bool) -> (u16, String) {
@@ -43,7 +31,7 @@ async fn send(stack: &Stack, path: &str, model: &str, stream: bool) -> (u16, Str
     } else {
         req.bearer_auth(CLIENT_KEY)
     };
-    received(req.send().await.unwrap()).await
+    everything(req.send().await.unwrap()).await
 }
 
 /// An upstream that echoes the credentials it received into its error

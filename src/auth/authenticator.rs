@@ -65,15 +65,23 @@ pub struct Authenticator {
 }
 
 struct Inner {
+    setup: Setup,
+    store: Option<StoreCache>,
+    open_logged: AtomicBool,
+    refresher: OnceLock<()>,
+}
+
+/// What an [`Authenticator`] is built from; the rest of [`Inner`] is
+/// derived from it (the store's cache, the once-only flags).
+#[derive(Clone)]
+struct Setup {
     mode: AuthMode,
     /// Whether a gateway with no keys at all serves openly (`auto` on a
     /// loopback address) or refuses everyone.
     open_when_keyless: bool,
     static_keys: HashMap<KeyHash, Principal>,
-    store: Option<StoreCache>,
+    store: Option<Arc<dyn KeyStore>>,
     tokens: Option<Arc<dyn TokenVerifier>>,
-    open_logged: AtomicBool,
-    refresher: OnceLock<()>,
 }
 
 /// The store, and what the gateway remembers of it.
@@ -139,9 +147,27 @@ impl CachedKey {
 
 /// What a request presented.
 enum Presented {
-    Key(String),
+    Key(PresentedKey),
     Token(String),
     Nothing,
+}
+
+/// A gateway key as presented: only its hash is kept (`None` when it is
+/// empty), and whether it looks like a provider's credential (`sk-…`),
+/// for the error message.
+struct PresentedKey {
+    hash: Option<KeyHash>,
+    provider_like: bool,
+}
+
+impl PresentedKey {
+    fn of(key: &str) -> Self {
+        let key = key.trim();
+        PresentedKey {
+            hash: (!key.is_empty()).then(|| KeyHash::of(key)),
+            provider_like: key.starts_with("sk-"),
+        }
+    }
 }
 
 /// The result of a check: at once (a static key, a cached key, no key),
@@ -169,7 +195,13 @@ impl Authenticator {
     /// with no keys at all (mode `auto`) serves openly: true only when it
     /// listens on loopback.
     pub fn new(mode: AuthMode, open_when_keyless: bool) -> Self {
-        Self::build(mode, open_when_keyless, HashMap::new(), None, None)
+        Self::build(Setup {
+            mode,
+            open_when_keyless,
+            static_keys: HashMap::new(),
+            store: None,
+            tokens: None,
+        })
     }
 
     /// From `[auth]`, with the keys of `store`, for a gateway listening
@@ -199,54 +231,32 @@ impl Authenticator {
                 Some(Arc::new(v) as Arc<dyn TokenVerifier>)
             }
         };
-        Ok(Self::build(auth.mode, loopback, static_keys, store, tokens))
+        Ok(Self::build(Setup {
+            mode: auth.mode,
+            open_when_keyless: loopback,
+            static_keys,
+            store,
+            tokens,
+        }))
     }
 
-    fn build(
-        mode: AuthMode,
-        open_when_keyless: bool,
-        static_keys: HashMap<KeyHash, Principal>,
-        store: Option<Arc<dyn KeyStore>>,
-        tokens: Option<Arc<dyn TokenVerifier>>,
-    ) -> Self {
+    fn build(setup: Setup) -> Self {
         Authenticator {
             inner: Arc::new(Inner {
-                mode,
-                open_when_keyless,
-                static_keys,
-                store: store.map(StoreCache::new),
-                tokens,
+                store: setup.store.clone().map(StoreCache::new),
+                setup,
                 open_logged: AtomicBool::new(false),
                 refresher: OnceLock::new(),
             }),
         }
     }
 
-    fn rebuild(self, f: impl FnOnce(&mut Parts)) -> Self {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|arc| Inner {
-            mode: arc.mode,
-            open_when_keyless: arc.open_when_keyless,
-            static_keys: arc.static_keys.clone(),
-            store: arc.store.as_ref().map(|s| StoreCache::new(s.store.clone())),
-            tokens: arc.tokens.clone(),
-            open_logged: AtomicBool::new(false),
-            refresher: OnceLock::new(),
-        });
-        let mut parts = Parts {
-            mode: inner.mode,
-            open_when_keyless: inner.open_when_keyless,
-            static_keys: inner.static_keys,
-            store: inner.store.map(|s| s.store),
-            tokens: inner.tokens,
-        };
-        f(&mut parts);
-        Self::build(
-            parts.mode,
-            parts.open_when_keyless,
-            parts.static_keys,
-            parts.store,
-            parts.tokens,
-        )
+    /// A new authenticator from this one's setup changed by `f` (with a
+    /// cache of its own).
+    fn rebuild(self, f: impl FnOnce(&mut Setup)) -> Self {
+        let mut setup = self.inner.setup.clone();
+        f(&mut setup);
+        Self::build(setup)
     }
 
     /// Adds a key (kept only as its hash) for `principal`.
@@ -279,7 +289,7 @@ impl Authenticator {
     /// not been asked; see [`Authenticator::refresh`]).
     pub fn has_credentials(&self) -> Option<bool> {
         let i = &self.inner;
-        if !i.static_keys.is_empty() || i.tokens.is_some() {
+        if !i.setup.static_keys.is_empty() || i.setup.tokens.is_some() {
             return Some(true);
         }
         match i.store.as_ref().map(|s| s.has_keys.load(Ordering::Relaxed)) {
@@ -291,7 +301,7 @@ impl Authenticator {
 
     /// The mode it was built with.
     pub fn mode(&self) -> AuthMode {
-        self.inner.mode
+        self.inner.setup.mode
     }
 
     /// Asks the store at once whether it holds keys, instead of waiting
@@ -306,20 +316,13 @@ impl Authenticator {
     /// Whether a key is required: `None` when that depends on whether the
     /// store has keys and it has not been asked yet.
     fn required(&self) -> Option<bool> {
-        let i = &self.inner;
-        match i.mode {
+        match self.inner.setup.mode {
             AuthMode::None => Some(false),
             AuthMode::Required => Some(true),
-            AuthMode::Auto => {
-                if !i.open_when_keyless || !i.static_keys.is_empty() || i.tokens.is_some() {
-                    return Some(true);
-                }
-                match i.store.as_ref().map(|s| s.has_keys.load(Ordering::Relaxed)) {
-                    None | Some(NO) => Some(false),
-                    Some(YES) => Some(true),
-                    Some(_) => None,
-                }
-            }
+            // Off loopback, never open; on it, open only while there is
+            // no credential anywhere.
+            AuthMode::Auto if !self.inner.setup.open_when_keyless => Some(true),
+            AuthMode::Auto => self.has_credentials(),
         }
     }
 
@@ -339,9 +342,9 @@ impl Authenticator {
         let required = self.required();
         let presented = self.presented(headers, required != Some(false));
         match presented {
-            Presented::Key(key) => self.check_key(&key),
+            Presented::Key(key) => self.check_key(key),
             Presented::Token(token) => {
-                let Some(v) = self.inner.tokens.clone() else {
+                let Some(v) = self.inner.setup.tokens.clone() else {
                     return Check::Done(Err(unauthorized("invalid gateway key")));
                 };
                 Check::Pending(Box::pin(async move { v.verify(&token).await }))
@@ -380,10 +383,7 @@ impl Authenticator {
     /// (or an SDK's placeholder) and stay on the request.
     fn presented(&self, headers: &mut HeaderMap, required: bool) -> Presented {
         if let Some(v) = headers.remove(KEY_HEADER) {
-            return match v.to_str() {
-                Ok(s) => Presented::Key(s.trim().to_string()),
-                Err(_) => Presented::Key(String::new()),
-            };
+            return Presented::Key(PresentedKey::of(v.to_str().unwrap_or("")));
         }
         let bearer = headers
             .get(AUTHORIZATION)
@@ -391,49 +391,49 @@ impl Authenticator {
             .and_then(|v| {
                 let (scheme, rest) = v.trim().split_once(' ')?;
                 scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            })
-            .map(str::to_owned);
+            });
         if let Some(b) = bearer {
-            if let Some(t) = &self.inner.tokens {
-                if !b.starts_with(KEY_PREFIX) && t.is_token(&b) {
-                    headers.remove(AUTHORIZATION);
-                    return Presented::Token(b);
-                }
-            }
-            if required || b.starts_with(KEY_PREFIX) {
+            let gateway_key = b.starts_with(KEY_PREFIX);
+            let tokens = self.inner.setup.tokens.as_ref();
+            if !gateway_key && tokens.is_some_and(|t| t.is_token(b)) {
+                let token = b.to_owned();
                 headers.remove(AUTHORIZATION);
-                return Presented::Key(b);
+                return Presented::Token(token);
+            }
+            if required || gateway_key {
+                let key = PresentedKey::of(b);
+                headers.remove(AUTHORIZATION);
+                return Presented::Key(key);
             }
         }
         let api_key = HeaderName::from_static("x-api-key");
         if let Some(k) = headers.get(&api_key).and_then(|v| v.to_str().ok()) {
-            let k = k.trim().to_string();
-            if required || k.starts_with(KEY_PREFIX) {
+            if required || k.trim().starts_with(KEY_PREFIX) {
+                let key = PresentedKey::of(k);
                 headers.remove(&api_key);
-                return Presented::Key(k);
+                return Presented::Key(key);
             }
         }
         Presented::Nothing
     }
 
-    fn check_key(&self, key: &str) -> Check<'static> {
-        if key.is_empty() {
+    fn check_key(&self, key: PresentedKey) -> Check<'static> {
+        let Some(hash) = key.hash else {
             return Check::Done(Err(unauthorized("the gateway key is empty")));
-        }
-        let hash = KeyHash::of(key);
-        if let Some(p) = self.inner.static_keys.get(&hash) {
+        };
+        if let Some(p) = self.inner.setup.static_keys.get(&hash) {
             return Check::Done(Ok(p.clone()));
         }
+        let unknown = || unknown_key(key.provider_like);
         let Some(store) = &self.inner.store else {
-            return Check::Done(Err(unknown_key(key)));
+            return Check::Done(Err(unknown()));
         };
-        let now = now_secs();
         match store.cache.get(&hash) {
-            Some(Some(k)) => Check::Done(k.check(now)),
-            Some(None) => Check::Done(Err(unknown_key(key))),
+            Some(Some(k)) => Check::Done(k.check(now_secs())),
+            Some(None) => Check::Done(Err(unknown())),
             None => {
                 let this = self.clone();
-                let unknown = unknown_key(key);
+                let unknown = unknown();
                 Check::Pending(Box::pin(async move {
                     let store = this.inner.store.as_ref().expect("checked above");
                     let found = store
@@ -479,15 +479,6 @@ impl Authenticator {
             });
         });
     }
-}
-
-/// What [`Authenticator::rebuild`] edits.
-struct Parts {
-    mode: AuthMode,
-    open_when_keyless: bool,
-    static_keys: HashMap<KeyHash, Principal>,
-    store: Option<Arc<dyn KeyStore>>,
-    tokens: Option<Arc<dyn TokenVerifier>>,
 }
 
 impl StoreCache {
@@ -572,8 +563,8 @@ fn missing_key(headers: &HeaderMap) -> GatewayError {
 
 /// A key no one has: the message says which kind of credential it looks
 /// like (never the credential).
-fn unknown_key(key: &str) -> GatewayError {
-    if key.starts_with("sk-ant-") || key.starts_with("sk-") {
+fn unknown_key(provider_like: bool) -> GatewayError {
+    if provider_like {
         return unauthorized(
             "that is a provider credential, not a gateway key: send the gateway key as `x-tollgate-key: <key>` (and keep the provider credential where it is if the provider passes it through)",
         );

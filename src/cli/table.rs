@@ -111,25 +111,19 @@ fn printable(cell: &str) -> String {
         .collect()
 }
 
-/// `2025-06-01 14:03`, in UTC. A few lines of calendar arithmetic
-/// (Howard Hinnant's `civil_from_days`) rather than a date crate for one
-/// format.
+/// `2025-06-01 14:03`, in UTC (`?` for a time out of the calendar's range).
 pub fn date_time(t: i64) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
-        secs / 3_600,
-        secs % 3_600 / 60
-    )
+    match time::OffsetDateTime::from_unix_timestamp(t) {
+        Ok(d) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}",
+            d.year(),
+            u8::from(d.month()),
+            d.day(),
+            d.hour(),
+            d.minute()
+        ),
+        Err(_) => "?".into(),
+    }
 }
 
 #[cfg(test)]

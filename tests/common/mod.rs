@@ -300,3 +300,16 @@ impl Write for Log {
         Ok(())
     }
 }
+
+/// Everything a client receives: status, and headers and body as text
+/// (for tests that no secret reaches a client).
+pub async fn everything(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let mut text = String::new();
+    for (k, v) in resp.headers() {
+        text.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
+    }
+    text.push('\n');
+    text.push_str(&String::from_utf8_lossy(&resp.bytes().await.unwrap()));
+    (status, text)
+}
