@@ -20,12 +20,9 @@ import sys, os, subprocess, time, json, signal, http.client, re, tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as B
 AUTH = sys.argv[1] == '--auth'
-if AUTH:
-    sys.argv.pop(1)
-    BINS = {'base': sys.argv[1], 'new': sys.argv[1]}
-    sys.argv.insert(2, sys.argv[1])
-else:
-    BINS = {'base': sys.argv[1], 'new': sys.argv[2]}
+# `--auth BIN` and `BASE NEW` both leave the scenarios in argv[3].
+BINS = {'base': sys.argv[2 if AUTH else 1], 'new': sys.argv[2]}
+SCEN_ARG = sys.argv[3] if len(sys.argv) > 3 else None
 MOCK = 9391
 N1, N2 = 20, 220
 WORK = tempfile.mkdtemp(prefix='tollgate-callgrind-')
@@ -41,13 +38,16 @@ kind = "anthropic"
 base_url = "http://127.0.0.1:{MOCK}"
 api_key = "sk-bench-key-123456"
 '''
-STORES = {name: f'{WORK}/{name}.db' for name in BINS}
+# Each side has its own data directory (XDG_DATA_HOME), where the default
+# store lives; no [store] in the config, so builds from before it read it.
+DATA = {name: f'{WORK}/{name}-data' for name in BINS}
 for name in BINS:
     no_auth = '[auth]\nmode = "none"\n' if AUTH and name == 'base' else ''
-    open(f'{WORK}/{name}.toml', 'w').write(cfg + no_auth + f'[store]\npath = "{STORES[name]}"\n')
+    open(f'{WORK}/{name}.toml', 'w').write(cfg + no_auth)
 KEY = None
 if AUTH:
-    KEY = subprocess.run([BINS['new'], 'keys', 'create', '--name', 'bench', '--store', STORES['new']],
+    KEY = subprocess.run([BINS['new'], 'keys', 'create', '--name', 'bench', '--store',
+                          f"{DATA['new']}/tollgate/tollgate.db"],
                          capture_output=True, text=True, check=True).stdout.strip()
 def headers_for(name, hdr):
     if not (AUTH and name == 'new'):
@@ -60,7 +60,7 @@ SCEN_ALL = {
  'large': ('/v1/messages', B.claude_code_body('mock-anthropic/claude-sonnet-4-5'), {'x-api-key': 'client-key-abcdef', 'anthropic-version': '2023-06-01'}),
  'cross': ('/v1/chat/completions', B.openai_chat_body('mock-anthropic/claude-sonnet-4-5', True), {'authorization': 'Bearer client-key-abcdef'}),
 }
-SCEN = {k: SCEN_ALL[k] for k in (sys.argv[3] if len(sys.argv) > 3 else 'small,stream20,large,cross').split(',')}
+SCEN = {k: SCEN_ALL[k] for k in (SCEN_ARG or 'small,stream20,large,cross').split(',')}
 def wait_port(p):
     for _ in range(600):
         try:
@@ -78,7 +78,7 @@ try:
             for n in (N1, N2):
                 port = 9400 + n
                 out = f'{WORK}/{scen}-{name}-{n}.out'
-                gw = subprocess.Popen(['valgrind', '--tool=callgrind', f'--callgrind-out-file={out}', binp, 'serve', '--config', f'{WORK}/{name}.toml', '--listen', f'127.0.0.1:{port}'], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env={**os.environ, 'RUST_LOG': 'warn'})
+                gw = subprocess.Popen(['valgrind', '--tool=callgrind', f'--callgrind-out-file={out}', binp, 'serve', '--config', f'{WORK}/{name}.toml', '--listen', f'127.0.0.1:{port}'], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env={**os.environ, 'RUST_LOG': 'warn', 'XDG_DATA_HOME': DATA[name]})
                 wait_port(port)
                 c = http.client.HTTPConnection('127.0.0.1', port, timeout=60)
                 for i in range(n):

@@ -61,6 +61,9 @@ fn bench(c: &mut Criterion) {
         Ok::<_, Infallible>(Response::new(Body::empty()))
     });
     let mut g = c.benchmark_group("auth");
+    g.bench_function("no layer, no key", |b| {
+        b.iter(|| rt.block_on(inner.oneshot(request(None))).unwrap())
+    });
     g.bench_function("no layer", |b| {
         b.iter(|| rt.block_on(inner.oneshot(request(Some(KEY)))).unwrap())
     });

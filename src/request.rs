@@ -65,11 +65,19 @@ pub struct GatewayRequest {
 }
 
 /// The client's body: the top-level object with raw values, and its
-/// canonical decoding, made on first use.
-#[derive(Debug)]
+/// canonical decoding, made on first use. Its `Debug` names the fields,
+/// never their values (a body may carry BYOK keys).
 pub struct RequestBody {
     raw: RawObject,
     canonical: OnceLock<Result<ChatRequest, GatewayError>>,
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBody")
+            .field("fields", &self.raw.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RequestBody {

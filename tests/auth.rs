@@ -113,6 +113,7 @@ async fn a_model_outside_the_keys_models_is_a_403_and_is_not_listed() {
     assert_eq!(s, 200, "{b}");
     let (s, b) = post(&stack, "/v1/messages", key, messages("claude-x")).await;
     assert_eq!(s, 403, "{b}");
+    assert_eq!(b["type"], "error", "Anthropic's shape: {b}");
     assert_eq!(b["error"]["type"], "permission_error");
     assert!(b["error"]["message"].as_str().unwrap().contains("claude-x"));
     let (s, b) = post(
@@ -133,24 +134,37 @@ async fn a_model_outside_the_keys_models_is_a_403_and_is_not_listed() {
     let (s, _) = post(&stack, "/v1/chat/completions", key, body).await;
     assert_eq!(s, 403);
 
-    let resp = stack
-        .client
-        .get(stack.url("/v1/models"))
-        .bearer_auth("openai-only-key-0123456789")
-        .send()
-        .await
-        .unwrap();
-    let list: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
-    let ids: Vec<&str> = list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let listed = |key: &'static str| {
+        let stack = &stack;
+        async move {
+            let resp = stack
+                .client
+                .get(stack.url("/v1/models"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            let list: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+            list["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    // A key for every model sees other providers' models too...
+    let all = listed("all-models-key-0123456789").await;
+    assert!(
+        all.iter().any(|id| id.starts_with("mock-anthropic/")),
+        "{all:?}"
+    );
+    // ...the limited key only its own.
+    let ids = listed("openai-only-key-0123456789").await;
     assert!(!ids.is_empty());
     assert!(
         ids.iter()
-            .all(|id| id.starts_with("mock-openai/") || *id == "fast"),
+            .all(|id| id.starts_with("mock-openai/") || id == "fast"),
         "{ids:?}"
     );
 }

@@ -452,14 +452,17 @@ fn tollgate() -> Command {
     c
 }
 
-fn data_home() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("tollgate-cli-data-{}", std::process::id()))
+/// One fresh folder for this test binary (never a stale one of a reused
+/// pid); statics are not dropped, so it stays in the temp dir after.
+fn data_home() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
 }
 
 #[test]
 fn serve_refuses_a_non_loopback_address_without_keys_and_says_how_to_fix_it() {
-    let dir = std::env::temp_dir().join(format!("tollgate-cli-open-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let config = dir.join("c.toml");
     std::fs::write(&config, "[store]\npath = \"keys.db\"\n").unwrap();
     let out = tollgate()

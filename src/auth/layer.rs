@@ -61,7 +61,8 @@ impl<S> Layer<S> for AuthLayer {
 /// Checks each request's credential, then calls the inner service with
 /// a [`Principal`] in the request's extensions; a request that fails is
 /// answered with a 401 (or 503 when the key store is down) in the wire
-/// format of its path.
+/// format of its path. A request that already carries a [`Principal`]
+/// (from an `Auth` layer further out) passes as it is.
 #[derive(Clone)]
 pub struct Auth<S> {
     inner: S,
@@ -84,7 +85,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> ResponseFuture<S, B> {
-        if self.public.iter().any(|p| **p == *req.uri().path()) {
+        // A layer further out already decided who this is (only code sets
+        // extensions, never a client): a second check would put an
+        // anonymous principal over it, or refuse a request it let in.
+        if self.public.iter().any(|p| **p == *req.uri().path())
+            || req.extensions().get::<Principal>().is_some()
+        {
             return ResponseFuture::inner(self.inner.call(req));
         }
         match self.auth.check(req.headers_mut()) {

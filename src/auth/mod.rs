@@ -13,14 +13,18 @@
 //! use std::sync::Arc;
 //! use tollgate::auth::{AuthLayer, Authenticator};
 //! use tollgate::config::{AuthMode, Config};
+//! use tollgate::server::Layers;
 //! use tollgate::store::SqliteStore;
 //!
 //! # fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = Config::from_env(&|k| std::env::var(k).ok());
 //! let store = SqliteStore::open(std::path::Path::new("tollgate.db"))?;
 //! let auth = Authenticator::new(AuthMode::Required, false).with_store(Arc::new(store));
-//! let app = tollgate::server::gateway(&config)?.layer(AuthLayer::new(auth));
-//! # let _ = app; Ok(()) }
+//! // The gateway's routes behind this authenticator (`assemble` mounts
+//! // the `AuthLayer`); in front of any other axum router:
+//! // `router.layer(AuthLayer::new(auth))`.
+//! let app = tollgate::server::assemble(&config, Layers::Default, Some(auth))?;
+//! # let _ = app; let _ = AuthLayer::new; Ok(()) }
 //! ```
 //!
 //! Where the credential comes from, in order: `x-tollgate-key`, then

@@ -99,8 +99,14 @@ impl KeyStore for MemStore {
 /// the credential headers it still sees).
 fn app(
     auth: Authenticator,
-) -> impl Service<Request<Body>, Response = Response<Body>, Error = std::convert::Infallible> + Clone
-{
+) -> impl Service<
+    Request<Body>,
+    Response = Response<Body>,
+    Error = std::convert::Infallible,
+    Future: Send,
+> + Clone
+       + Send
+       + 'static {
     ServiceBuilder::new()
         .layer(AuthLayer::new(auth))
         .service(service_fn(|req: Request<Body>| async move {
@@ -380,4 +386,35 @@ async fn an_unasked_store_is_asked_before_serving_openly() {
     let mut svc = app(Authenticator::new(AuthMode::Auto, true).with_store(store));
     let (status, _) = send(&mut svc, "/v1/chat/completions", &[]).await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn an_unasked_store_that_fails_is_a_503_for_a_keyless_request_too() {
+    // Loopback, `auto`, the store never answered: a keyless request may
+    // be served openly only once the store says it has no keys.
+    let store = Arc::new(MemStore::default());
+    store.fail.store(true, Ordering::SeqCst);
+    let mut svc = app(Authenticator::new(AuthMode::Auto, true).with_store(store));
+    let (status, _) = send(&mut svc, "/v1/chat/completions", &[]).await;
+    assert_eq!(status, 503);
+}
+
+#[tokio::test]
+async fn a_principal_from_an_outer_layer_is_kept() {
+    // The outer layer checks the key; the inner one (open: no keys of its
+    // own) must neither replace its principal nor ask again.
+    let outer = static_auth(AuthMode::Auto);
+    let inner = Authenticator::new(AuthMode::Auto, true);
+    let mut svc = ServiceBuilder::new()
+        .layer(AuthLayer::new(outer))
+        .service(app(inner));
+    let (status, body) = send(
+        &mut svc,
+        "/v1/chat/completions",
+        &[("authorization", "Bearer ci-key-0123456789abcdef")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], "ci");
+    assert_eq!(body["method"], "static-key");
 }

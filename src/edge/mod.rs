@@ -344,6 +344,18 @@ fn include_usage(req: &GatewayRequest) -> bool {
             .unwrap_or(false)
 }
 
+/// Client credentials (a provider token to pass through, BYOK keys) stay
+/// on the request for the layers; marked sensitive, no `Debug` of the
+/// request prints them.
+fn mark_credentials_sensitive(headers: &mut http::HeaderMap) {
+    for (name, value) in headers.iter_mut() {
+        let n = name.as_str();
+        if n == "authorization" || n == "x-api-key" || n.starts_with("x-tollgate-") {
+            value.set_sensitive(true);
+        }
+    }
+}
+
 /// A 403 when the request names a model (its `model`, or one of its
 /// `models` to fall back to) that its principal may not use. Fallbacks
 /// that the operator configured are the operator's routing, not the
@@ -428,11 +440,45 @@ async fn decode(
     let raw = RawObject::parse(&bytes)?;
     let mut greq = GatewayRequest::new(format, op, raw)?;
     greq.query = parts.uri.query().map(str::to_owned);
-    greq.headers = Arc::new(parts.headers);
+    let mut headers = parts.headers;
+    mark_credentials_sensitive(&mut headers);
+    greq.headers = Arc::new(headers);
     greq.extensions = parts.extensions;
     greq.extensions.insert(RequestId(id.clone()));
     if let Some(p) = greq.extensions.get::<Principal>() {
         check_models(p, &greq)?;
     }
     Ok(greq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_requests_debug_never_prints_a_client_credential() {
+        let raw = RawObject::parse(
+            br#"{"model":"m","messages":[],"providerOptions":{"gateway":{"byok":{"p":[{"apiKey":"sk-byok-SECRET-1"}]}}}}"#,
+        )
+        .unwrap();
+        let mut greq =
+            GatewayRequest::new(WireFormat::OpenAiChat, Operation::Generate, raw).unwrap();
+        let mut headers = http::HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer sk-ant-oat01-SECRET-2"),
+            ("x-api-key", "sk-SECRET-3"),
+            ("x-tollgate-byok-p", "sk-SECRET-4"),
+            ("user-agent", "visible/1.0"),
+        ] {
+            headers.insert(k, HeaderValue::from_static(v));
+        }
+        mark_credentials_sensitive(&mut headers);
+        greq.headers = Arc::new(headers);
+        let shown = format!("{greq:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(
+            shown.contains("visible/1.0") && shown.contains("providerOptions"),
+            "{shown}"
+        );
+    }
 }

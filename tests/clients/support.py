@@ -153,3 +153,9 @@ def upstream_tool_results(kind: str, body: dict) -> dict[str, str]:
             if m.get("role") == "tool":
                 out[m["tool_call_id"]] = text(m.get("content", ""))
     return out
+
+
+# The auth gateway's model whose first target is the subscription-only
+# provider (the client's own OAuth token), then an OpenAI-format fallback.
+SUBSCRIPTION_MODEL = "claude-sonnet-5-5"
+SUB_TARGET = "claude-sub/claude-sonnet-5-5"

@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from conftest import CLIENT_TIMEOUT_S, AuthGateway
-from support import greeting, oauth_token, sent_to
+from support import SUB_TARGET, SUBSCRIPTION_MODEL, greeting, oauth_token, sent_to
 
 # `tollgate keys revoke|rotate` takes effect on the running gateway within this.
 REVOCATION_DEADLINE_S = 5.0
@@ -28,8 +28,6 @@ POLL_INTERVAL_S = 0.1
 OPENAI_MODEL = "mock-openai/gpt-4o"
 ANTHROPIC_MODEL = "mock-anthropic/claude-x"
 # The subscription first, then the OpenAI-format provider (conftest.py).
-SUBSCRIPTION_MODEL = "claude-sonnet-5-5"
-SUB_TARGET = "claude-sub/claude-sonnet-5-5"
 FALLBACK_TARGET = "mock-openai/gpt-4o"
 OAUTH_BETA = "oauth-2025-04-20"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO_ROOT, greeting, oauth_token, sent_to
+from support import REPO_ROOT, SUB_TARGET, SUBSCRIPTION_MODEL, greeting, oauth_token, sent_to
 
 CLAUDE_DIR = REPO_ROOT / "tests" / "claude_code"
 CLAUDE_BIN = CLAUDE_DIR / "node_modules" / ".bin" / "claude"
@@ -145,8 +145,6 @@ def test_claude_code_print_mode(gateway, tmp_path, gateway_model, upstream_api):
 
 
 # The subscription first, then the OpenAI-format provider (conftest.py).
-SUBSCRIPTION_MODEL = "claude-sonnet-5-5"
-SUB_TARGET = "claude-sub/claude-sonnet-5-5"
 
 
 @pytest.mark.parametrize("at_limit", [False, True], ids=["with-capacity", "at-its-limit"])

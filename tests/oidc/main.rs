@@ -527,6 +527,7 @@ async fn the_gateway_serves_a_valid_token_and_refuses_the_rest_in_the_clients_fo
     let expired = ec.sign(&claims(json!({"exp": now() - 3600})));
     let (s, b) = call("/v1/messages", expired, "claude-x").await;
     assert_eq!(s, 401);
+    assert_eq!(b["type"], "error", "Anthropic's shape: {b}");
     assert_eq!(b["error"]["type"], "authentication_error");
     assert!(
         b["error"]["message"].as_str().unwrap().contains("expired"),
