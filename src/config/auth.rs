@@ -47,6 +47,13 @@ impl AuthConfig {
             if self.keys[..i].iter().any(|o| o.name == k.name) {
                 return err(format!("auth.keys[{i}].name: `{}` is used twice", k.name));
             }
+            // A blank pattern (`"${CI_MODELS:-}"` with the variable unset)
+            // would be dropped, and no pattern at all means every model.
+            if k.models.iter().any(|m| m.trim().is_empty()) {
+                return err(format!(
+                    "auth.keys[{i}].models: a pattern must not be empty"
+                ));
+            }
         }
         if let Some(o) = &self.oidc {
             for (field, url) in [
@@ -190,6 +197,13 @@ mod tests {
         assert!(e.0.starts_with("auth.keys[0].key: at least 16"), "{}", e.0);
         let e = parse("[auth]\nkeys = [{ name = \"a\", key = \"0123456789abcdefX\" }, { name = \"a\", key = \"0123456789abcdefY\" }]\n").unwrap_err();
         assert!(e.0.contains("auth.keys[1].name"), "{}", e.0);
+        let e = parse("[auth]\nkeys = [{ name = \"ci\", key = \"0123456789abcdefX\", models = [\"gpt-*\", \"${CI_MODELS:-}\"] }]\n").unwrap_err();
+        assert_eq!(e.0, "auth.keys[0].models: a pattern must not be empty");
+        let e = parse(
+            "[auth]\nkeys = [{ name = \"ci\", key = \"0123456789abcdefX\", models = [\" \"] }]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0, "auth.keys[0].models: a pattern must not be empty");
         let e = parse("[auth]\nmode = \"open\"\n").unwrap_err();
         assert!(e.0.starts_with("auth.mode"), "{}", e.0);
         let e =

@@ -178,6 +178,11 @@ pub(super) fn create(
     if spec.name.trim().is_empty() {
         return Err(StoreError("a key needs a name".into()));
     }
+    // `ModelPatterns` drops a blank pattern, and none left means every
+    // model: a key meant for some models must not end up allowed all.
+    if spec.models.iter().any(|m| m.trim().is_empty()) {
+        return Err(StoreError("a model pattern must not be empty".into()));
+    }
     let expires_at = match spec.expires_in {
         None => None,
         Some(d) => Some(
