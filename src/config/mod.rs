@@ -68,6 +68,7 @@ use serde::Deserialize;
 
 mod auth;
 
+pub(crate) use auth::KeysUrl;
 pub use auth::{AuthConfig, AuthMode, OidcConfig, StaticKeyConfig, StoreConfig};
 
 /// The whole configuration.
@@ -629,7 +630,6 @@ impl Config {
     /// mistake, and one near `u64::MAX` would overflow the clock when it is
     /// added to the time of a request.
     fn check_durations(&self) -> Result<(), ConfigError> {
-        const DAY_SECS: u64 = 24 * 60 * 60;
         let s = &self.server;
         let r = &self.routing;
         let secs = [
@@ -645,26 +645,23 @@ impl Config {
                 "routing.rate_limit_cooldown_secs",
                 r.rate_limit_cooldown_secs,
             ),
+            (
+                "auth.oidc.leeway_secs",
+                self.auth.oidc.as_ref().map_or(0, |o| o.leeway_secs),
+            ),
         ];
         let millis = [
             ("routing.first_byte_timeout_ms", r.first_byte_timeout_ms),
             ("routing.idle_timeout_ms", r.idle_timeout_ms),
             ("routing.total_timeout_ms", r.total_timeout_ms),
         ];
-        let over = secs
-            .into_iter()
-            .find(|(_, v)| *v > DAY_SECS)
-            .map(|(f, _)| (f, format!("{DAY_SECS}")))
-            .or_else(|| {
-                millis
-                    .into_iter()
-                    .find(|(_, v)| *v > DAY_SECS * 1000)
-                    .map(|(f, _)| (f, format!("{}", DAY_SECS * 1000)))
-            });
-        match over {
-            Some((field, max)) => Err(ConfigError(format!("{field}: at most {max} (a day)"))),
-            None => Ok(()),
+        for (field, value) in secs {
+            at_most_a_day(field, value, 1)?;
         }
+        for (field, value) in millis {
+            at_most_a_day(field, value, 1000)?;
+        }
+        Ok(())
     }
 
     /// Checks what TOML types cannot: URLs, header names, model targets.
@@ -693,15 +690,10 @@ impl Config {
                         "{field}.base_url: required for kind = \"openai-compatible\""
                     )));
                 };
-                match url.parse::<http::Uri>() {
-                    Ok(u)
-                        if matches!(u.scheme_str(), Some("http") | Some("https"))
-                            && u.host().is_some() => {}
-                    _ => {
-                        return Err(ConfigError(format!(
-                            "{field}.base_url: `{url}` is not an http(s) URL"
-                        )))
-                    }
+                // The URL is not quoted: it may carry user-info or a
+                // credential in its query.
+                if let Err(e) = http_url(url) {
+                    return Err(ConfigError(format!("{field}.base_url: {e}")));
                 }
                 for (h, v) in &d.headers {
                     if http::HeaderName::from_bytes(h.as_bytes()).is_err()
@@ -750,6 +742,29 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// A duration setting's limit: a day.
+const DAY_SECS: u64 = 24 * 60 * 60;
+
+/// `field: at most ... (a day)` when `value`, in units of which
+/// `per_sec` make a second, is over a day.
+fn at_most_a_day(field: &str, value: u64, per_sec: u64) -> Result<(), ConfigError> {
+    let max = DAY_SECS * per_sec;
+    if value > max {
+        return Err(ConfigError(format!("{field}: at most {max} (a day)")));
+    }
+    Ok(())
+}
+
+/// `text` as an absolute http(s) URL with a host. The error never quotes
+/// `text` (it may carry user-info or a credential in its query).
+pub(crate) fn http_url(text: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = text.parse().map_err(|e| format!("not a URL ({e})"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("https" | "http"), Some(host)) if !host.is_empty() => Ok(uri),
+        _ => Err("not an absolute http(s) URL".into()),
     }
 }
 
@@ -845,6 +860,28 @@ deployments = [{ api_key = "sk-deploy-secret-3", headers = { "x-auth" = "hdr-sec
             shown.contains("x-auth") && shown.contains("[redacted]"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn urls_must_be_absolute_http() {
+        assert!(http_url("https://idp.example.com/keys").is_ok());
+        assert!(http_url("http://127.0.0.1:8080/keys").is_ok());
+        for bad in [
+            "/keys",
+            "idp.example.com/keys",
+            "ftp://idp/keys",
+            "",
+            "https://",
+        ] {
+            assert!(http_url(bad).is_err(), "{bad}");
+        }
+        let e = Config::parse(
+            "[providers.x]\nkind = \"openai\"\nbase_url = \"ftp://ana:hunter2@x/v1?key=s3cret\"\n",
+            &env,
+        )
+        .unwrap_err();
+        assert!(e.0.starts_with("providers.x.base_url: "), "{e}");
+        assert!(!e.0.contains("hunter2") && !e.0.contains("s3cret"), "{e}");
     }
 
     #[test]
