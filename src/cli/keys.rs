@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use tollgate::auth::{KeyRecord, NewKey};
-use tollgate::config::{Config, StoreConfig};
+use tollgate::config::StoreConfig;
 use tollgate::store::{KeyAdmin, KeySpec, SqliteStore};
 
 use super::{duration, table};
@@ -207,7 +207,8 @@ fn store_path(args: &KeysArgs) -> Result<PathBuf, String> {
         return Ok(path.clone());
     }
     let store = match &args.config {
-        Some(file) => Config::load(file).map_err(|e| e.to_string())?.store,
+        // Only `[store]`: the providers' `${VAR}`s need not be set here.
+        Some(file) => StoreConfig::load(file).map_err(|e| e.to_string())?,
         None => StoreConfig::default(),
     };
     store.resolved_path().ok_or_else(|| {

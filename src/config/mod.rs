@@ -525,50 +525,25 @@ pub struct ConfigError(pub String);
 impl Config {
     /// Reads, interpolates, parses and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-        let mut config = Self::parse(&text, &|k| std::env::var(k).ok())
-            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
-        // A relative store path is the config file's neighbour, wherever
-        // `serve` or `keys` runs from.
-        if let (Some(p), Some(dir)) = (&config.store.path, path.parent()) {
-            if p.is_relative() {
-                config.store.path = Some(dir.join(p));
-            }
-        }
+        let text = read(path)?;
+        let mut config =
+            Self::parse(&text, &|k| std::env::var(k).ok()).map_err(|e| in_file(path, e))?;
+        config.store.resolve_from(path);
         Ok(config)
     }
 
     /// Parses config text, reading `${VAR}` through `env`. Errors name the
     /// field at fault by its path (`models.m.fallback: unknown field ...`).
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError(e.to_string().trim_end().to_string()))?;
+        let mut table = parse_toml(text)?;
         // After parsing, not before: a missing variable can then name the
         // field it was for, and `${...}` in a comment is left alone.
         let mut substituted = Vec::new();
         for (key, value) in table.iter_mut() {
             interpolate_value(value, key, env, &mut substituted)?;
         }
-        // An error may quote a value (`invalid type: string "..."`); one that
-        // came from the environment may be a key, and is not shown.
-        let mask = |mut msg: String| {
-            for value in substituted.iter().filter(|v| !v.is_empty()) {
-                msg = msg.replace(value.as_str(), "[value from the environment]");
-            }
-            ConfigError(msg)
-        };
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let msg = e.inner().message().to_string();
-                if e.path().iter().next().is_none() {
-                    mask(msg)
-                } else {
-                    mask(format!("{}: {msg}", e.path()))
-                }
-            })?;
-        config.check().map_err(|e| mask(e.0))?;
+        let config: Config = deserialize(toml::Value::Table(table), None, &substituted)?;
+        config.check().map_err(|e| mask(&substituted, e.0))?;
         Ok(config)
     }
 
@@ -766,6 +741,86 @@ pub(crate) fn http_url(text: &str) -> Result<http::Uri, String> {
         (Some("https" | "http"), Some(host)) if !host.is_empty() => Ok(uri),
         _ => Err("not an absolute http(s) URL".into()),
     }
+}
+
+impl StoreConfig {
+    /// Reads only the `[store]` table of the config file at `path`, with
+    /// the same `${VAR}` and relative-path rules as [`Config::load`];
+    /// errors name the field (`store.path: ...`).
+    ///
+    /// For `tollgate keys`, which needs nothing else: the provider keys'
+    /// variables need not be set in the shell that manages gateway keys.
+    pub fn load(path: &Path) -> Result<StoreConfig, ConfigError> {
+        let env = |k: &str| std::env::var(k).ok();
+        let mut store = Self::parse(&read(path)?, &env).map_err(|e| in_file(path, e))?;
+        store.resolve_from(path);
+        Ok(store)
+    }
+
+    /// [`StoreConfig::load`] of config text, reading `${VAR}` through `env`.
+    fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<StoreConfig, ConfigError> {
+        let Some(mut value) = parse_toml(text)?.remove("store") else {
+            return Ok(StoreConfig::default());
+        };
+        let mut substituted = Vec::new();
+        interpolate_value(&mut value, "store", env, &mut substituted)?;
+        deserialize(value, Some("store"), &substituted)
+    }
+
+    /// A relative `path` is the config file's neighbour, wherever `serve`
+    /// or `keys` runs from.
+    fn resolve_from(&mut self, config_file: &Path) {
+        if let (Some(p), Some(dir)) = (&self.path, config_file.parent()) {
+            if p.is_relative() {
+                self.path = Some(dir.join(p));
+            }
+        }
+    }
+}
+
+/// The text of the config file at `path`.
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))
+}
+
+/// `e`, prefixed with the file it is about.
+fn in_file(path: &Path, e: ConfigError) -> ConfigError {
+    ConfigError(format!("{}: {}", path.display(), e.0))
+}
+
+/// Config text as a TOML table, before any `${VAR}` is read.
+fn parse_toml(text: &str) -> Result<toml::Table, ConfigError> {
+    text.parse()
+        .map_err(|e: toml::de::Error| ConfigError(e.to_string().trim_end().to_string()))
+}
+
+/// `value` (the table `prefix`, or the whole file for `None`) as a `T`,
+/// an error naming the field by its path.
+fn deserialize<T: serde::de::DeserializeOwned>(
+    value: toml::Value,
+    prefix: Option<&str>,
+    substituted: &[String],
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let msg = e.inner().message().to_string();
+        let path = e.path().to_string();
+        match (prefix, e.path().iter().next().is_none()) {
+            (None, true) => mask(substituted, msg),
+            (None, false) => mask(substituted, format!("{path}: {msg}")),
+            (Some(p), true) => mask(substituted, format!("{p}: {msg}")),
+            (Some(p), false) => mask(substituted, format!("{p}.{path}: {msg}")),
+        }
+    })
+}
+
+/// An error may quote a value (`invalid type: string "..."`); one that
+/// came from the environment may be a key, and is not shown.
+fn mask(substituted: &[String], mut msg: String) -> ConfigError {
+    for value in substituted.iter().filter(|v| !v.is_empty()) {
+        msg = msg.replace(value.as_str(), "[value from the environment]");
+    }
+    ConfigError(msg)
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string under `value`;
@@ -1133,6 +1188,23 @@ deployments = [{ api_key = "a" }, { weight = 2 }]
         assert_eq!(c.server.body_read_timeout(), Some(Duration::from_secs(5)));
         assert_eq!(c.server.idle_timeout(), None);
         assert_eq!(c.server.max_connections, 10);
+    }
+
+    #[test]
+    fn the_store_table_is_read_alone() {
+        let text = "[providers.p]\nkind = \"openai\"\napi_key = \"${UNSET_PROVIDER_KEY}\"\n[store]\npath = \"${STORE_DIR:-data}/k.db\"\n";
+        assert!(Config::parse(text, &env).is_err());
+        let store = StoreConfig::parse(text, &env).unwrap();
+        assert_eq!(store.path, Some(std::path::PathBuf::from("data/k.db")));
+        let e = StoreConfig::parse("[store]\npaht = \"x\"\n", &env).unwrap_err();
+        assert!(e.0.starts_with("store.paht: unknown field"), "{e}");
+        let e = StoreConfig::parse("[store]\npath = \"${STORE}\"\n", &env).unwrap_err();
+        assert_eq!(e.0, "store.path: environment variable `STORE` is not set");
+        let e = StoreConfig::parse("store = 1\n", &env).unwrap_err();
+        assert!(e.0.starts_with("store: invalid type"), "{e}");
+        let e = StoreConfig::parse("[store\n", &env).unwrap_err();
+        assert!(e.0.contains("TOML") || e.0.contains("expected"), "{e}");
+        assert_eq!(StoreConfig::parse("", &env).unwrap().path, None);
     }
 
     #[test]
