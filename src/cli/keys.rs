@@ -8,13 +8,12 @@
 //! have it.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde_json::json;
 use tollgate::auth::{KeyRecord, NewKey};
 use tollgate::config::StoreConfig;
-use tollgate::store::{KeyAdmin, KeySpec, SqliteStore};
+use tollgate::store::{unix_now, KeyAdmin, KeySpec, SqliteStore};
 
 use super::{duration, table};
 
@@ -249,30 +248,14 @@ async fn why_not_rotated(store: &SqliteStore, id: &str, path: &Path) -> String {
     }
 }
 
-/// Prints a new key once: alone on a line, or in a JSON object.
+/// Prints a new key once: alone on a line, or in a JSON object (what
+/// `keys list --json` shows of it, and the key).
 fn show_key(record: &KeyRecord, key: &NewKey, json: bool) {
     if json {
-        let out = json!({
-            "id": record.id,
-            "key": key.expose(),
-            "name": record.name,
-            "prefix": record.prefix,
-            "user": record.user,
-            "team": record.team,
-            "tags": record.tags,
-            "models": record.models,
-            "created_at": record.created_at,
-            "expires_at": record.expires_at,
-            "rotated_from": record.rotated_from,
-        });
+        let mut out = table::json(record, unix_now());
+        out["key"] = key.expose().into();
         println!("{out}");
     } else {
         println!("{}", key.expose());
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
