@@ -150,12 +150,12 @@ pub async fn run(args: KeysArgs) -> Result<(), String> {
                 return Err(why_not_rotated(&store, &id, &path).await);
             };
             show_key(&record, &key, json);
-            let old_end = match store.list().await.ok().and_then(|keys| {
-                keys.into_iter()
-                    .find(|r| r.id == id)
-                    .and_then(|r| r.expires_at)
-            }) {
-                Some(end) if end > unix_now() => {
+            // The store ends the old key when the grace period does, or at
+            // its own expiry if sooner, which the new key inherited.
+            let grace_secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+            let grace_end = record.created_at.saturating_add(grace_secs);
+            let old_end = match record.expires_at.map_or(grace_end, |t| t.min(grace_end)) {
+                end if end > unix_now() => {
                     format!("keeps working until {} UTC", table::date_time(end))
                 }
                 _ => "has stopped working".to_string(),
