@@ -26,7 +26,8 @@ pub struct AuthConfig {
     /// Whether a gateway key (or token) is required. Default `auto`.
     #[serde(default)]
     pub mode: AuthMode,
-    /// Keys written in the config (hashed at load; the text is never kept).
+    /// Keys written in the config (hashed when the gateway is built;
+    /// `Debug` never shows them).
     #[serde(default)]
     pub keys: Vec<StaticKeyConfig>,
     /// OpenID Connect / JWT bearer tokens.
@@ -101,7 +102,8 @@ pub enum AuthMode {
 pub struct StaticKeyConfig {
     /// A name for logs and usage (not secret).
     pub name: String,
-    /// The key a client sends. Never logged; kept only as its hash.
+    /// The key a client sends. Never logged; `Debug` shows `[redacted]`,
+    /// and the gateway compares only its hash.
     pub key: String,
     /// The user it belongs to.
     pub user: Option<String>,

@@ -2,8 +2,8 @@
 //! embedded SQLite default ([`SqliteStore`]) that needs no server.
 //!
 //! Keys live here now; budgets, the spend ledger and the request log will.
-//! A shared backend (PostgreSQL) implements the same traits; the layers
-//! only see the traits.
+//! A shared backend (PostgreSQL) would implement the same traits; the
+//! layers only see the traits.
 //!
 //! - [`KeyStore`]: what the `Auth` layer needs on the hot path (a lookup by
 //!   hash) and to stay current (a revision number it polls, and the
