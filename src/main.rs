@@ -7,6 +7,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
@@ -14,7 +15,6 @@ use clap::{Parser, Subcommand};
 /// (docs/BENCHMARKS.md); mimalloc's thread-local free lists cost less.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use std::sync::Arc;
 
 use tollgate::config::{AuthMode, Config};
 use tollgate::server::Layers;
@@ -120,17 +120,16 @@ fn main() -> ExitCode {
                 tracing::warn!("no providers configured: every request will answer 404");
             }
             run(async move {
-                let auth = match config.auth.mode {
-                    AuthMode::None => None,
-                    _ => {
-                        let store = open_store(&config)?;
-                        let auth = tollgate::server::authenticator(&config, Some(store))
-                            .map_err(|e| e.message().to_string())?
-                            .expect("mode is not none");
-                        auth.refresh().await.map_err(|e| e.message().to_string())?;
-                        Some(auth)
-                    }
-                };
+                // Mode `none` reads no keys, so it needs no store.
+                let store = (config.auth.mode != AuthMode::None)
+                    .then(|| open_store(&config, config.store.resolved_path()))
+                    .transpose()?
+                    .flatten();
+                let auth = tollgate::server::authenticator(&config, store)
+                    .map_err(|e| e.message().to_string())?;
+                if let Some(auth) = &auth {
+                    auth.refresh().await.map_err(|e| e.message().to_string())?;
+                }
                 tollgate::server::check_exposure(&config, auth.as_ref())?;
                 let app =
                     tollgate::server::assemble(&config, layers, auth).map_err(|e| e.to_string())?;
@@ -168,15 +167,30 @@ fn main() -> ExitCode {
     }
 }
 
-/// The embedded store of `[store]`, for the gateway keys.
-fn open_store(config: &Config) -> Result<Arc<dyn KeyStore>, String> {
-    let path = config
-        .store
-        .resolved_path()
-        .ok_or("no data directory on this platform: set `[store] path`")?;
-    let store = SqliteStore::open(&path)
-        .map_err(|e| format!("cannot open the store at {}: {e}", path.display()))?;
-    Ok(Arc::new(store))
+/// The embedded store at `path` (`[store] path`, or the default under
+/// the data directory), for the gateway keys.
+///
+/// Without a path (no `[store] path` and no data directory on this
+/// platform) the gateway serves without a store, with a warning: keys
+/// in the config and OIDC tokens still work, and in mode `auto` it
+/// serves openly on loopback and `check_exposure` refuses any other
+/// address, as with an empty store. Only mode `required` with no other
+/// credential needs the store, and then it is an error.
+fn open_store(config: &Config, path: Option<PathBuf>) -> Result<Option<Arc<dyn KeyStore>>, String> {
+    let Some(path) = path else {
+        let auth = &config.auth;
+        if auth.mode == AuthMode::Required && auth.keys.is_empty() && auth.oidc.is_none() {
+            return Err(
+                "[auth] mode = \"required\" with no key or token in the config needs the key store, and this platform has no data directory: set `[store] path`"
+                    .into(),
+            );
+        }
+        tracing::warn!("no data directory on this platform and no `[store] path`: serving without the key store (keys made with `tollgate keys` are not read)");
+        return Ok(None);
+    };
+    // The StoreError names the file and says what failed.
+    let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(store)))
 }
 
 fn run(fut: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
@@ -196,5 +210,36 @@ fn run(fut: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_store_path_serve_goes_on_unless_only_the_store_has_keys() {
+        let config = |text: &str| Config::parse(text, &|_| None).unwrap();
+        for text in [
+            "",
+            "[auth]\nmode = \"required\"\nkeys = [{ name = \"ci\", key = \"0123456789abcdefX\" }]\n",
+        ] {
+            assert!(open_store(&config(text), None).unwrap().is_none(), "{text}");
+        }
+        let e = open_store(&config("[auth]\nmode = \"required\"\n"), None)
+            .err()
+            .unwrap();
+        assert!(e.contains("set `[store] path`"), "{e}");
+    }
+
+    #[test]
+    fn a_store_that_cannot_open_says_so_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open_store(&Config::default(), Some(dir.path().to_path_buf()))
+            .err()
+            .unwrap();
+        let shown = dir.path().display().to_string();
+        assert_eq!(e.matches(&shown).count(), 1, "{e}");
+        assert_eq!(e.matches("store").count(), 1, "{e}");
     }
 }

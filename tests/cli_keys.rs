@@ -265,6 +265,27 @@ fn keys_find_the_store_from_store_then_config_then_the_data_directory() {
     assert!(err.contains("store.paht"), "{err}");
 }
 
+/// The README's step: `keys create --config tollgate.toml` in a shell
+/// without the providers' keys, which only `serve` needs.
+#[test]
+fn keys_read_only_the_store_table_of_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &config,
+        "[providers.openai]\nkind = \"openai\"\napi_key = \"${TOLLGATE_TEST_UNSET_PROVIDER_KEY}\"\n\n[store]\npath = \"keys.db\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let (ok, out, err) = keys(&["create", "--name", "my-laptop", "--config", config], &[]);
+    assert!(ok, "{err}");
+    printed_key(&out);
+    assert_eq!(
+        listed(dir.path().join("keys.db").to_str().unwrap()).len(),
+        1
+    );
+}
+
 #[test]
 fn keys_refuse_bad_input_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();

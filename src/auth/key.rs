@@ -160,14 +160,48 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
-    /// Why the key does not work at `now` (Unix seconds), if it does not.
-    pub fn unusable_at(&self, now: i64) -> Option<&'static str> {
+    /// Whether the key works at `now` (Unix seconds), and if not why:
+    /// the rule the gateway applies. A key both revoked and expired is
+    /// revoked.
+    pub fn status_at(&self, now: i64) -> KeyStatus {
         if self.revoked_at.is_some_and(|t| t <= now) {
-            Some("the gateway key was revoked")
+            KeyStatus::Revoked
         } else if self.expires_at.is_some_and(|t| t <= now) {
-            Some("the gateway key has expired")
+            KeyStatus::Expired
         } else {
-            None
+            KeyStatus::Active
+        }
+    }
+
+    /// Why the key does not work at `now` (Unix seconds), if it does not,
+    /// in words for the client.
+    pub fn unusable_at(&self, now: i64) -> Option<&'static str> {
+        match self.status_at(now) {
+            KeyStatus::Active => None,
+            KeyStatus::Revoked => Some("the gateway key was revoked"),
+            KeyStatus::Expired => Some("the gateway key has expired"),
+        }
+    }
+}
+
+/// Whether a key works at a given time ([`KeyRecord::status_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyStatus {
+    /// It works.
+    Active,
+    /// It was revoked.
+    Revoked,
+    /// Its expiry (or the end of its rotation's grace period) has passed.
+    Expired,
+}
+
+impl KeyStatus {
+    /// `active`, `revoked` or `expired`, as `tollgate keys list` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Revoked => "revoked",
+            KeyStatus::Expired => "expired",
         }
     }
 }
@@ -227,8 +261,12 @@ mod tests {
             rotated_from: None,
         };
         assert_eq!(r.unusable_at(99), None);
+        assert_eq!(r.status_at(99), KeyStatus::Active);
+        assert_eq!(r.status_at(100), KeyStatus::Expired);
         assert!(r.unusable_at(100).unwrap().contains("expired"));
         r.revoked_at = Some(50);
         assert!(r.unusable_at(60).unwrap().contains("revoked"));
+        assert_eq!(r.status_at(200), KeyStatus::Revoked);
+        assert_eq!(r.status_at(49), KeyStatus::Active);
     }
 }

@@ -59,7 +59,7 @@ mod principal;
 pub use authenticator::{
     AuthFuture, Authenticator, Check, TokenVerifier, KEY_HEADER, REFRESH_EVERY,
 };
-pub use key::{display_prefix, new_key_id, KeyHash, KeyRecord, NewKey, KEY_PREFIX};
+pub use key::{display_prefix, new_key_id, KeyHash, KeyRecord, KeyStatus, NewKey, KEY_PREFIX};
 pub use layer::{Auth, AuthLayer, ResponseFuture};
 pub use oidc::{looks_like_jwt, OidcError, OidcVerifier};
 pub use principal::{AuthMethod, ModelPatterns, Principal};

@@ -8,13 +8,12 @@
 //! have it.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde_json::json;
 use tollgate::auth::{KeyRecord, NewKey};
-use tollgate::config::{Config, StoreConfig};
-use tollgate::store::{KeyAdmin, KeySpec, SqliteStore};
+use tollgate::config::StoreConfig;
+use tollgate::store::{unix_now, KeyAdmin, KeySpec, SqliteStore};
 
 use super::{duration, table};
 
@@ -151,12 +150,12 @@ pub async fn run(args: KeysArgs) -> Result<(), String> {
                 return Err(why_not_rotated(&store, &id, &path).await);
             };
             show_key(&record, &key, json);
-            let old_end = match store.list().await.ok().and_then(|keys| {
-                keys.into_iter()
-                    .find(|r| r.id == id)
-                    .and_then(|r| r.expires_at)
-            }) {
-                Some(end) if end > unix_now() => {
+            // The store ends the old key when the grace period does, or at
+            // its own expiry if sooner, which the new key inherited.
+            let grace_secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+            let grace_end = record.created_at.saturating_add(grace_secs);
+            let old_end = match record.expires_at.map_or(grace_end, |t| t.min(grace_end)) {
+                end if end > unix_now() => {
                     format!("keeps working until {} UTC", table::date_time(end))
                 }
                 _ => "has stopped working".to_string(),
@@ -207,7 +206,8 @@ fn store_path(args: &KeysArgs) -> Result<PathBuf, String> {
         return Ok(path.clone());
     }
     let store = match &args.config {
-        Some(file) => Config::load(file).map_err(|e| e.to_string())?.store,
+        // Only `[store]`: the providers' `${VAR}`s need not be set here.
+        Some(file) => StoreConfig::load(file).map_err(|e| e.to_string())?,
         None => StoreConfig::default(),
     };
     store.resolved_path().ok_or_else(|| {
@@ -248,30 +248,14 @@ async fn why_not_rotated(store: &SqliteStore, id: &str, path: &Path) -> String {
     }
 }
 
-/// Prints a new key once: alone on a line, or in a JSON object.
+/// Prints a new key once: alone on a line, or in a JSON object (what
+/// `keys list --json` shows of it, and the key).
 fn show_key(record: &KeyRecord, key: &NewKey, json: bool) {
     if json {
-        let out = json!({
-            "id": record.id,
-            "key": key.expose(),
-            "name": record.name,
-            "prefix": record.prefix,
-            "user": record.user,
-            "team": record.team,
-            "tags": record.tags,
-            "models": record.models,
-            "created_at": record.created_at,
-            "expires_at": record.expires_at,
-            "rotated_from": record.rotated_from,
-        });
+        let mut out = table::json(record, unix_now());
+        out["key"] = key.expose().into();
         println!("{out}");
     } else {
         println!("{}", key.expose());
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

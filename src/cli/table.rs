@@ -4,16 +4,6 @@
 use serde_json::{json, Value};
 use tollgate::auth::KeyRecord;
 
-/// `active`, `revoked` or `expired` at `now`, by the rule the gateway
-/// applies ([`KeyRecord::unusable_at`]).
-pub fn status(r: &KeyRecord, now: i64) -> &'static str {
-    match r.unusable_at(now) {
-        None => "active",
-        Some(_) if r.revoked_at.is_some_and(|t| t <= now) => "revoked",
-        Some(_) => "expired",
-    }
-}
-
 /// One key for scripts: times in Unix seconds, `null` when unset.
 pub fn json(r: &KeyRecord, now: i64) -> Value {
     json!({
@@ -29,7 +19,7 @@ pub fn json(r: &KeyRecord, now: i64) -> Value {
         "expires_at": r.expires_at,
         "revoked_at": r.revoked_at,
         "rotated_from": r.rotated_from,
-        "status": status(r, now),
+        "status": r.status_at(now).as_str(),
     })
 }
 
@@ -71,7 +61,7 @@ pub fn render(keys: &[KeyRecord], now: i64) -> String {
                 date_time(r.created_at),
                 when(r.last_used_at, "never"),
                 when(r.expires_at, "never"),
-                status(r, now).to_string(),
+                r.status_at(now).as_str().to_string(),
             ]
             .map(|cell| printable(&cell))
         })

@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
+use http::Uri;
 use serde::Deserialize;
+
+use super::{http_url, ConfigError};
 
 /// `[auth]`: how clients prove who they are.
 ///
@@ -23,7 +26,8 @@ pub struct AuthConfig {
     /// Whether a gateway key (or token) is required. Default `auto`.
     #[serde(default)]
     pub mode: AuthMode,
-    /// Keys written in the config (hashed at load; the text is never kept).
+    /// Keys written in the config (hashed when the gateway is built;
+    /// `Debug` never shows them).
     #[serde(default)]
     pub keys: Vec<StaticKeyConfig>,
     /// OpenID Connect / JWT bearer tokens.
@@ -31,10 +35,11 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    /// Static keys long enough not to be guessed, with distinct names;
-    /// OIDC URLs that are http(s).
-    pub(crate) fn check(&self) -> Result<(), super::ConfigError> {
-        let err = |m: String| Err(super::ConfigError(m));
+    /// Static keys long enough not to be guessed, with distinct names and
+    /// distinct values and no blank model pattern; `[auth.oidc]` by
+    /// [`OidcConfig::check`].
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
         for (i, k) in self.keys.iter().enumerate() {
             if k.name.trim().is_empty() {
                 return err(format!("auth.keys[{i}].name: must not be empty"));
@@ -47,23 +52,24 @@ impl AuthConfig {
             if self.keys[..i].iter().any(|o| o.name == k.name) {
                 return err(format!("auth.keys[{i}].name: `{}` is used twice", k.name));
             }
+            // Two entries with one key: a client could not tell the gateway
+            // which it is. The message names the entries, never the key.
+            if let Some(j) = self.keys[..i].iter().position(|o| o.key == k.key) {
+                return err(format!(
+                    "auth.keys[{i}].key: the same key as auth.keys[{j}] (`{}`); each entry needs a key of its own",
+                    self.keys[j].name
+                ));
+            }
+            // A blank pattern (`"${CI_MODELS:-}"` with the variable unset)
+            // would be dropped, and no pattern at all means every model.
+            if k.models.iter().any(|m| m.trim().is_empty()) {
+                return err(format!(
+                    "auth.keys[{i}].models: a pattern must not be empty"
+                ));
+            }
         }
         if let Some(o) = &self.oidc {
-            for (field, url) in [
-                ("issuer", Some(&o.issuer)),
-                ("jwks_url", o.jwks_url.as_ref()),
-            ] {
-                let Some(url) = url else { continue };
-                let ok = url.parse::<http::Uri>().is_ok_and(|u| {
-                    matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
-                });
-                if !ok {
-                    return err(format!("auth.oidc.{field}: `{url}` is not an http(s) URL"));
-                }
-            }
-            if o.audience.trim().is_empty() {
-                return err("auth.oidc.audience: must not be empty".into());
-            }
+            o.check()?;
         }
         Ok(())
     }
@@ -96,7 +102,8 @@ pub enum AuthMode {
 pub struct StaticKeyConfig {
     /// A name for logs and usage (not secret).
     pub name: String,
-    /// The key a client sends. Never logged; kept only as its hash.
+    /// The key a client sends. Never logged; `Debug` shows `[redacted]`,
+    /// and the gateway compares only its hash.
     pub key: String,
     /// The user it belongs to.
     pub user: Option<String>,
@@ -150,6 +157,78 @@ pub struct OidcConfig {
     pub models_claim: Option<String>,
 }
 
+/// Where an [`OidcConfig`]'s signing keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeysUrl {
+    /// `jwks_url`: the JWKS itself.
+    Jwks(Uri),
+    /// The issuer's discovery document, which names the JWKS.
+    Discovery(Uri),
+}
+
+impl OidcConfig {
+    /// Checks what TOML types cannot: an issuer and `jwks_url` that are
+    /// http(s) URLs, an audience, claim names that are not empty, a
+    /// leeway of at most a day. `Config::check` runs it, and so does
+    /// [`OidcVerifier::new`](crate::auth::OidcVerifier::new), for a
+    /// config built in code. An error names the field, never a URL (one
+    /// may carry user-info or a credential in its query).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let err = |field: &str, msg: &str| Err(ConfigError(format!("auth.oidc.{field}: {msg}")));
+        if self.issuer.trim().is_empty() {
+            return err("issuer", "must not be empty");
+        }
+        if let Err(e) = http_url(&self.issuer) {
+            return err("issuer", &e);
+        }
+        self.keys_url()?;
+        if self.audience.trim().is_empty() {
+            return err("audience", "must not be empty");
+        }
+        // Also in `Config::check_durations`' list; checked here too for a
+        // config that never went through `Config::check`, since a huge
+        // leeway would overflow the timestamps it is added to.
+        super::at_most_a_day("auth.oidc.leeway_secs", self.leeway_secs, 1)?;
+        for (field, claim) in [
+            ("user_claim", Some(&self.user_claim)),
+            ("team_claim", self.team_claim.as_ref()),
+            ("tags_claim", self.tags_claim.as_ref()),
+            ("models_claim", self.models_claim.as_ref()),
+        ] {
+            if claim.is_some_and(|c| c.is_empty()) {
+                return err(field, "must not be empty");
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the signing keys come from: `jwks_url`, else
+    /// `{issuer}/.well-known/openid-configuration`. An error names the
+    /// field, never the URL.
+    pub(crate) fn keys_url(&self) -> Result<KeysUrl, ConfigError> {
+        let err = |field: &str, msg: String| ConfigError(format!("auth.oidc.{field}: {msg}"));
+        match &self.jwks_url {
+            Some(url) => http_url(url)
+                .map(KeysUrl::Jwks)
+                .map_err(|e| err("jwks_url", e)),
+            None => {
+                let document = format!(
+                    "{}/.well-known/openid-configuration",
+                    self.issuer.trim_end_matches('/')
+                );
+                http_url(&document).map(KeysUrl::Discovery).map_err(|e| {
+                    err(
+                        "issuer",
+                        format!(
+                            "{e}: without jwks_url, the keys are discovered from the issuer's URL"
+                        ),
+                    )
+                })
+            }
+        }
+    }
+}
+
 fn default_leeway() -> u64 {
     60
 }
@@ -190,14 +269,74 @@ mod tests {
         assert!(e.0.starts_with("auth.keys[0].key: at least 16"), "{}", e.0);
         let e = parse("[auth]\nkeys = [{ name = \"a\", key = \"0123456789abcdefX\" }, { name = \"a\", key = \"0123456789abcdefY\" }]\n").unwrap_err();
         assert!(e.0.contains("auth.keys[1].name"), "{}", e.0);
+        let e = parse("[auth]\nkeys = [{ name = \"ci\", key = \"0123456789abcdefX\", models = [\"gpt-*\", \"${CI_MODELS:-}\"] }]\n").unwrap_err();
+        assert_eq!(e.0, "auth.keys[0].models: a pattern must not be empty");
+        let e = parse(
+            "[auth]\nkeys = [{ name = \"ci\", key = \"0123456789abcdefX\", models = [\" \"] }]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0, "auth.keys[0].models: a pattern must not be empty");
         let e = parse("[auth]\nmode = \"open\"\n").unwrap_err();
         assert!(e.0.starts_with("auth.mode"), "{}", e.0);
         let e =
             parse("[auth.oidc]\nissuer = \"login.example.com\"\naudience = \"x\"\n").unwrap_err();
         assert!(e.0.starts_with("auth.oidc.issuer"), "{}", e.0);
+        let e = parse("[auth]\nkeys = [{ name = \"a\", key = \"sekrit-0123456789abcdef\" }, { name = \"b\", key = \"sekrit-0123456789abcdef\" }]\n").unwrap_err();
+        assert_eq!(
+            e.0,
+            "auth.keys[1].key: the same key as auth.keys[0] (`a`); each entry needs a key of its own"
+        );
 
         let c = parse("[auth]\nmode = \"required\"\nkeys = [{ name = \"ci\", key = \"sekrit-0123456789abcdef\" }]\n").unwrap();
         assert_eq!(c.auth.mode, super::AuthMode::Required);
         assert!(!format!("{c:?}").contains("sekrit"));
+    }
+
+    /// What `serve` refuses when it builds the verifier, `check-config`
+    /// refuses too, naming the field and never quoting a URL.
+    #[test]
+    fn oidc_is_checked_as_the_verifier_checks_it() {
+        let parse = |t: &str| Config::parse(t, &|_| None);
+        let head = "[auth.oidc]\nissuer = \"https://login.example.com\"\naudience = \"tollgate\"\n";
+        for (extra, starts) in [
+            (
+                "leeway_secs = 86401\n",
+                "auth.oidc.leeway_secs: at most 86400 (a day)",
+            ),
+            (
+                "user_claim = \"\"\n",
+                "auth.oidc.user_claim: must not be empty",
+            ),
+            (
+                "team_claim = \"\"\n",
+                "auth.oidc.team_claim: must not be empty",
+            ),
+            (
+                "tags_claim = \"\"\n",
+                "auth.oidc.tags_claim: must not be empty",
+            ),
+            (
+                "models_claim = \"\"\n",
+                "auth.oidc.models_claim: must not be empty",
+            ),
+            (
+                "jwks_url = \"keys?token=hunter2\"\n",
+                "auth.oidc.jwks_url: ",
+            ),
+        ] {
+            let e = parse(&format!("{head}{extra}")).unwrap_err();
+            assert!(e.0.starts_with(starts), "{extra}: {}", e.0);
+            assert!(!e.0.contains("hunter2"), "{}", e.0);
+        }
+        let e = parse(
+            "[auth.oidc]\nissuer = \"ftp://ana:hunter2@login.example.com\"\naudience = \"x\"\n",
+        )
+        .unwrap_err();
+        assert!(e.0.starts_with("auth.oidc.issuer: "), "{}", e.0);
+        assert!(!e.0.contains("hunter2"), "{}", e.0);
+        let e = parse("[auth.oidc]\nissuer = \"https://login.example.com\"\naudience = \" \"\n")
+            .unwrap_err();
+        assert_eq!(e.0, "auth.oidc.audience: must not be empty");
+        parse(&format!("{head}leeway_secs = 86400\n")).unwrap();
     }
 }

@@ -68,6 +68,7 @@ use serde::Deserialize;
 
 mod auth;
 
+pub(crate) use auth::KeysUrl;
 pub use auth::{AuthConfig, AuthMode, OidcConfig, StaticKeyConfig, StoreConfig};
 
 /// The whole configuration.
@@ -524,50 +525,25 @@ pub struct ConfigError(pub String);
 impl Config {
     /// Reads, interpolates, parses and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-        let mut config = Self::parse(&text, &|k| std::env::var(k).ok())
-            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
-        // A relative store path is the config file's neighbour, wherever
-        // `serve` or `keys` runs from.
-        if let (Some(p), Some(dir)) = (&config.store.path, path.parent()) {
-            if p.is_relative() {
-                config.store.path = Some(dir.join(p));
-            }
-        }
+        let text = read(path)?;
+        let mut config =
+            Self::parse(&text, &|k| std::env::var(k).ok()).map_err(|e| in_file(path, e))?;
+        config.store.resolve_from(path);
         Ok(config)
     }
 
     /// Parses config text, reading `${VAR}` through `env`. Errors name the
     /// field at fault by its path (`models.m.fallback: unknown field ...`).
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError(e.to_string().trim_end().to_string()))?;
+        let mut table = parse_toml(text)?;
         // After parsing, not before: a missing variable can then name the
         // field it was for, and `${...}` in a comment is left alone.
         let mut substituted = Vec::new();
         for (key, value) in table.iter_mut() {
             interpolate_value(value, key, env, &mut substituted)?;
         }
-        // An error may quote a value (`invalid type: string "..."`); one that
-        // came from the environment may be a key, and is not shown.
-        let mask = |mut msg: String| {
-            for value in substituted.iter().filter(|v| !v.is_empty()) {
-                msg = msg.replace(value.as_str(), "[value from the environment]");
-            }
-            ConfigError(msg)
-        };
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let msg = e.inner().message().to_string();
-                if e.path().iter().next().is_none() {
-                    mask(msg)
-                } else {
-                    mask(format!("{}: {msg}", e.path()))
-                }
-            })?;
-        config.check().map_err(|e| mask(e.0))?;
+        let config: Config = deserialize(toml::Value::Table(table), None, &substituted)?;
+        config.check().map_err(|e| mask(&substituted, e.0))?;
         Ok(config)
     }
 
@@ -629,7 +605,6 @@ impl Config {
     /// mistake, and one near `u64::MAX` would overflow the clock when it is
     /// added to the time of a request.
     fn check_durations(&self) -> Result<(), ConfigError> {
-        const DAY_SECS: u64 = 24 * 60 * 60;
         let s = &self.server;
         let r = &self.routing;
         let secs = [
@@ -645,26 +620,23 @@ impl Config {
                 "routing.rate_limit_cooldown_secs",
                 r.rate_limit_cooldown_secs,
             ),
+            (
+                "auth.oidc.leeway_secs",
+                self.auth.oidc.as_ref().map_or(0, |o| o.leeway_secs),
+            ),
         ];
         let millis = [
             ("routing.first_byte_timeout_ms", r.first_byte_timeout_ms),
             ("routing.idle_timeout_ms", r.idle_timeout_ms),
             ("routing.total_timeout_ms", r.total_timeout_ms),
         ];
-        let over = secs
-            .into_iter()
-            .find(|(_, v)| *v > DAY_SECS)
-            .map(|(f, _)| (f, format!("{DAY_SECS}")))
-            .or_else(|| {
-                millis
-                    .into_iter()
-                    .find(|(_, v)| *v > DAY_SECS * 1000)
-                    .map(|(f, _)| (f, format!("{}", DAY_SECS * 1000)))
-            });
-        match over {
-            Some((field, max)) => Err(ConfigError(format!("{field}: at most {max} (a day)"))),
-            None => Ok(()),
+        for (field, value) in secs {
+            at_most_a_day(field, value, 1)?;
         }
+        for (field, value) in millis {
+            at_most_a_day(field, value, 1000)?;
+        }
+        Ok(())
     }
 
     /// Checks what TOML types cannot: URLs, header names, model targets.
@@ -693,15 +665,10 @@ impl Config {
                         "{field}.base_url: required for kind = \"openai-compatible\""
                     )));
                 };
-                match url.parse::<http::Uri>() {
-                    Ok(u)
-                        if matches!(u.scheme_str(), Some("http") | Some("https"))
-                            && u.host().is_some() => {}
-                    _ => {
-                        return Err(ConfigError(format!(
-                            "{field}.base_url: `{url}` is not an http(s) URL"
-                        )))
-                    }
+                // The URL is not quoted: it may carry user-info or a
+                // credential in its query.
+                if let Err(e) = http_url(url) {
+                    return Err(ConfigError(format!("{field}.base_url: {e}")));
                 }
                 for (h, v) in &d.headers {
                     if http::HeaderName::from_bytes(h.as_bytes()).is_err()
@@ -751,6 +718,109 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A duration setting's limit: a day.
+const DAY_SECS: u64 = 24 * 60 * 60;
+
+/// `field: at most ... (a day)` when `value`, in units of which
+/// `per_sec` make a second, is over a day.
+fn at_most_a_day(field: &str, value: u64, per_sec: u64) -> Result<(), ConfigError> {
+    let max = DAY_SECS * per_sec;
+    if value > max {
+        return Err(ConfigError(format!("{field}: at most {max} (a day)")));
+    }
+    Ok(())
+}
+
+/// `text` as an absolute http(s) URL with a host. The error never quotes
+/// `text` (it may carry user-info or a credential in its query).
+pub(crate) fn http_url(text: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = text.parse().map_err(|e| format!("not a URL ({e})"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("https" | "http"), Some(host)) if !host.is_empty() => Ok(uri),
+        _ => Err("not an absolute http(s) URL".into()),
+    }
+}
+
+impl StoreConfig {
+    /// Reads only the `[store]` table of the config file at `path`, with
+    /// the same `${VAR}` and relative-path rules as [`Config::load`];
+    /// errors name the field (`store.path: ...`).
+    ///
+    /// For `tollgate keys`, which needs nothing else: the provider keys'
+    /// variables need not be set in the shell that manages gateway keys.
+    pub fn load(path: &Path) -> Result<StoreConfig, ConfigError> {
+        let env = |k: &str| std::env::var(k).ok();
+        let mut store = Self::parse(&read(path)?, &env).map_err(|e| in_file(path, e))?;
+        store.resolve_from(path);
+        Ok(store)
+    }
+
+    /// [`StoreConfig::load`] of config text, reading `${VAR}` through `env`.
+    fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<StoreConfig, ConfigError> {
+        let Some(mut value) = parse_toml(text)?.remove("store") else {
+            return Ok(StoreConfig::default());
+        };
+        let mut substituted = Vec::new();
+        interpolate_value(&mut value, "store", env, &mut substituted)?;
+        deserialize(value, Some("store"), &substituted)
+    }
+
+    /// A relative `path` is the config file's neighbour, wherever `serve`
+    /// or `keys` runs from.
+    fn resolve_from(&mut self, config_file: &Path) {
+        if let (Some(p), Some(dir)) = (&self.path, config_file.parent()) {
+            if p.is_relative() {
+                self.path = Some(dir.join(p));
+            }
+        }
+    }
+}
+
+/// The text of the config file at `path`.
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))
+}
+
+/// `e`, prefixed with the file it is about.
+fn in_file(path: &Path, e: ConfigError) -> ConfigError {
+    ConfigError(format!("{}: {}", path.display(), e.0))
+}
+
+/// Config text as a TOML table, before any `${VAR}` is read.
+fn parse_toml(text: &str) -> Result<toml::Table, ConfigError> {
+    text.parse()
+        .map_err(|e: toml::de::Error| ConfigError(e.to_string().trim_end().to_string()))
+}
+
+/// `value` (the table `prefix`, or the whole file for `None`) as a `T`,
+/// an error naming the field by its path.
+fn deserialize<T: serde::de::DeserializeOwned>(
+    value: toml::Value,
+    prefix: Option<&str>,
+    substituted: &[String],
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let msg = e.inner().message().to_string();
+        let path = e.path().to_string();
+        match (prefix, e.path().iter().next().is_none()) {
+            (None, true) => mask(substituted, msg),
+            (None, false) => mask(substituted, format!("{path}: {msg}")),
+            (Some(p), true) => mask(substituted, format!("{p}: {msg}")),
+            (Some(p), false) => mask(substituted, format!("{p}.{path}: {msg}")),
+        }
+    })
+}
+
+/// An error may quote a value (`invalid type: string "..."`); one that
+/// came from the environment may be a key, and is not shown.
+fn mask(substituted: &[String], mut msg: String) -> ConfigError {
+    for value in substituted.iter().filter(|v| !v.is_empty()) {
+        msg = msg.replace(value.as_str(), "[value from the environment]");
+    }
+    ConfigError(msg)
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string under `value`;
@@ -845,6 +915,28 @@ deployments = [{ api_key = "sk-deploy-secret-3", headers = { "x-auth" = "hdr-sec
             shown.contains("x-auth") && shown.contains("[redacted]"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn urls_must_be_absolute_http() {
+        assert!(http_url("https://idp.example.com/keys").is_ok());
+        assert!(http_url("http://127.0.0.1:8080/keys").is_ok());
+        for bad in [
+            "/keys",
+            "idp.example.com/keys",
+            "ftp://idp/keys",
+            "",
+            "https://",
+        ] {
+            assert!(http_url(bad).is_err(), "{bad}");
+        }
+        let e = Config::parse(
+            "[providers.x]\nkind = \"openai\"\nbase_url = \"ftp://ana:hunter2@x/v1?key=s3cret\"\n",
+            &env,
+        )
+        .unwrap_err();
+        assert!(e.0.starts_with("providers.x.base_url: "), "{e}");
+        assert!(!e.0.contains("hunter2") && !e.0.contains("s3cret"), "{e}");
     }
 
     #[test]
@@ -1096,6 +1188,23 @@ deployments = [{ api_key = "a" }, { weight = 2 }]
         assert_eq!(c.server.body_read_timeout(), Some(Duration::from_secs(5)));
         assert_eq!(c.server.idle_timeout(), None);
         assert_eq!(c.server.max_connections, 10);
+    }
+
+    #[test]
+    fn the_store_table_is_read_alone() {
+        let text = "[providers.p]\nkind = \"openai\"\napi_key = \"${UNSET_PROVIDER_KEY}\"\n[store]\npath = \"${STORE_DIR:-data}/k.db\"\n";
+        assert!(Config::parse(text, &env).is_err());
+        let store = StoreConfig::parse(text, &env).unwrap();
+        assert_eq!(store.path, Some(std::path::PathBuf::from("data/k.db")));
+        let e = StoreConfig::parse("[store]\npaht = \"x\"\n", &env).unwrap_err();
+        assert!(e.0.starts_with("store.paht: unknown field"), "{e}");
+        let e = StoreConfig::parse("[store]\npath = \"${STORE}\"\n", &env).unwrap_err();
+        assert_eq!(e.0, "store.path: environment variable `STORE` is not set");
+        let e = StoreConfig::parse("store = 1\n", &env).unwrap_err();
+        assert!(e.0.starts_with("store: invalid type"), "{e}");
+        let e = StoreConfig::parse("[store\n", &env).unwrap_err();
+        assert!(e.0.contains("TOML") || e.0.contains("expected"), "{e}");
+        assert_eq!(StoreConfig::parse("", &env).unwrap().path, None);
     }
 
     #[test]

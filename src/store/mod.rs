@@ -2,8 +2,8 @@
 //! embedded SQLite default ([`SqliteStore`]) that needs no server.
 //!
 //! Keys live here now; budgets, the spend ledger and the request log will.
-//! A shared backend (PostgreSQL) implements the same traits; the layers
-//! only see the traits.
+//! A shared backend (PostgreSQL) would implement the same traits; the
+//! layers only see the traits.
 //!
 //! - [`KeyStore`]: what the `Auth` layer needs on the hot path (a lookup by
 //!   hash) and to stay current (a revision number it polls, and the
@@ -34,6 +34,14 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use crate::auth::{KeyHash, KeyRecord, NewKey};
+
+/// The system clock in Unix seconds, as the store keeps times (0 before
+/// 1970, `i64::MAX` past its range).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
 
 /// The future a store method returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{KeyAdmin, KeySpec, KeyStore, StoreError, StoreFuture};
+use super::{unix_now, KeyAdmin, KeySpec, KeyStore, StoreError, StoreFuture};
 use crate::auth::{KeyHash, KeyRecord, NewKey};
 
 /// How long a write waits for another process's write to finish before
@@ -107,12 +107,6 @@ impl SqliteStore {
             .map_err(|e| StoreError(format!("the store's task failed: {e}")))?
         })
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Opens `path` with the settings every connection needs and migrates it

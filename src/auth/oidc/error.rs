@@ -5,6 +5,7 @@ use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
 
 use crate::error::{ErrorKind, GatewayError};
 
+/// Why a bearer token was refused. Its `Display` is meant for the client:
 /// it never contains the token, a key or anything fetched from the
 /// identity provider.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,14 +91,16 @@ impl OidcError {
 }
 
 impl From<OidcError> for GatewayError {
-    /// A 401 [`ErrorKind::Authentication`], or for unavailable keys a 503
+    /// A refused token is answered like a refused gateway key: a 401
+    /// [`ErrorKind::Authentication`] with code `invalid_api_key`, so a
+    /// client handles both alike. Unavailable keys are a 503
     /// [`ErrorKind::Overloaded`] (which the OpenAI and Anthropic SDKs retry).
     fn from(e: OidcError) -> Self {
-        let kind = match e {
-            OidcError::KeysUnavailable => ErrorKind::Overloaded,
-            _ => ErrorKind::Authentication,
-        };
-        GatewayError::new(kind, e.to_string()).with_status(e.status())
+        match e {
+            OidcError::KeysUnavailable => GatewayError::new(ErrorKind::Overloaded, e.to_string()),
+            _ => GatewayError::new(ErrorKind::Authentication, e.to_string())
+                .with_code("invalid_api_key"),
+        }
     }
 }
 
@@ -116,5 +119,11 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Authentication);
         assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
         assert!(err.message().contains("audience"));
+        // The same shape as a refused gateway key.
+        assert_eq!(err.code(), Some("invalid_api_key"));
+        let err = GatewayError::from(OidcError::KeysUnavailable);
+        assert_eq!(err.kind(), ErrorKind::Overloaded);
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.code(), None);
     }
 }

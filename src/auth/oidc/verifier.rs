@@ -8,16 +8,12 @@ use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
-use super::jwks::{parse_url, Jwks, KeySet, Source};
+use super::jwks::{Jwks, KeySet, Source};
 use super::token::TokenHeader;
 use super::OidcError;
 use crate::auth::{AuthMethod, ModelPatterns, Principal};
-use crate::config::{ConfigError, OidcConfig};
+use crate::config::{ConfigError, KeysUrl, OidcConfig};
 use crate::provider::HttpClient;
-
-/// The largest `leeway_secs`: more is no clock skew, and far more would
-/// overflow the timestamps it is added to.
-const MAX_LEEWAY_SECS: u64 = 24 * 60 * 60;
 
 /// Verifies bearer JWTs from one OpenID Connect issuer (see the
 /// [module docs](super)). Cloning shares the key cache.
@@ -46,49 +42,14 @@ impl OidcVerifier {
     /// A verifier for `config`'s issuer, fetching keys with `http`.
     /// Nothing is fetched yet; an error names the field at fault.
     pub fn new(config: &OidcConfig, http: HttpClient) -> Result<Self, ConfigError> {
-        let field_error = |field: &str, msg: &str| ConfigError(format!("auth.oidc.{field}: {msg}"));
-        if config.issuer.trim().is_empty() {
-            return Err(field_error("issuer", "must not be empty"));
-        }
-        if config.leeway_secs > MAX_LEEWAY_SECS {
-            return Err(field_error(
-                "leeway_secs",
-                &format!("at most {MAX_LEEWAY_SECS} (a day)"),
-            ));
-        }
-        if config.audience.trim().is_empty() {
-            return Err(field_error("audience", "must not be empty"));
-        }
-        for (field, claim) in [
-            ("user_claim", Some(&config.user_claim)),
-            ("team_claim", config.team_claim.as_ref()),
-            ("tags_claim", config.tags_claim.as_ref()),
-            ("models_claim", config.models_claim.as_ref()),
-        ] {
-            if claim.is_some_and(|c| c.is_empty()) {
-                return Err(field_error(field, "must not be empty"));
-            }
-        }
-        let source = match &config.jwks_url {
-            Some(url) => Source::Jwks(parse_url(url).map_err(|e| field_error("jwks_url", &e))?),
-            None => {
-                let document = format!(
-                    "{}/.well-known/openid-configuration",
-                    config.issuer.trim_end_matches('/')
-                );
-                let document = parse_url(&document).map_err(|e| {
-                    field_error(
-                        "issuer",
-                        &format!(
-                            "{e}: without jwks_url, the keys are discovered from the issuer's URL"
-                        ),
-                    )
-                })?;
-                Source::Discovery {
-                    document,
-                    issuer: config.issuer.clone(),
-                }
-            }
+        // The checks `Config::check` runs, for a config built in code.
+        config.check()?;
+        let source = match config.keys_url()? {
+            KeysUrl::Jwks(url) => Source::Jwks(url),
+            KeysUrl::Discovery(document) => Source::Discovery {
+                document,
+                issuer: config.issuer.clone(),
+            },
         };
         let validation = |alg| {
             let mut v = Validation::new(alg);
@@ -284,5 +245,21 @@ mod tests {
         };
         let verifier = OidcVerifier::new(&config, HttpClient::new()).unwrap();
         assert_send(async move { verifier.verify("a.b.c").await });
+    }
+
+    #[test]
+    fn a_config_built_in_code_gets_the_config_files_checks() {
+        let config = crate::config::OidcConfig {
+            issuer: "https://idp.example.com".into(),
+            audience: "tollgate".into(),
+            jwks_url: None,
+            leeway_secs: u64::MAX,
+            user_claim: "sub".into(),
+            team_claim: None,
+            tags_claim: None,
+            models_claim: None,
+        };
+        let e = OidcVerifier::new(&config, HttpClient::new()).unwrap_err();
+        assert_eq!(e.0, "auth.oidc.leeway_secs: at most 86400 (a day)");
     }
 }

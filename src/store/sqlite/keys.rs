@@ -18,7 +18,22 @@ use super::store_error;
 use crate::auth::{new_key_id, KeyRecord, NewKey};
 use crate::store::{KeySpec, StoreError};
 
-const COLUMNS: &str = "id, name, prefix, user, team, tags, models, created_at, expires_at, revoked_at, last_used_at, rotated_from";
+/// The columns [`record`] reads, in its order; a macro so that the
+/// statements below are `concat!`ed constants, not strings built per call.
+macro_rules! columns {
+    () => {
+        "id, name, prefix, user, team, tags, models, created_at, expires_at, revoked_at, last_used_at, rotated_from"
+    };
+}
+
+const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM keys WHERE id = ?1");
+const SELECT_BY_HASH: &str = concat!("SELECT ", columns!(), " FROM keys WHERE hash = ?1");
+// rowid breaks ties between keys made in the same second.
+const SELECT_ALL: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM keys ORDER BY created_at DESC, rowid DESC"
+);
 
 fn record(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     Ok(KeyRecord {
@@ -63,20 +78,16 @@ fn bump_revision(tx: &Transaction<'_>) -> Result<(), StoreError> {
 }
 
 fn get(conn: &Connection, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM keys WHERE id = ?1"),
-        [id],
-        record,
-    )
-    .optional()
-    .map_err(store_error)
+    conn.query_row(SELECT_BY_ID, [id], record)
+        .optional()
+        .map_err(store_error)
 }
 
 pub(super) fn lookup(
     conn: &mut Connection,
     hash_hex: &str,
 ) -> Result<Option<KeyRecord>, StoreError> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM keys WHERE hash = ?1"))
+    conn.prepare_cached(SELECT_BY_HASH)
         .and_then(|mut s| s.query_row([hash_hex], record).optional())
         .map_err(store_error)
 }
@@ -178,6 +189,11 @@ pub(super) fn create(
     if spec.name.trim().is_empty() {
         return Err(StoreError("a key needs a name".into()));
     }
+    // `ModelPatterns` drops a blank pattern, and none left means every
+    // model: a key meant for some models must not end up allowed all.
+    if spec.models.iter().any(|m| m.trim().is_empty()) {
+        return Err(StoreError("a model pattern must not be empty".into()));
+    }
     let expires_at = match spec.expires_in {
         None => None,
         Some(d) => Some(
@@ -192,12 +208,7 @@ pub(super) fn create(
 }
 
 pub(super) fn list(conn: &mut Connection) -> Result<Vec<KeyRecord>, StoreError> {
-    // rowid breaks ties between keys made in the same second.
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT {COLUMNS} FROM keys ORDER BY created_at DESC, rowid DESC"
-        ))
-        .map_err(store_error)?;
+    let mut stmt = conn.prepare(SELECT_ALL).map_err(store_error)?;
     let rows = stmt.query_map([], record).map_err(store_error)?;
     rows.collect::<Result<_, _>>().map_err(store_error)
 }

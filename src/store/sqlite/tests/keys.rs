@@ -43,6 +43,25 @@ async fn a_key_needs_a_name() {
 }
 
 #[tokio::test]
+async fn a_blank_model_pattern_is_refused_not_read_as_every_model() {
+    let (_dir, _path, store, _clock) = store_at(1_000);
+    for models in [vec![" ".to_string()], vec!["gpt-*".into(), String::new()]] {
+        let err = store
+            .create(KeySpec {
+                models,
+                ..spec("ci")
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("model pattern must not be empty"),
+            "{err}"
+        );
+    }
+    assert!(store.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn list_shows_every_key_newest_first() {
     let (_dir, _path, store, clock) = store_at(1_000);
     store.create(spec("first")).await.unwrap();
