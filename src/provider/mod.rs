@@ -71,6 +71,7 @@ use crate::request::{GatewayRequest, Target};
 use crate::response::{GatewayResponse, ResponseBody};
 use crate::routing::{Credential, CredentialKind, Deployment, Routes, SendAs};
 use redact::Redactor;
+pub(crate) use redact::MIN_SECRET_LEN;
 
 /// The future a provider call returns.
 pub type ProviderFuture =

@@ -238,9 +238,41 @@ impl fmt::Debug for Credential {
 /// `x-tollgate-byok-<provider>: KEY`.
 pub const BYOK_HEADER_PREFIX: &str = "x-tollgate-byok-";
 
+/// How many BYOK keys one request may bring for one provider, body and
+/// headers together. Each is an attempt (and a hash for its cooldown key),
+/// so a request must not be able to make the gateway try thousands.
+pub const MAX_BYOK_KEYS: usize = 8;
+
 /// Where a BYOK key came from, for error messages.
-fn byok_field(provider: &str) -> String {
+pub(crate) fn byok_field(provider: &str) -> String {
     format!("providerOptions.gateway.byok.{provider}")
+}
+
+/// Whether `key` can be sent and kept out of answers: a valid header
+/// value (it goes upstream in one), and at least as long as the shortest
+/// secret the redactor masks, since a shorter one could be echoed back
+/// in clear.
+fn sendable(key: &str) -> bool {
+    key.len() >= crate::provider::MIN_SECRET_LEN && http::HeaderValue::from_str(key).is_ok()
+}
+
+/// What a BYOK key must be, for the 400 that names where it came from.
+fn bad_key(field: &str) -> GatewayError {
+    GatewayError::invalid_param(
+        field,
+        format!(
+            "`{field}` must be a key of at least {} bytes that is a valid header value",
+            crate::provider::MIN_SECRET_LEN
+        ),
+    )
+}
+
+/// The 400 for more than [`MAX_BYOK_KEYS`] keys for one provider.
+pub(crate) fn too_many_keys(field: &str) -> GatewayError {
+    GatewayError::invalid_param(
+        field,
+        format!("`{field}`: at most {MAX_BYOK_KEYS} keys per provider (body and headers together)"),
+    )
 }
 
 /// Reads `providerOptions.gateway.byok`: provider names to lists of
@@ -266,11 +298,18 @@ pub(crate) fn parse_byok(v: &Value) -> Result<Vec<(String, Vec<Secret>)>, Gatewa
         let Value::Array(items) = list else {
             return Err(bad(&field, "a list of `{\"apiKey\": \"...\"}`"));
         };
+        if items.len() > MAX_BYOK_KEYS {
+            return Err(too_many_keys(&field));
+        }
         let mut keys = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             match item.get("apiKey") {
                 Some(Value::String(k)) if !k.trim().is_empty() => {
-                    keys.push(Secret::new(k.trim()));
+                    let k = k.trim();
+                    if !sendable(k) {
+                        return Err(bad_key(&format!("{field}[{i}].apiKey")));
+                    }
+                    keys.push(Secret::new(k));
                 }
                 _ => return Err(bad(&format!("{field}[{i}].apiKey"), "a non-empty string")),
             }
@@ -284,9 +323,10 @@ pub(crate) fn parse_byok(v: &Value) -> Result<Vec<(String, Vec<Secret>)>, Gatewa
 
 /// The BYOK keys of the `x-tollgate-byok-<provider>` headers, in the order
 /// sent: `(provider as written in the header name, key)`. A value that is
-/// not visible text is a 400 naming the header.
+/// not visible text, or shorter than a key, or more than
+/// [`MAX_BYOK_KEYS`] headers for one provider, is a 400 naming the header.
 pub(crate) fn byok_headers(headers: &HeaderMap) -> Result<Vec<(&str, Secret)>, GatewayError> {
-    let mut out = Vec::new();
+    let mut out: Vec<(&str, Secret)> = Vec::new();
     for (name, value) in headers {
         let Some(provider) = name.as_str().strip_prefix(BYOK_HEADER_PREFIX) else {
             continue;
@@ -302,6 +342,13 @@ pub(crate) fn byok_headers(headers: &HeaderMap) -> Result<Vec<(&str, Secret)>, G
                     format!("`{name}` must be a non-empty key"),
                 )
             })?;
+        if !sendable(key) {
+            return Err(bad_key(name.as_str()));
+        }
+        // Header names are lower case: one provider, one spelling.
+        if out.iter().filter(|(p, _)| *p == provider).count() >= MAX_BYOK_KEYS {
+            return Err(too_many_keys(name.as_str()));
+        }
         out.push((provider, Secret::new(key)));
     }
     Ok(out)
@@ -397,7 +444,7 @@ mod tests {
     #[test]
     fn byok_field_is_read_and_malformed_ones_name_the_field() {
         let v: Value = serde_json::from_str(
-            r#"{"oa": [{"apiKey": "k1"}, {"apiKey": "k2"}], "an": [{"apiKey": "k3"}]}"#,
+            r#"{"oa": [{"apiKey": "sk-key-1"}, {"apiKey": "sk-key-2"}], "an": [{"apiKey": "sk-key-3"}]}"#,
         )
         .unwrap();
         let got = parse_byok(&v).unwrap();
@@ -405,8 +452,11 @@ mod tests {
             .iter()
             .map(|(p, ks)| (p.as_str(), ks.iter().map(Secret::expose).collect()))
             .collect();
-        assert!(names.contains(&("oa", vec!["k1", "k2"])), "{names:?}");
-        assert!(names.contains(&("an", vec!["k3"])), "{names:?}");
+        assert!(
+            names.contains(&("oa", vec!["sk-key-1", "sk-key-2"])),
+            "{names:?}"
+        );
+        assert!(names.contains(&("an", vec!["sk-key-3"])), "{names:?}");
         for (body, field) in [
             (r#"[]"#, "providerOptions.gateway.byok"),
             (
@@ -426,6 +476,68 @@ mod tests {
             assert_eq!(e.status(), 400, "{body}");
             assert_eq!(e.param(), Some(field), "{body}");
             // A leak would show the value whatever quotes it came in.
+            assert!(!e.message().contains("SECRET"), "{}", e.message());
+        }
+    }
+
+    #[test]
+    fn byok_keys_are_capped_and_each_must_be_a_sendable_key() {
+        let list = |n: usize| {
+            let keys: Vec<String> = (0..n)
+                .map(|i| format!(r#"{{"apiKey": "sk-SECRET-{i}"}}"#))
+                .collect();
+            format!(r#"{{"oa": [{}]}}"#, keys.join(","))
+        };
+        let parse = |body: &str| parse_byok(&serde_json::from_str(body).unwrap());
+        assert_eq!(
+            parse(&list(MAX_BYOK_KEYS)).unwrap()[0].1.len(),
+            MAX_BYOK_KEYS
+        );
+        for (body, field) in [
+            (list(MAX_BYOK_KEYS + 1), "providerOptions.gateway.byok.oa"),
+            // Too short for the redactor to mask.
+            (
+                r#"{"oa": [{"apiKey": "SECRET7"}]}"#.to_string(),
+                "providerOptions.gateway.byok.oa[0].apiKey",
+            ),
+            // Not a header value.
+            (
+                r#"{"oa": [{"apiKey": "sk-SECRET-key"}, {"apiKey": "sk-SECRET\nkey"}]}"#
+                    .to_string(),
+                "providerOptions.gateway.byok.oa[1].apiKey",
+            ),
+        ] {
+            let e = parse(&body).unwrap_err();
+            assert_eq!(e.status(), 400, "{body}");
+            assert_eq!(e.param(), Some(field), "{body}");
+            assert!(!e.message().contains("SECRET"), "{}", e.message());
+        }
+
+        let headers = |pairs: &[(&'static str, String)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.append(*k, v.parse().unwrap());
+            }
+            m
+        };
+        let many = |n: usize| -> Vec<(&'static str, String)> {
+            (0..n)
+                .map(|i| ("x-tollgate-byok-oa", format!("sk-SECRET-{i}")))
+                .collect()
+        };
+        let mut ok = many(MAX_BYOK_KEYS);
+        ok.push(("x-tollgate-byok-an", "sk-SECRET-an".into()));
+        assert_eq!(
+            byok_headers(&headers(&ok)).unwrap().len(),
+            MAX_BYOK_KEYS + 1
+        );
+        for pairs in [
+            many(MAX_BYOK_KEYS + 1),
+            vec![("x-tollgate-byok-oa", "SECRET7".to_string())],
+        ] {
+            let e = byok_headers(&headers(&pairs)).unwrap_err();
+            assert_eq!(e.status(), 400);
+            assert_eq!(e.param(), Some("x-tollgate-byok-oa"));
             assert!(!e.message().contains("SECRET"), "{}", e.message());
         }
     }

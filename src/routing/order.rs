@@ -47,7 +47,8 @@ use tower::{Layer, Service, ServiceExt};
 use super::attempts::{Attempt, AttemptLog, Outcome};
 use super::cooldown::{Cooldowns, TargetKey};
 use super::credential::{
-    byok_headers, client_credential, Credential, CredentialKind, SendAs, BYOK_HEADER_PREFIX,
+    byok_headers, client_credential, too_many_keys, Credential, CredentialKind, SendAs,
+    BYOK_HEADER_PREFIX, MAX_BYOK_KEYS,
 };
 use super::routes::{CredentialPolicy, Routes};
 use crate::config::Balance;
@@ -351,6 +352,26 @@ impl<F: Failover> Shared<F> {
                 GatewayError::invalid_param(&field, format!("`{field}`: {why}"))
                     .with_code("byok_not_allowed"),
             );
+        }
+        // Each source is capped alone where it is read; a provider's keys
+        // from both together are capped here, naming the header (the body
+        // alone was within the cap).
+        for (i, (p, _)) in headers.iter().enumerate() {
+            let first = headers[..i].iter().all(|(q, _)| q != p);
+            if !first {
+                continue;
+            }
+            let in_body: usize = req
+                .routing
+                .byok
+                .iter()
+                .filter(|(b, _)| b.eq_ignore_ascii_case(p))
+                .map(|(_, keys)| keys.len())
+                .sum();
+            let in_headers = headers[i..].iter().filter(|(q, _)| q == p).count();
+            if in_body + in_headers > MAX_BYOK_KEYS {
+                return Err(too_many_keys(&format!("{BYOK_HEADER_PREFIX}{p}")));
+            }
         }
         Ok(())
     }
