@@ -328,19 +328,23 @@ impl<F: Failover> Shared<F> {
         req: &GatewayRequest,
         headers: &[(&str, super::credential::Secret)],
     ) -> Result<(), GatewayError> {
-        let from_body = req
-            .routing
-            .byok
-            .iter()
-            .map(|(p, _)| (p.as_str(), format!("providerOptions.gateway.byok.{p}")));
+        // A body names a provider exactly, as `RoutingOptions::byok` looks
+        // it up; only a header name, which is lower case, may differ in case.
+        let from_body = req.routing.byok.iter().map(|(p, _)| {
+            (
+                p.as_str(),
+                format!("providerOptions.gateway.byok.{p}"),
+                true,
+            )
+        });
         let from_headers = headers
             .iter()
-            .map(|(p, _)| (*p, format!("{BYOK_HEADER_PREFIX}{p}")));
-        for (provider, field) in from_body.chain(from_headers) {
-            let route = self.routes.provider(provider).or_else(|| {
-                // Header names are lower case; provider names may not be.
-                self.routes.provider_ignore_case(provider)
-            });
+            .map(|(p, _)| (*p, format!("{BYOK_HEADER_PREFIX}{p}"), false));
+        for (provider, field, exact) in from_body.chain(from_headers) {
+            let route = match self.routes.provider(provider) {
+                None if !exact => self.routes.provider_ignore_case(provider),
+                r => r,
+            };
             let why = match route {
                 None => format!("there is no provider named `{provider}`"),
                 Some(r) if !r.credentials.allow_byok => {

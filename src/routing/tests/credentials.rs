@@ -278,6 +278,12 @@ async fn byok_for_a_provider_that_does_not_take_it_is_the_clients_400() {
             byok("oa/g", r#"{"nope":[{"apiKey":"k-SECRET"}]}"#, &[]),
             "providerOptions.gateway.byok.nope",
         ),
+        // A body names the provider as configured: `Mixed`, not `mixed`
+        // (only a header name, lower case, may differ in case).
+        (
+            byok("Mixed/g", r#"{"mixed":[{"apiKey":"k-SECRET"}]}"#, &[]),
+            "providerOptions.gateway.byok.mixed",
+        ),
     ] {
         let err = svc.clone().oneshot(r).await.unwrap_err();
         assert_eq!(err.status(), 400, "{field}");
@@ -286,6 +292,13 @@ async fn byok_for_a_provider_that_does_not_take_it_is_the_clients_400() {
         assert!(!err.message().contains("SECRET"), "{}", err.message());
     }
     assert_eq!(calls.len(), 0);
+
+    // Spelled as configured, the body's key serves.
+    let resp = svc
+        .oneshot(byok("Mixed/g", r#"{"Mixed":[{"apiKey":"k-SECRET"}]}"#, &[]))
+        .await
+        .unwrap();
+    assert_eq!(served(&resp), "Mixed/g[byok=k-SECRET]");
 }
 
 #[tokio::test(start_paused = true)]
