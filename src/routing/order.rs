@@ -47,7 +47,7 @@ use tower::{Layer, Service, ServiceExt};
 use super::attempts::{Attempt, AttemptLog, Outcome};
 use super::cooldown::{Cooldowns, TargetKey};
 use super::credential::{
-    byok_headers, client_credential, too_many_keys, Credential, CredentialKind, SendAs,
+    byok_field, byok_headers, client_credential, too_many_keys, Credential, CredentialKind, SendAs,
     BYOK_HEADER_PREFIX, MAX_BYOK_KEYS,
 };
 use super::routes::{CredentialPolicy, Routes};
@@ -280,16 +280,18 @@ impl<F: Failover> Shared<F> {
             if byok && !policy.byok_fallback {
                 continue;
             }
-            let order = match route {
-                Some(r) if n > 1 => match r.balance {
+            let several = match route {
+                Some(r) if n > 1 => Some(match r.balance {
                     Balance::Weighted => weighted_order(&r.weights, &mut rng),
                     Balance::LeastLatency => {
                         self.latency_order(&|i| key(i).deployment_key(), n, &mut rng)
                     }
-                },
-                _ => vec![0],
+                }),
+                _ => None,
             };
-            for i in order {
+            // One deployment, the common case: no list to allocate.
+            let one = several.is_none().then_some(0);
+            for i in several.into_iter().flatten().chain(one) {
                 // A pass-through provider's deployment without a key of
                 // its own serves only with its clients' credentials.
                 let keyed = route.is_none_or(|r| r.keyed.get(i).copied().unwrap_or(true));
@@ -328,22 +330,23 @@ impl<F: Failover> Shared<F> {
         req: &GatewayRequest,
         headers: &[(&str, super::credential::Secret)],
     ) -> Result<(), GatewayError> {
-        // A body names a provider exactly, as `RoutingOptions::byok` looks
-        // it up; only a header name, which is lower case, may differ in case.
-        let from_body = req.routing.byok.iter().map(|(p, _)| {
-            (
-                p.as_str(),
-                format!("providerOptions.gateway.byok.{p}"),
-                true,
-            )
-        });
-        let from_headers = headers
-            .iter()
-            .map(|(p, _)| (*p, format!("{BYOK_HEADER_PREFIX}{p}"), false));
-        for (provider, field, exact) in from_body.chain(from_headers) {
+        // `true`: from the body. A body names a provider exactly, as
+        // `RoutingOptions::byok` looks it up; only a header name, which is
+        // lower case, may differ in case. The field is named only for an
+        // error: a request that is fine formats nothing.
+        let from_body = req.routing.byok.iter().map(|(p, _)| (p.as_str(), true));
+        let from_headers = headers.iter().map(|(p, _)| (*p, false));
+        for (provider, in_body) in from_body.chain(from_headers) {
             let route = match self.routes.provider(provider) {
-                None if !exact => self.routes.provider_ignore_case(provider),
+                None if !in_body => self.routes.provider_ignore_case(provider),
                 r => r,
+            };
+            let field = || {
+                if in_body {
+                    byok_field(provider)
+                } else {
+                    format!("{BYOK_HEADER_PREFIX}{provider}")
+                }
             };
             let why = match route {
                 None => format!("there is no provider named `{provider}`"),
@@ -352,6 +355,7 @@ impl<F: Failover> Shared<F> {
                 }
                 Some(_) => continue,
             };
+            let field = field();
             return Err(
                 GatewayError::invalid_param(&field, format!("`{field}`: {why}"))
                     .with_code("byok_not_allowed"),
