@@ -146,7 +146,9 @@ pub const REJECTED_CREDENTIAL_COOLDOWN: Duration = Duration::from_secs(10 * 60);
 
 /// How many keys are kept before those no longer blocking are forgotten.
 /// Clients choose model names (`provider/anything`), so the state of a
-/// provider that fails every model must not grow without bound.
+/// provider that fails every model must not grow without bound. When it
+/// is full of live state, a client credential's entry gives way to the
+/// gateway's own (a key without a credential), never the other way.
 const MAX_KEYS: usize = 4096;
 
 impl Default for Cooldowns {
@@ -289,8 +291,24 @@ impl Cooldowns {
                 e.rate_limited_until.is_some_and(|u| u > now)
                     || e.open_until.is_some_and(|o| o > now)
             });
+            if map.len() >= MAX_KEYS && limited.credential.is_none() {
+                // Clients bring credentials without limit; the gateway's
+                // own deployments are few and their state protects every
+                // request. So a client credential's state makes room, the
+                // one that frees soonest first.
+                let evict = map
+                    .iter()
+                    .filter(|(k, _)| k.credential.is_some())
+                    .min_by_key(|(_, e)| e.rate_limited_until.max(e.open_until))
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = evict {
+                    map.remove(&k);
+                    tracing::debug!(target = %k, "cooldown state full: client credential's state forgotten");
+                }
+            }
             if map.len() >= MAX_KEYS {
-                // Full of live state: this failure goes unrecorded (the
+                // Full of live state (and, for a credential-less key, of
+                // the gateway's own): this failure goes unrecorded (the
                 // target keeps its turn) rather than grow the map.
                 tracing::debug!(target = %limited, "cooldown state full: failure not recorded");
                 return;
@@ -357,6 +375,7 @@ impl Cooldowns {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::CredentialId;
 
     fn key(p: &str) -> TargetKey {
         TargetKey::new(p.into(), 0, "m".into())
@@ -546,8 +565,35 @@ mod tests {
     }
 
     #[test]
+    fn client_credentials_never_crowd_out_the_gateways_own_state() {
+        let c = Cooldowns::default();
+        let now = Instant::now();
+        let limit = GatewayError::new(ErrorKind::RateLimited, "x")
+            .with_retry_after(Duration::from_secs(60));
+        let credential = |i: usize| key("a").with_credential(CredentialId::of(&format!("c{i}")));
+        for i in 0..MAX_KEYS {
+            c.on_failure(&credential(i), &limit, MODEL, now);
+        }
+        assert_eq!(c.snapshot(now).len(), MAX_KEYS);
+        // Full of live credential state: the gateway's key still cools down.
+        c.on_failure(&key("b"), &limit, MODEL, now);
+        assert!(c.blocked_until(&key("b"), now).is_some());
+        assert_eq!(c.snapshot(now).len(), MAX_KEYS);
+
+        // Full of the gateway's live state: a new credential is refused.
+        let c = Cooldowns::default();
+        for i in 0..MAX_KEYS {
+            let k = TargetKey::new("a".into(), 0, format!("m{i}").into());
+            c.on_failure(&k, &limit, MODEL, now);
+        }
+        c.on_failure(&credential(0), &limit, MODEL, now);
+        assert_eq!(c.blocked_until(&credential(0), now), None);
+        assert!(c.snapshot(now).iter().all(|s| s.key.credential.is_none()));
+        assert_eq!(c.snapshot(now).len(), MAX_KEYS);
+    }
+
+    #[test]
     fn a_client_credentials_cooldown_is_its_own() {
-        use crate::routing::CredentialId;
         let c = Cooldowns::default().with_rejected_credential(Duration::from_secs(120));
         let now = Instant::now();
         let alice = CredentialId::of("sk-ant-oat01-alice");
