@@ -15,8 +15,14 @@
 //! ([`Cause::CredentialRejected`], cooled down for
 //! [`Cooldowns::with_rejected_credential`]) holds back only the requests
 //! that bring the same credential, never the provider's configured key or
-//! other clients' credentials. Client credentials are many; the state
-//! stays capped all the same (`MAX_KEYS`).
+//! other clients' credentials. A circuit, though, is the deployment's,
+//! whatever credential an attempt sends: a 5xx, connect failure or
+//! timeout says the server is down, not the key, so it counts toward the
+//! circuit of the key without a credential, which every credential's
+//! attempt on that model honours, probes and closes. Otherwise every new
+//! client would pay its own `failures` attempts to learn that a server is
+//! down. Client credentials are many; the state stays capped all the same
+//! (`MAX_KEYS`), and they give way to the gateway's own state.
 //!
 //! A target that is cooling down is not skipped: the provider-order layer
 //! tries it after every other candidate. Every change is logged.
@@ -24,6 +30,7 @@
 //! Time is tokio's ([`tokio::time::Instant`]), the same as the system's
 //! outside tests, so that tests can move it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -46,7 +53,9 @@ pub struct TargetKey {
     /// The model sent upstream; `None` for the whole deployment.
     pub model: Option<Arc<str>>,
     /// The client credential the attempt sends (its id, never the
-    /// secret); `None` for the deployment's configured key.
+    /// secret); `None` for the deployment's configured key. Rate limits
+    /// and refusals are kept per credential; the circuit of a model is
+    /// kept on its key without one (see the [module docs](self)).
     pub credential: Option<CredentialId>,
 }
 
@@ -65,6 +74,20 @@ impl TargetKey {
     pub fn with_credential(mut self, id: CredentialId) -> Self {
         self.credential = Some(id);
         self
+    }
+
+    /// The key whose entry holds this key's circuit: the same model of
+    /// the same deployment, without a credential. Borrowed when it is
+    /// this key (the gateway's own attempts), so that the common case
+    /// allocates nothing.
+    fn circuit_key(&self) -> Cow<'_, TargetKey> {
+        match self.credential {
+            None => Cow::Borrowed(self),
+            Some(_) => Cow::Owned(TargetKey {
+                credential: None,
+                ..self.clone()
+            }),
+        }
     }
 
     /// The whole deployment this key belongs to (with the same credential).
@@ -116,6 +139,16 @@ struct Entry {
 }
 
 impl Entry {
+    /// The server answered: failures are forgotten and an open circuit
+    /// closes. A rate limit is not the circuit's and stays.
+    fn close_circuit(&mut self, key: &TargetKey) {
+        self.failures = 0;
+        if self.open_until.take().is_some() {
+            tracing::info!(target = %key, "circuit closed");
+        }
+        self.probing = None;
+    }
+
     /// Whether a half-open probe is out. A probe whose request was dropped
     /// never reports back: after `lease` it no longer holds the others.
     fn probe_out(&self, now: Instant, lease: Duration) -> bool {
@@ -203,7 +236,8 @@ impl Cooldowns {
 
     /// Until when the model of `key` had better not be tried, or `None`
     /// when it may be tried now (a half-open circuit may be tried by one
-    /// request at a time). A limit on its whole deployment counts too.
+    /// request at a time). A limit on its whole deployment counts too, and
+    /// so does the deployment's circuit for a key with a credential.
     pub fn blocked_until(&self, key: &TargetKey, now: Instant) -> Option<Instant> {
         let map = self.map();
         if map.is_empty() {
@@ -216,10 +250,12 @@ impl Cooldowns {
                 .and_then(|e| e.rate_limited_until)
                 .filter(|u| *u > now);
         }
-        let Some(e) = map.get(key) else {
+        if let Some(e) = map.get(key) {
+            until = until.max(e.rate_limited_until.filter(|u| *u > now));
+        }
+        let Some(e) = map.get(&*key.circuit_key()) else {
             return until;
         };
-        until = until.max(e.rate_limited_until.filter(|u| *u > now));
         if let Some(open) = e.open_until {
             if open > now {
                 until = until.max(Some(open));
@@ -231,11 +267,15 @@ impl Cooldowns {
         until
     }
 
-    /// Marks the start of an attempt on `key`; if its circuit is
-    /// half-open, this attempt is the probe.
+    /// Marks the start of an attempt on `key`; if its circuit (the
+    /// deployment's, whatever the credential) is half-open, this attempt
+    /// is the probe.
     pub fn begin(&self, key: &TargetKey, now: Instant) {
         let mut map = self.map();
-        if let Some(e) = map.get_mut(key) {
+        if map.is_empty() {
+            return;
+        }
+        if let Some(e) = map.get_mut(&*key.circuit_key()) {
             if e.open_until.is_some_and(|o| o <= now) && !e.probe_out(now, self.inner.open_for) {
                 e.probing = Some(now);
                 tracing::info!(target = %key, "circuit half-open: probing");
@@ -245,14 +285,28 @@ impl Cooldowns {
 
     /// The attempt on `key` succeeded: its cooldown and circuit reset, and
     /// so does a cooldown of its whole deployment (the key serves again).
+    /// With a credential, the deployment's circuit closes too, and the
+    /// configured key's own rate limit, kept in the same entry, stays.
     pub fn on_success(&self, key: &TargetKey) {
         let mut map = self.map();
+        if map.is_empty() {
+            return;
+        }
         if key.model.is_some() {
             map.remove(&key.deployment_key());
         }
         if let Some(e) = map.remove(key) {
             if e.open_until.is_some() {
                 tracing::info!(target = %key, "circuit closed");
+            }
+        }
+        if key.credential.is_some() {
+            let circuit = key.circuit_key();
+            if let Some(e) = map.get_mut(&*circuit) {
+                e.close_circuit(&circuit);
+                if e.rate_limited_until.is_none() {
+                    map.remove(&*circuit);
+                }
             }
         }
     }
@@ -278,10 +332,13 @@ impl Cooldowns {
                 | ErrorKind::Timeout
                 | ErrorKind::BadUpstreamResponse
         );
+        let circuit = key.circuit_key();
+        // The entry this failure is written to.
         let limited = match err.limit_scope().unwrap_or(scope) {
             _ if rejected => key.deployment_key(),
             LimitScope::Key if rate_limited => key.deployment_key(),
-            _ => key.clone(),
+            _ if rate_limited => key.clone(),
+            _ => circuit.clone().into_owned(),
         };
         let mut map = self.map();
         if (rate_limited || counts) && map.len() >= MAX_KEYS && !map.contains_key(&limited) {
@@ -322,7 +379,8 @@ impl Cooldowns {
             };
             let e = map.entry(limited.clone()).or_default();
             e.rate_limited_until = Some(now + wait);
-            if let Some(e) = map.get_mut(key) {
+            // The server answered: a probe is over.
+            if let Some(e) = map.get_mut(&*circuit) {
                 e.probing = None;
             }
             let what = if rejected {
@@ -332,26 +390,22 @@ impl Cooldowns {
             };
             tracing::warn!(target = %limited, cooldown_secs = wait.as_secs_f64(), "{what}");
         } else if counts {
-            let e = map.entry(key.clone()).or_default();
+            let e = map.entry(limited.clone()).or_default();
             e.failures += 1;
             let tripped = e.open_until.is_none() && e.failures >= self.inner.failures;
             if e.probing.is_some() || tripped {
                 e.open_until = Some(now + self.inner.open_for);
                 e.probing = None;
                 tracing::warn!(
-                    target = %key,
+                    target = %limited,
                     failures = e.failures,
                     open_secs = self.inner.open_for.as_secs_f64(),
                     "circuit open"
                 );
             }
-        } else if let Some(e) = map.get_mut(key) {
+        } else if let Some(e) = map.get_mut(&*circuit) {
             // A client error means the provider is up and answering.
-            e.failures = 0;
-            if e.open_until.take().is_some() {
-                tracing::info!(target = %key, "circuit closed");
-            }
-            e.probing = None;
+            e.close_circuit(&circuit);
         }
     }
 
@@ -562,6 +616,71 @@ mod tests {
             open.snapshot(now).len() <= MAX_KEYS,
             "live state is capped too"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_circuit_is_the_deployments_whatever_the_credential() {
+        let c = Cooldowns::new(3, Duration::from_secs(30), Duration::from_secs(5));
+        let gateway = key("a");
+        let with = |name: &str| gateway.clone().with_credential(CredentialId::of(name));
+        let down = GatewayError::new(ErrorKind::UpstreamServer, "bad gateway");
+        // Three failures, each under another client's credential.
+        for name in ["alice", "bob", "carol"] {
+            assert_eq!(c.blocked_until(&with(name), Instant::now()), None);
+            c.begin(&with(name), Instant::now());
+            c.on_failure(&with(name), &down, MODEL, Instant::now());
+        }
+        let open = Some(Instant::now() + Duration::from_secs(30));
+        assert_eq!(c.blocked_until(&with("dave"), Instant::now()), open);
+        assert_eq!(c.blocked_until(&gateway, Instant::now()), open);
+        assert_eq!(
+            c.blocked_until(
+                &TargetKey::new("a".into(), 0, "other".into())
+                    .with_credential(CredentialId::of("dave")),
+                Instant::now()
+            ),
+            None,
+            "another model's circuit"
+        );
+
+        // Half-open: dave's attempt is the probe, and the others wait for it.
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert_eq!(c.blocked_until(&with("dave"), Instant::now()), None);
+        c.begin(&with("dave"), Instant::now());
+        assert!(c.blocked_until(&gateway, Instant::now()).is_some());
+        assert!(c.blocked_until(&with("erin"), Instant::now()).is_some());
+
+        // The gateway's key is rate limited meanwhile; dave's success
+        // closes the circuit and leaves that limit alone.
+        let limit = GatewayError::new(ErrorKind::RateLimited, "slow")
+            .with_retry_after(Duration::from_secs(60));
+        c.on_failure(&gateway, &limit, MODEL, Instant::now());
+        c.on_success(&with("dave"));
+        assert_eq!(c.blocked_until(&with("erin"), Instant::now()), None);
+        assert_eq!(
+            c.blocked_until(&gateway, Instant::now()),
+            Some(Instant::now() + Duration::from_secs(60))
+        );
+        let state = c.snapshot(Instant::now());
+        assert_eq!(state.len(), 1, "{state:?}");
+        assert_eq!((state[0].failures, state[0].circuit_open_for), (0, None));
+
+        // A client error under a credential resets the count too.
+        c.on_failure(&with("erin"), &down, MODEL, Instant::now());
+        c.on_failure(&with("erin"), &down, MODEL, Instant::now());
+        c.on_failure(
+            &with("erin"),
+            &GatewayError::invalid_request("bad"),
+            MODEL,
+            Instant::now(),
+        );
+        c.on_failure(&with("frank"), &down, MODEL, Instant::now());
+        assert_eq!(c.blocked_until(&with("grace"), Instant::now()), None);
+
+        // Rate limits stay per credential.
+        c.on_failure(&with("erin"), &limit, MODEL, Instant::now());
+        assert!(c.blocked_until(&with("erin"), Instant::now()).is_some());
+        assert_eq!(c.blocked_until(&with("grace"), Instant::now()), None);
     }
 
     #[test]

@@ -54,7 +54,10 @@
 //!
 //! A client credential's 401 or 403 moves on to the next candidate (the
 //! error carries [`Cause::CredentialRejected`](crate::error::Cause)), and
-//! so does its 429 or 5xx, as any provider's. Its cooldown is its own: the
+//! so does its 429 or 5xx, as any provider's. A 5xx, connect failure or
+//! timeout counts toward the deployment's circuit, shared by every
+//! credential (the server is down, whoever's key it was). Its rate limits
+//! and refusals are its own: the
 //! cooldown key ([`TargetKey`](super::TargetKey)) carries the
 //! credential's id, so a subscription at its limit (Anthropic's 429 with
 //! `anthropic-ratelimit-unified-status: rejected`) is tried last, for
