@@ -64,7 +64,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use crate::canonical::{ChatRequest, Part};
-use crate::config::{Config, ProviderConfig, ProviderKind};
+use crate::config::{is_credential_header, Config, ProviderConfig, ProviderKind};
 use crate::error::{Cause, ErrorKind, GatewayError};
 use crate::format::{parse_upstream_error, WireFormat};
 use crate::request::{GatewayRequest, Target};
@@ -314,15 +314,6 @@ fn credential_headers(
     headers
         .iter()
         .filter_map(|(k, v)| is_credential_header(k).then_some(v.as_str()))
-}
-
-/// Whether a configured header carries a credential, by its name
-/// (`*auth*`, `*key*`, `*token*`, `*secret*`).
-fn is_credential_header(name: &str) -> bool {
-    let k = name.to_ascii_lowercase();
-    ["auth", "key", "token", "secret"]
-        .iter()
-        .any(|w| k.contains(w))
 }
 
 /// Sets a header from a string; values that are not valid headers are a
