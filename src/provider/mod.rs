@@ -283,7 +283,7 @@ impl Upstream {
         let mut resp = resp.map_err(|e| redactor.error(e))?;
         resp.meta.provider = Some(target.provider.clone());
         resp.meta.model = Some(target.model.clone());
-        resp.meta.credential = Some(credential.map_or(CredentialKind::Gateway, Credential::kind));
+        resp.meta.credential = Some(CredentialKind::of(credential));
         Ok(resp)
     }
 }

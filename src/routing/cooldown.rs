@@ -208,17 +208,18 @@ impl Cooldowns {
 
     /// How long a client credential that a provider refused (401/403) is
     /// tried last. Default [`REJECTED_CREDENTIAL_COOLDOWN`] (10 minutes).
-    /// Set it before sharing the `Cooldowns`: the state starts empty.
-    pub fn with_rejected_credential(self, wait: Duration) -> Self {
-        Cooldowns {
-            inner: Arc::new(Inner {
-                failures: self.inner.failures,
-                open_for: self.inner.open_for,
-                rate_limit_default: self.inner.rate_limit_default,
-                rejected_credential: wait,
-                map: Mutex::new(HashMap::new()),
-            }),
-        }
+    /// A setting of the layer, not of its state: set it when building,
+    /// before the `Cooldowns` is cloned into layers.
+    ///
+    /// # Panics
+    ///
+    /// When a clone of this `Cooldowns` already exists (its clones would
+    /// not see the change).
+    pub fn with_rejected_credential(mut self, wait: Duration) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("set before sharing")
+            .rejected_credential = wait;
+        self
     }
 
     /// From `[routing]` of the config.

@@ -91,6 +91,12 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
+    /// The kind of an attempt that sends `credential`, or the gateway's
+    /// configured key when it sends none.
+    pub fn of(credential: Option<&Credential>) -> Self {
+        credential.map_or(CredentialKind::Gateway, Credential::kind)
+    }
+
     /// The name the `x-tollgate-credential` header and the attempts header
     /// use: `gateway`, `byok`, `subscription`.
     pub fn as_str(self) -> &'static str {
@@ -357,23 +363,22 @@ pub(crate) fn byok_headers(headers: &HeaderMap) -> Result<Vec<(&str, Secret)>, G
     Ok(out)
 }
 
-/// The prefix of a gateway key, which is never passed on to a provider.
-const GATEWAY_KEY_PREFIX: &str = crate::auth::KEY_PREFIX;
+/// The token of an `Authorization: Bearer` header (the scheme in any
+/// case, the token trimmed), if it has a non-empty one.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
 
 /// The client's own credential, for a pass-through provider: its
 /// `Authorization: Bearer` token, else its `x-api-key`; never a gateway
 /// key. The caller checks that the client speaks Anthropic's format.
 pub(crate) fn client_credential(headers: &HeaderMap) -> Option<(Secret, SendAs, CredentialKind)> {
-    let own = |v: &str| !v.is_empty() && !v.starts_with(GATEWAY_KEY_PREFIX);
-    let bearer = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .filter(|t| own(t));
-    if let Some(token) = bearer {
+    // A gateway key is never passed on to a provider.
+    let own = |v: &str| !v.is_empty() && !v.starts_with(crate::auth::KEY_PREFIX);
+    if let Some(token) = bearer_token(headers).filter(|t| own(t)) {
         return Some((
             Secret::new(token),
             SendAs::Bearer,
@@ -442,6 +447,22 @@ mod tests {
         assert!(client_credential(&h(&[("authorization", "Bearer tg_abc")])).is_none());
         assert!(client_credential(&h(&[("x-api-key", "tg_abc")])).is_none());
         assert!(client_credential(&h(&[("authorization", "Basic abc")])).is_none());
+    }
+
+    #[test]
+    fn a_bearer_token_is_read_whatever_the_schemes_case() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(http::header::AUTHORIZATION, v.parse().unwrap());
+            m
+        };
+        assert_eq!(bearer_token(&h("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&h("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer_token(&h("BEARER abc")), Some("abc"));
+        assert_eq!(bearer_token(&h("Basic abc")), None);
+        assert_eq!(bearer_token(&h("Bearer")), None);
+        assert_eq!(bearer_token(&h("Bearer ")), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
     }
 
     #[test]

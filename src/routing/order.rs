@@ -179,14 +179,6 @@ struct Planned {
     credential: Option<Credential>,
 }
 
-impl Planned {
-    fn credential_kind(&self) -> CredentialKind {
-        self.credential
-            .as_ref()
-            .map_or(CredentialKind::Gateway, Credential::kind)
-    }
-}
-
 impl<F: Failover> Shared<F> {
     /// The candidates for `req`, in the order of preference (cooldowns
     /// aside: [`Shared::pick`] looks at them at each attempt).
@@ -308,18 +300,19 @@ impl<F: Failover> Shared<F> {
                 });
             }
         }
-        if planned.is_empty() {
-            let provider = keyless.unwrap_or_else(|| "?".into());
-            return Err(GatewayError::new(
+        match keyless {
+            // Nothing planned can only mean that every deployment left was
+            // a pass-through one without a key, and no client credential.
+            Some(provider) if planned.is_empty() => Err(GatewayError::new(
                 ErrorKind::Authentication,
                 format!(
                     "no provider of model `{}` can serve this request: `{provider}` serves only with the client's own Anthropic credential (`pass_through` without an `api_key`), and the request brought none",
                     req.model
                 ),
             )
-            .with_cause(Cause::NoAllowedProvider));
+            .with_cause(Cause::NoAllowedProvider)),
+            _ => Ok(planned),
         }
-        Ok(planned)
     }
 
     /// Every key the request brings must be for a configured provider
@@ -589,7 +582,7 @@ where
                 if let Some(d) = p.deployment {
                     r.extensions.insert(Deployment(d));
                 }
-                let credential = p.credential_kind();
+                let credential = CredentialKind::of(p.credential.as_ref());
                 if let Some(c) = p.credential.clone() {
                     r.extensions.insert(c);
                 }
