@@ -370,6 +370,21 @@ pub enum Balance {
     LeastLatency,
 }
 
+/// Whether a configured provider header carries a credential, by its
+/// name: one containing `auth`, `key`, `token` or `secret` (any case).
+/// One rule for every question about it: whether a deployment is keyed,
+/// which headers go only with the configured key (never with a client's
+/// credential), and whose values are masked in what comes back. Broad on
+/// purpose: a header wrongly taken for a credential is only masked and
+/// held back from a client's call, one wrongly missed would leak.
+pub fn is_credential_header(name: &str) -> bool {
+    const WORDS: [&[u8]; 4] = [b"auth", b"key", b"token", b"secret"];
+    let name = name.as_bytes();
+    WORDS
+        .iter()
+        .any(|w| name.windows(w.len()).any(|s| s.eq_ignore_ascii_case(w)))
+}
+
 impl ProviderConfig {
     /// One config per deployment, with the deployment's overrides applied,
     /// and its weight. A provider without `deployments` is one deployment.
@@ -398,15 +413,11 @@ impl ProviderConfig {
     }
 
     /// Whether requests carry a configured credential: an `api_key`, or
-    /// an auth header (`authorization`, `x-api-key`, `x-goog-api-key`,
-    /// `api-key`). For one deployment: see [`Self::deployment_configs`].
+    /// a header that [`is_credential_header`] says carries one. For one
+    /// deployment: see [`Self::deployment_configs`].
     pub fn has_credentials(&self) -> bool {
-        const AUTH_HEADERS: &[&str] = &["authorization", "x-api-key", "x-goog-api-key", "api-key"];
         self.api_key.as_deref().is_some_and(|k| !k.is_empty())
-            || self
-                .headers
-                .keys()
-                .any(|h| AUTH_HEADERS.iter().any(|a| h.eq_ignore_ascii_case(a)))
+            || self.headers.keys().any(|h| is_credential_header(h))
     }
 
     /// How errors name deployment `i` of provider `name`.
@@ -1167,6 +1178,41 @@ deployments = [{ api_key = "a" }, { weight = 2 }]
             w[1].starts_with("providers.mixed.deployments[1]: no `api_key`"),
             "{w:?}"
         );
+    }
+
+    #[test]
+    fn one_rule_says_which_headers_carry_credentials() {
+        for name in [
+            "Authorization",
+            "x-api-key",
+            "x-goog-api-key",
+            "api-key",
+            "X-Custom-Token",
+            "x-client-secret",
+        ] {
+            assert!(is_credential_header(name), "{name}");
+        }
+        for name in ["anthropic-version", "x-org", "openai-project", "ke"] {
+            assert!(!is_credential_header(name), "{name}");
+        }
+        // Keyed by the same rule that decides what is masked and what a
+        // client's credential is sent without.
+        let c = Config::parse(
+            r#"
+[providers.token]
+kind = "openai-compatible"
+base_url = "http://127.0.0.1:1/v1"
+headers = { "X-Custom-Token" = "t", "x-org" = "o" }
+[providers.plain]
+kind = "openai-compatible"
+base_url = "http://127.0.0.1:1/v1"
+headers = { "x-org" = "o" }
+"#,
+            &env,
+        )
+        .unwrap();
+        assert!(c.providers["token"].has_credentials());
+        assert!(!c.providers["plain"].has_credentials());
     }
 
     #[test]

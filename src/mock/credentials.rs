@@ -3,13 +3,15 @@
 //!
 //! Every request to an API route is recorded (`GET /mock/credentials`
 //! lists them, `DELETE` forgets them), so a test can check which
-//! credential reached which API. Before a request reaches its route, its
+//! credential reached which API; only the last [`KEPT`] are kept, so a
+//! long benchmark run against the mock does not grow it. Before a request reaches its route, its
 //! credential may answer for it: one ending in `~limit` gets a 429, one
 //! ending in `~expired` a 401, in the API's error shape; an Anthropic
 //! OAuth token (`Authorization: Bearer sk-ant-oat01-…`) needs
 //! `anthropic-beta: oauth-2025-04-20`, as the real API does, and at its
 //! limit answers as a subscription does (`anthropic-ratelimit-unified-*`).
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
@@ -31,24 +33,35 @@ const OAUTH_BETA: &str = "oauth-2025-04-20";
 /// How long a credential at its `~limit` is told to wait.
 const LIMIT_RESET_SECS: u64 = 3600;
 
-/// The credentials received, in order; clones share them.
+/// How many of the latest requests' credentials are kept: far more than
+/// a test sends, bounded for a benchmark.
+const KEPT: usize = 1024;
+
+/// The credentials received, in order, the last [`KEPT`] of them; clones
+/// share them.
 #[derive(Clone, Default)]
-pub(super) struct CredentialLog(Arc<Mutex<Vec<Value>>>);
+pub(super) struct CredentialLog(Arc<Mutex<VecDeque<Value>>>);
 
 impl CredentialLog {
     fn push(&self, v: Value) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(v);
+        let mut log = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() == KEPT {
+            log.pop_front();
+        }
+        log.push_back(v);
     }
 }
 
 /// `GET /mock/credentials`: `[{api, path, header, credential}, ...]`.
 pub(super) async fn list(State(st): State<AppState>) -> Response {
-    let all = st
+    let all: Vec<Value> = st
         .credentials
         .0
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .clone();
+        .iter()
+        .cloned()
+        .collect();
     json_response(StatusCode::OK, &Value::Array(all))
 }
 
@@ -171,6 +184,17 @@ pub(super) async fn gate(State(st): State<AppState>, req: Request, next: Next) -
 mod tests {
     use super::super::testutil::*;
     use super::super::*;
+
+    #[test]
+    fn only_the_latest_credentials_are_kept() {
+        let log = credentials::CredentialLog::default();
+        for i in 0..credentials::KEPT + 10 {
+            log.push(serde_json::json!(i));
+        }
+        let kept = log.0.lock().unwrap();
+        assert_eq!(kept.len(), credentials::KEPT);
+        assert_eq!(kept.front(), Some(&serde_json::json!(10)));
+    }
 
     async fn messages(mock: &MockUpstream, token: &str, beta: Option<&str>) -> reqwest::Response {
         let mut req = client()

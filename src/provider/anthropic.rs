@@ -1,6 +1,6 @@
 //! The Anthropic Messages provider.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use super::redact::Redactor;
 use super::stream::{UpstreamStream, Verdict};
@@ -64,14 +64,21 @@ async fn call(
         .and_then(|v| v.to_str().ok())
         .unwrap_or(DEFAULT_VERSION);
     header(&mut headers, "anthropic-version", version)?;
-    let client_betas = req
-        .headers
-        .get_all("anthropic-beta")
-        .iter()
-        .filter(|_| same)
-        .filter_map(|v| v.to_str().ok());
-    if let Some(betas) = betas(client_betas, credential.is_some_and(is_oauth)) {
-        header(&mut headers, "anthropic-beta", &betas)?;
+    let client_betas = req.headers.get_all(ANTHROPIC_BETA);
+    if credential.is_some_and(is_oauth) {
+        let client = client_betas
+            .iter()
+            .filter(|_| same)
+            .filter_map(|v| v.to_str().ok());
+        if let Some(betas) = betas(client, true) {
+            header(&mut headers, "anthropic-beta", &betas)?;
+        }
+    } else if same {
+        // Nothing to add: the client's values go as they came, already
+        // valid header values, with no parsing or copying of their text.
+        for v in client_betas {
+            headers.append(ANTHROPIC_BETA, v.clone());
+        }
     }
     let model = &*target.model;
     let path = match req.operation {
@@ -148,6 +155,9 @@ fn wants_beta(query: Option<&str>) -> bool {
 /// The prefix of an Anthropic OAuth token (a Claude subscription's).
 const OAUTH_PREFIX: &str = "sk-ant-oat01-";
 
+/// The header that names the betas a request uses.
+const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
+
 /// The beta without which Anthropic refuses an OAuth token.
 const OAUTH_BETA: &str = "oauth-2025-04-20";
 
@@ -156,9 +166,10 @@ fn is_oauth(c: &Credential) -> bool {
     c.send_as() == SendAs::Bearer && c.secret().starts_with(OAUTH_PREFIX)
 }
 
-/// The `anthropic-beta` value to send: the client's betas (all its
-/// headers, in order), plus `oauth-2025-04-20` when an OAuth token is
-/// passed through and the client did not ask for it. Claude Code sends
+/// The `anthropic-beta` value to send with a passed-through OAuth token
+/// (`oauth`; otherwise the client's headers are sent as they came): the
+/// client's betas (all its headers, in order), plus `oauth-2025-04-20`
+/// when the client did not ask for it. Claude Code sends
 /// `ANTHROPIC_AUTH_TOKEN` as a bearer without that beta (it adds it only
 /// for its own login), and Anthropic refuses the token without it.
 fn betas<'a>(client: impl Iterator<Item = &'a str>, oauth: bool) -> Option<String> {

@@ -64,13 +64,14 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use crate::canonical::{ChatRequest, Part};
-use crate::config::{Config, ProviderConfig, ProviderKind};
+use crate::config::{is_credential_header, Config, ProviderConfig, ProviderKind};
 use crate::error::{Cause, ErrorKind, GatewayError};
 use crate::format::{parse_upstream_error, WireFormat};
 use crate::request::{GatewayRequest, Target};
 use crate::response::{GatewayResponse, ResponseBody};
 use crate::routing::{Credential, CredentialKind, Deployment, Routes, SendAs};
 use redact::Redactor;
+pub(crate) use redact::MIN_SECRET_LEN;
 
 /// The future a provider call returns.
 pub type ProviderFuture =
@@ -125,10 +126,11 @@ impl Upstream {
             let k = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
                 GatewayError::internal(format!("providers.{name}.headers: bad name"))
             })?;
-            let v = HeaderValue::from_str(v).map_err(|_| {
+            let mut v = HeaderValue::from_str(v).map_err(|_| {
                 GatewayError::internal(format!("providers.{name}.headers: bad value"))
             })?;
             if is_credential {
+                v.set_sensitive(true);
                 cred_headers.insert(k, v);
             } else {
                 headers.insert(k, v);
@@ -174,7 +176,8 @@ impl Upstream {
     /// Puts the call's credential in `headers`: the client's
     /// `credential` alone, or else the configured key (in `key`'s way)
     /// and the configured credential headers. A credential meant for
-    /// another provider is never sent.
+    /// another provider is never sent. Every value it puts is marked
+    /// sensitive (see [`KeyHeader::put`]).
     pub(crate) fn sign(
         &self,
         headers: &mut HeaderMap,
@@ -282,7 +285,7 @@ impl Upstream {
         let mut resp = resp.map_err(|e| redactor.error(e))?;
         resp.meta.provider = Some(target.provider.clone());
         resp.meta.model = Some(target.model.clone());
-        resp.meta.credential = Some(credential.map_or(CredentialKind::Gateway, Credential::kind));
+        resp.meta.credential = Some(CredentialKind::of(credential));
         Ok(resp)
     }
 }
@@ -297,11 +300,24 @@ pub(crate) enum KeyHeader {
 }
 
 impl KeyHeader {
+    /// Sets `key` as a sensitive value: hyper's HTTP/2 encoder then never
+    /// adds it to the HPACK table of a connection that is shared by every
+    /// client's calls to that upstream, and `Debug` shows `Sensitive`
+    /// instead of the key. A value that is not a valid header is a 400
+    /// naming the header, never showing the value.
     fn put(self, headers: &mut HeaderMap, key: &str) -> Result<(), GatewayError> {
-        match self {
-            KeyHeader::Bearer => header(headers, "authorization", &format!("Bearer {key}")),
-            KeyHeader::Named(name) => header(headers, name, key),
-        }
+        let (name, value) = match self {
+            KeyHeader::Bearer => (
+                "authorization",
+                HeaderValue::from_str(&format!("Bearer {key}")),
+            ),
+            KeyHeader::Named(name) => (name, HeaderValue::from_str(key)),
+        };
+        let mut value = value
+            .map_err(|_| GatewayError::invalid_param(name, format!("invalid `{name}` header")))?;
+        value.set_sensitive(true);
+        headers.insert(HeaderName::from_static(name), value);
+        Ok(())
     }
 }
 
@@ -313,15 +329,6 @@ fn credential_headers(
     headers
         .iter()
         .filter_map(|(k, v)| is_credential_header(k).then_some(v.as_str()))
-}
-
-/// Whether a configured header carries a credential, by its name
-/// (`*auth*`, `*key*`, `*token*`, `*secret*`).
-fn is_credential_header(name: &str) -> bool {
-    let k = name.to_ascii_lowercase();
-    ["auth", "key", "token", "secret"]
-        .iter()
-        .any(|w| k.contains(w))
 }
 
 /// Sets a header from a string; values that are not valid headers are a
@@ -491,5 +498,47 @@ async fn first_event(mut resp: GatewayResponse) -> Result<GatewayResponse, Gatew
             ));
             Ok(resp)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::credential::Secret;
+
+    #[test]
+    fn every_credential_sent_is_marked_sensitive() {
+        let config = Config::parse(
+            r#"
+[providers.p]
+kind = "openai-compatible"
+base_url = "http://127.0.0.1:1/v1"
+api_key = "sk-gateway-SECRET"
+headers = { "x-custom-token" = "tok-SECRET", "x-org" = "org-1" }
+"#,
+            &|_| None,
+        )
+        .unwrap();
+        let config = &config.providers["p"];
+        let up = Upstream::new("p", config, HttpClient::new()).unwrap();
+
+        let mut gateway = HeaderMap::new();
+        up.sign(&mut gateway, None, KeyHeader::Bearer).unwrap();
+        assert!(gateway["authorization"].is_sensitive());
+        assert!(gateway["x-custom-token"].is_sensitive());
+        let client = Credential::new(
+            CredentialKind::Byok,
+            Secret::new("sk-client-SECRET"),
+            SendAs::ApiKey,
+            "p".into(),
+        );
+        let mut byok = HeaderMap::new();
+        up.sign(&mut byok, Some(&client), KeyHeader::Named("x-api-key"))
+            .unwrap();
+        assert!(byok["x-api-key"].is_sensitive());
+        let shown = format!("{gateway:?} {byok:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        // What carries no credential is sent as any header.
+        assert!(!up.inner.headers["x-org"].is_sensitive());
     }
 }

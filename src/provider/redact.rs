@@ -28,7 +28,7 @@ const MASK: &[u8] = b"[redacted]";
 /// Values shorter than this are not treated as secrets: no real key is this
 /// short, and masking a short string would mangle ordinary text in every
 /// stream that contains it.
-const MIN_SECRET_LEN: usize = 8;
+pub(crate) const MIN_SECRET_LEN: usize = 8;
 
 /// Upstream response headers a same-format client may read: request ids,
 /// rate-limit state, retry hints, processing time and content metadata.

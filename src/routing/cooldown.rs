@@ -15,8 +15,14 @@
 //! ([`Cause::CredentialRejected`], cooled down for
 //! [`Cooldowns::with_rejected_credential`]) holds back only the requests
 //! that bring the same credential, never the provider's configured key or
-//! other clients' credentials. Client credentials are many; the state
-//! stays capped all the same (`MAX_KEYS`).
+//! other clients' credentials. A circuit, though, is the deployment's,
+//! whatever credential an attempt sends: a 5xx, connect failure or
+//! timeout says the server is down, not the key, so it counts toward the
+//! circuit of the key without a credential, which every credential's
+//! attempt on that model honours, probes and closes. Otherwise every new
+//! client would pay its own `failures` attempts to learn that a server is
+//! down. Client credentials are many; the state stays capped all the same
+//! (`MAX_KEYS`), and they give way to the gateway's own state.
 //!
 //! A target that is cooling down is not skipped: the provider-order layer
 //! tries it after every other candidate. Every change is logged.
@@ -24,6 +30,7 @@
 //! Time is tokio's ([`tokio::time::Instant`]), the same as the system's
 //! outside tests, so that tests can move it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -46,7 +53,9 @@ pub struct TargetKey {
     /// The model sent upstream; `None` for the whole deployment.
     pub model: Option<Arc<str>>,
     /// The client credential the attempt sends (its id, never the
-    /// secret); `None` for the deployment's configured key.
+    /// secret); `None` for the deployment's configured key. Rate limits
+    /// and refusals are kept per credential; the circuit of a model is
+    /// kept on its key without one (see the [module docs](self)).
     pub credential: Option<CredentialId>,
 }
 
@@ -65,6 +74,20 @@ impl TargetKey {
     pub fn with_credential(mut self, id: CredentialId) -> Self {
         self.credential = Some(id);
         self
+    }
+
+    /// The key whose entry holds this key's circuit: the same model of
+    /// the same deployment, without a credential. Borrowed when it is
+    /// this key (the gateway's own attempts), so that the common case
+    /// allocates nothing.
+    fn circuit_key(&self) -> Cow<'_, TargetKey> {
+        match self.credential {
+            None => Cow::Borrowed(self),
+            Some(_) => Cow::Owned(TargetKey {
+                credential: None,
+                ..self.clone()
+            }),
+        }
     }
 
     /// The whole deployment this key belongs to (with the same credential).
@@ -116,6 +139,16 @@ struct Entry {
 }
 
 impl Entry {
+    /// The server answered: failures are forgotten and an open circuit
+    /// closes. A rate limit is not the circuit's and stays.
+    fn close_circuit(&mut self, key: &TargetKey) {
+        self.failures = 0;
+        if self.open_until.take().is_some() {
+            tracing::info!(target = %key, "circuit closed");
+        }
+        self.probing = None;
+    }
+
     /// Whether a half-open probe is out. A probe whose request was dropped
     /// never reports back: after `lease` it no longer holds the others.
     fn probe_out(&self, now: Instant, lease: Duration) -> bool {
@@ -146,7 +179,9 @@ pub const REJECTED_CREDENTIAL_COOLDOWN: Duration = Duration::from_secs(10 * 60);
 
 /// How many keys are kept before those no longer blocking are forgotten.
 /// Clients choose model names (`provider/anything`), so the state of a
-/// provider that fails every model must not grow without bound.
+/// provider that fails every model must not grow without bound. When it
+/// is full of live state, a client credential's entry gives way to the
+/// gateway's own (a key without a credential), never the other way.
 const MAX_KEYS: usize = 4096;
 
 impl Default for Cooldowns {
@@ -173,17 +208,18 @@ impl Cooldowns {
 
     /// How long a client credential that a provider refused (401/403) is
     /// tried last. Default [`REJECTED_CREDENTIAL_COOLDOWN`] (10 minutes).
-    /// Set it before sharing the `Cooldowns`: the state starts empty.
-    pub fn with_rejected_credential(self, wait: Duration) -> Self {
-        Cooldowns {
-            inner: Arc::new(Inner {
-                failures: self.inner.failures,
-                open_for: self.inner.open_for,
-                rate_limit_default: self.inner.rate_limit_default,
-                rejected_credential: wait,
-                map: Mutex::new(HashMap::new()),
-            }),
-        }
+    /// A setting of the layer, not of its state: set it when building,
+    /// before the `Cooldowns` is cloned into layers.
+    ///
+    /// # Panics
+    ///
+    /// When a clone of this `Cooldowns` already exists (its clones would
+    /// not see the change).
+    pub fn with_rejected_credential(mut self, wait: Duration) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("set before sharing")
+            .rejected_credential = wait;
+        self
     }
 
     /// From `[routing]` of the config.
@@ -201,7 +237,8 @@ impl Cooldowns {
 
     /// Until when the model of `key` had better not be tried, or `None`
     /// when it may be tried now (a half-open circuit may be tried by one
-    /// request at a time). A limit on its whole deployment counts too.
+    /// request at a time). A limit on its whole deployment counts too, and
+    /// so does the deployment's circuit for a key with a credential.
     pub fn blocked_until(&self, key: &TargetKey, now: Instant) -> Option<Instant> {
         let map = self.map();
         if map.is_empty() {
@@ -214,10 +251,12 @@ impl Cooldowns {
                 .and_then(|e| e.rate_limited_until)
                 .filter(|u| *u > now);
         }
-        let Some(e) = map.get(key) else {
+        if let Some(e) = map.get(key) {
+            until = until.max(e.rate_limited_until.filter(|u| *u > now));
+        }
+        let Some(e) = map.get(&*key.circuit_key()) else {
             return until;
         };
-        until = until.max(e.rate_limited_until.filter(|u| *u > now));
         if let Some(open) = e.open_until {
             if open > now {
                 until = until.max(Some(open));
@@ -229,11 +268,15 @@ impl Cooldowns {
         until
     }
 
-    /// Marks the start of an attempt on `key`; if its circuit is
-    /// half-open, this attempt is the probe.
+    /// Marks the start of an attempt on `key`; if its circuit (the
+    /// deployment's, whatever the credential) is half-open, this attempt
+    /// is the probe.
     pub fn begin(&self, key: &TargetKey, now: Instant) {
         let mut map = self.map();
-        if let Some(e) = map.get_mut(key) {
+        if map.is_empty() {
+            return;
+        }
+        if let Some(e) = map.get_mut(&*key.circuit_key()) {
             if e.open_until.is_some_and(|o| o <= now) && !e.probe_out(now, self.inner.open_for) {
                 e.probing = Some(now);
                 tracing::info!(target = %key, "circuit half-open: probing");
@@ -243,14 +286,28 @@ impl Cooldowns {
 
     /// The attempt on `key` succeeded: its cooldown and circuit reset, and
     /// so does a cooldown of its whole deployment (the key serves again).
+    /// With a credential, the deployment's circuit closes too, and the
+    /// configured key's own rate limit, kept in the same entry, stays.
     pub fn on_success(&self, key: &TargetKey) {
         let mut map = self.map();
+        if map.is_empty() {
+            return;
+        }
         if key.model.is_some() {
             map.remove(&key.deployment_key());
         }
         if let Some(e) = map.remove(key) {
             if e.open_until.is_some() {
                 tracing::info!(target = %key, "circuit closed");
+            }
+        }
+        if key.credential.is_some() {
+            let circuit = key.circuit_key();
+            if let Some(e) = map.get_mut(&*circuit) {
+                e.close_circuit(&circuit);
+                if e.rate_limited_until.is_none() {
+                    map.remove(&*circuit);
+                }
             }
         }
     }
@@ -276,10 +333,13 @@ impl Cooldowns {
                 | ErrorKind::Timeout
                 | ErrorKind::BadUpstreamResponse
         );
+        let circuit = key.circuit_key();
+        // The entry this failure is written to.
         let limited = match err.limit_scope().unwrap_or(scope) {
             _ if rejected => key.deployment_key(),
             LimitScope::Key if rate_limited => key.deployment_key(),
-            _ => key.clone(),
+            _ if rate_limited => key.clone(),
+            _ => circuit.clone().into_owned(),
         };
         let mut map = self.map();
         if (rate_limited || counts) && map.len() >= MAX_KEYS && !map.contains_key(&limited) {
@@ -289,8 +349,24 @@ impl Cooldowns {
                 e.rate_limited_until.is_some_and(|u| u > now)
                     || e.open_until.is_some_and(|o| o > now)
             });
+            if map.len() >= MAX_KEYS && limited.credential.is_none() {
+                // Clients bring credentials without limit; the gateway's
+                // own deployments are few and their state protects every
+                // request. So a client credential's state makes room, the
+                // one that frees soonest first.
+                let evict = map
+                    .iter()
+                    .filter(|(k, _)| k.credential.is_some())
+                    .min_by_key(|(_, e)| e.rate_limited_until.max(e.open_until))
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = evict {
+                    map.remove(&k);
+                    tracing::debug!(target = %k, "cooldown state full: client credential's state forgotten");
+                }
+            }
             if map.len() >= MAX_KEYS {
-                // Full of live state: this failure goes unrecorded (the
+                // Full of live state (and, for a credential-less key, of
+                // the gateway's own): this failure goes unrecorded (the
                 // target keeps its turn) rather than grow the map.
                 tracing::debug!(target = %limited, "cooldown state full: failure not recorded");
                 return;
@@ -304,7 +380,8 @@ impl Cooldowns {
             };
             let e = map.entry(limited.clone()).or_default();
             e.rate_limited_until = Some(now + wait);
-            if let Some(e) = map.get_mut(key) {
+            // The server answered: a probe is over.
+            if let Some(e) = map.get_mut(&*circuit) {
                 e.probing = None;
             }
             let what = if rejected {
@@ -314,26 +391,22 @@ impl Cooldowns {
             };
             tracing::warn!(target = %limited, cooldown_secs = wait.as_secs_f64(), "{what}");
         } else if counts {
-            let e = map.entry(key.clone()).or_default();
+            let e = map.entry(limited.clone()).or_default();
             e.failures += 1;
             let tripped = e.open_until.is_none() && e.failures >= self.inner.failures;
             if e.probing.is_some() || tripped {
                 e.open_until = Some(now + self.inner.open_for);
                 e.probing = None;
                 tracing::warn!(
-                    target = %key,
+                    target = %limited,
                     failures = e.failures,
                     open_secs = self.inner.open_for.as_secs_f64(),
                     "circuit open"
                 );
             }
-        } else if let Some(e) = map.get_mut(key) {
+        } else if let Some(e) = map.get_mut(&*circuit) {
             // A client error means the provider is up and answering.
-            e.failures = 0;
-            if e.open_until.take().is_some() {
-                tracing::info!(target = %key, "circuit closed");
-            }
-            e.probing = None;
+            e.close_circuit(&circuit);
         }
     }
 
@@ -357,6 +430,7 @@ impl Cooldowns {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::CredentialId;
 
     fn key(p: &str) -> TargetKey {
         TargetKey::new(p.into(), 0, "m".into())
@@ -545,9 +619,101 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_circuit_is_the_deployments_whatever_the_credential() {
+        let c = Cooldowns::new(3, Duration::from_secs(30), Duration::from_secs(5));
+        let gateway = key("a");
+        let with = |name: &str| gateway.clone().with_credential(CredentialId::of(name));
+        let down = GatewayError::new(ErrorKind::UpstreamServer, "bad gateway");
+        // Three failures, each under another client's credential.
+        for name in ["alice", "bob", "carol"] {
+            assert_eq!(c.blocked_until(&with(name), Instant::now()), None);
+            c.begin(&with(name), Instant::now());
+            c.on_failure(&with(name), &down, MODEL, Instant::now());
+        }
+        let open = Some(Instant::now() + Duration::from_secs(30));
+        assert_eq!(c.blocked_until(&with("dave"), Instant::now()), open);
+        assert_eq!(c.blocked_until(&gateway, Instant::now()), open);
+        assert_eq!(
+            c.blocked_until(
+                &TargetKey::new("a".into(), 0, "other".into())
+                    .with_credential(CredentialId::of("dave")),
+                Instant::now()
+            ),
+            None,
+            "another model's circuit"
+        );
+
+        // Half-open: dave's attempt is the probe, and the others wait for it.
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert_eq!(c.blocked_until(&with("dave"), Instant::now()), None);
+        c.begin(&with("dave"), Instant::now());
+        assert!(c.blocked_until(&gateway, Instant::now()).is_some());
+        assert!(c.blocked_until(&with("erin"), Instant::now()).is_some());
+
+        // The gateway's key is rate limited meanwhile; dave's success
+        // closes the circuit and leaves that limit alone.
+        let limit = GatewayError::new(ErrorKind::RateLimited, "slow")
+            .with_retry_after(Duration::from_secs(60));
+        c.on_failure(&gateway, &limit, MODEL, Instant::now());
+        c.on_success(&with("dave"));
+        assert_eq!(c.blocked_until(&with("erin"), Instant::now()), None);
+        assert_eq!(
+            c.blocked_until(&gateway, Instant::now()),
+            Some(Instant::now() + Duration::from_secs(60))
+        );
+        let state = c.snapshot(Instant::now());
+        assert_eq!(state.len(), 1, "{state:?}");
+        assert_eq!((state[0].failures, state[0].circuit_open_for), (0, None));
+
+        // A client error under a credential resets the count too.
+        c.on_failure(&with("erin"), &down, MODEL, Instant::now());
+        c.on_failure(&with("erin"), &down, MODEL, Instant::now());
+        c.on_failure(
+            &with("erin"),
+            &GatewayError::invalid_request("bad"),
+            MODEL,
+            Instant::now(),
+        );
+        c.on_failure(&with("frank"), &down, MODEL, Instant::now());
+        assert_eq!(c.blocked_until(&with("grace"), Instant::now()), None);
+
+        // Rate limits stay per credential.
+        c.on_failure(&with("erin"), &limit, MODEL, Instant::now());
+        assert!(c.blocked_until(&with("erin"), Instant::now()).is_some());
+        assert_eq!(c.blocked_until(&with("grace"), Instant::now()), None);
+    }
+
+    #[test]
+    fn client_credentials_never_crowd_out_the_gateways_own_state() {
+        let c = Cooldowns::default();
+        let now = Instant::now();
+        let limit = GatewayError::new(ErrorKind::RateLimited, "x")
+            .with_retry_after(Duration::from_secs(60));
+        let credential = |i: usize| key("a").with_credential(CredentialId::of(&format!("c{i}")));
+        for i in 0..MAX_KEYS {
+            c.on_failure(&credential(i), &limit, MODEL, now);
+        }
+        assert_eq!(c.snapshot(now).len(), MAX_KEYS);
+        // Full of live credential state: the gateway's key still cools down.
+        c.on_failure(&key("b"), &limit, MODEL, now);
+        assert!(c.blocked_until(&key("b"), now).is_some());
+        assert_eq!(c.snapshot(now).len(), MAX_KEYS);
+
+        // Full of the gateway's live state: a new credential is refused.
+        let c = Cooldowns::default();
+        for i in 0..MAX_KEYS {
+            let k = TargetKey::new("a".into(), 0, format!("m{i}").into());
+            c.on_failure(&k, &limit, MODEL, now);
+        }
+        c.on_failure(&credential(0), &limit, MODEL, now);
+        assert_eq!(c.blocked_until(&credential(0), now), None);
+        assert!(c.snapshot(now).iter().all(|s| s.key.credential.is_none()));
+        assert_eq!(c.snapshot(now).len(), MAX_KEYS);
+    }
+
     #[test]
     fn a_client_credentials_cooldown_is_its_own() {
-        use crate::routing::CredentialId;
         let c = Cooldowns::default().with_rejected_credential(Duration::from_secs(120));
         let now = Instant::now();
         let alice = CredentialId::of("sk-ant-oat01-alice");

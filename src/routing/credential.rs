@@ -54,7 +54,10 @@
 //!
 //! A client credential's 401 or 403 moves on to the next candidate (the
 //! error carries [`Cause::CredentialRejected`](crate::error::Cause)), and
-//! so does its 429 or 5xx, as any provider's. Its cooldown is its own: the
+//! so does its 429 or 5xx, as any provider's. A 5xx, connect failure or
+//! timeout counts toward the deployment's circuit, shared by every
+//! credential (the server is down, whoever's key it was). Its rate limits
+//! and refusals are its own: the
 //! cooldown key ([`TargetKey`](super::TargetKey)) carries the
 //! credential's id, so a subscription at its limit (Anthropic's 429 with
 //! `anthropic-ratelimit-unified-status: rejected`) is tried last, for
@@ -88,6 +91,12 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
+    /// The kind of an attempt that sends `credential`, or the gateway's
+    /// configured key when it sends none.
+    pub fn of(credential: Option<&Credential>) -> Self {
+        credential.map_or(CredentialKind::Gateway, Credential::kind)
+    }
+
     /// The name the `x-tollgate-credential` header and the attempts header
     /// use: `gateway`, `byok`, `subscription`.
     pub fn as_str(self) -> &'static str {
@@ -238,9 +247,41 @@ impl fmt::Debug for Credential {
 /// `x-tollgate-byok-<provider>: KEY`.
 pub const BYOK_HEADER_PREFIX: &str = "x-tollgate-byok-";
 
+/// How many BYOK keys one request may bring for one provider, body and
+/// headers together. Each is an attempt (and a hash for its cooldown key),
+/// so a request must not be able to make the gateway try thousands.
+pub const MAX_BYOK_KEYS: usize = 8;
+
 /// Where a BYOK key came from, for error messages.
-fn byok_field(provider: &str) -> String {
+pub(crate) fn byok_field(provider: &str) -> String {
     format!("providerOptions.gateway.byok.{provider}")
+}
+
+/// Whether `key` can be sent and kept out of answers: a valid header
+/// value (it goes upstream in one), and at least as long as the shortest
+/// secret the redactor masks, since a shorter one could be echoed back
+/// in clear.
+fn sendable(key: &str) -> bool {
+    key.len() >= crate::provider::MIN_SECRET_LEN && http::HeaderValue::from_str(key).is_ok()
+}
+
+/// What a BYOK key must be, for the 400 that names where it came from.
+fn bad_key(field: &str) -> GatewayError {
+    GatewayError::invalid_param(
+        field,
+        format!(
+            "`{field}` must be a key of at least {} bytes that is a valid header value",
+            crate::provider::MIN_SECRET_LEN
+        ),
+    )
+}
+
+/// The 400 for more than [`MAX_BYOK_KEYS`] keys for one provider.
+pub(crate) fn too_many_keys(field: &str) -> GatewayError {
+    GatewayError::invalid_param(
+        field,
+        format!("`{field}`: at most {MAX_BYOK_KEYS} keys per provider (body and headers together)"),
+    )
 }
 
 /// Reads `providerOptions.gateway.byok`: provider names to lists of
@@ -266,11 +307,18 @@ pub(crate) fn parse_byok(v: &Value) -> Result<Vec<(String, Vec<Secret>)>, Gatewa
         let Value::Array(items) = list else {
             return Err(bad(&field, "a list of `{\"apiKey\": \"...\"}`"));
         };
+        if items.len() > MAX_BYOK_KEYS {
+            return Err(too_many_keys(&field));
+        }
         let mut keys = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             match item.get("apiKey") {
                 Some(Value::String(k)) if !k.trim().is_empty() => {
-                    keys.push(Secret::new(k.trim()));
+                    let k = k.trim();
+                    if !sendable(k) {
+                        return Err(bad_key(&format!("{field}[{i}].apiKey")));
+                    }
+                    keys.push(Secret::new(k));
                 }
                 _ => return Err(bad(&format!("{field}[{i}].apiKey"), "a non-empty string")),
             }
@@ -284,9 +332,10 @@ pub(crate) fn parse_byok(v: &Value) -> Result<Vec<(String, Vec<Secret>)>, Gatewa
 
 /// The BYOK keys of the `x-tollgate-byok-<provider>` headers, in the order
 /// sent: `(provider as written in the header name, key)`. A value that is
-/// not visible text is a 400 naming the header.
+/// not visible text, or shorter than a key, or more than
+/// [`MAX_BYOK_KEYS`] headers for one provider, is a 400 naming the header.
 pub(crate) fn byok_headers(headers: &HeaderMap) -> Result<Vec<(&str, Secret)>, GatewayError> {
-    let mut out = Vec::new();
+    let mut out: Vec<(&str, Secret)> = Vec::new();
     for (name, value) in headers {
         let Some(provider) = name.as_str().strip_prefix(BYOK_HEADER_PREFIX) else {
             continue;
@@ -302,28 +351,34 @@ pub(crate) fn byok_headers(headers: &HeaderMap) -> Result<Vec<(&str, Secret)>, G
                     format!("`{name}` must be a non-empty key"),
                 )
             })?;
+        if !sendable(key) {
+            return Err(bad_key(name.as_str()));
+        }
+        // Header names are lower case: one provider, one spelling.
+        if out.iter().filter(|(p, _)| *p == provider).count() >= MAX_BYOK_KEYS {
+            return Err(too_many_keys(name.as_str()));
+        }
         out.push((provider, Secret::new(key)));
     }
     Ok(out)
 }
 
-/// The prefix of a gateway key, which is never passed on to a provider.
-const GATEWAY_KEY_PREFIX: &str = crate::auth::KEY_PREFIX;
+/// The token of an `Authorization: Bearer` header (the scheme in any
+/// case, the token trimmed), if it has a non-empty one.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
 
 /// The client's own credential, for a pass-through provider: its
 /// `Authorization: Bearer` token, else its `x-api-key`; never a gateway
 /// key. The caller checks that the client speaks Anthropic's format.
 pub(crate) fn client_credential(headers: &HeaderMap) -> Option<(Secret, SendAs, CredentialKind)> {
-    let own = |v: &str| !v.is_empty() && !v.starts_with(GATEWAY_KEY_PREFIX);
-    let bearer = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .filter(|t| own(t));
-    if let Some(token) = bearer {
+    // A gateway key is never passed on to a provider.
+    let own = |v: &str| !v.is_empty() && !v.starts_with(crate::auth::KEY_PREFIX);
+    if let Some(token) = bearer_token(headers).filter(|t| own(t)) {
         return Some((
             Secret::new(token),
             SendAs::Bearer,
@@ -395,9 +450,25 @@ mod tests {
     }
 
     #[test]
+    fn a_bearer_token_is_read_whatever_the_schemes_case() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(http::header::AUTHORIZATION, v.parse().unwrap());
+            m
+        };
+        assert_eq!(bearer_token(&h("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&h("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer_token(&h("BEARER abc")), Some("abc"));
+        assert_eq!(bearer_token(&h("Basic abc")), None);
+        assert_eq!(bearer_token(&h("Bearer")), None);
+        assert_eq!(bearer_token(&h("Bearer ")), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
+
+    #[test]
     fn byok_field_is_read_and_malformed_ones_name_the_field() {
         let v: Value = serde_json::from_str(
-            r#"{"oa": [{"apiKey": "k1"}, {"apiKey": "k2"}], "an": [{"apiKey": "k3"}]}"#,
+            r#"{"oa": [{"apiKey": "sk-key-1"}, {"apiKey": "sk-key-2"}], "an": [{"apiKey": "sk-key-3"}]}"#,
         )
         .unwrap();
         let got = parse_byok(&v).unwrap();
@@ -405,12 +476,15 @@ mod tests {
             .iter()
             .map(|(p, ks)| (p.as_str(), ks.iter().map(Secret::expose).collect()))
             .collect();
-        assert!(names.contains(&("oa", vec!["k1", "k2"])), "{names:?}");
-        assert!(names.contains(&("an", vec!["k3"])), "{names:?}");
+        assert!(
+            names.contains(&("oa", vec!["sk-key-1", "sk-key-2"])),
+            "{names:?}"
+        );
+        assert!(names.contains(&("an", vec!["sk-key-3"])), "{names:?}");
         for (body, field) in [
             (r#"[]"#, "providerOptions.gateway.byok"),
             (
-                r#"{"oa": {"apiKey": "k"}}"#,
+                r#"{"oa": {"apiKey": "sk-SECRET-key"}}"#,
                 "providerOptions.gateway.byok.oa",
             ),
             (
@@ -418,14 +492,77 @@ mod tests {
                 "providerOptions.gateway.byok.oa[0].apiKey",
             ),
             (
-                r#"{"oa": [{"key": "k"}]}"#,
+                r#"{"oa": [{"key": "sk-SECRET-key"}]}"#,
                 "providerOptions.gateway.byok.oa[0].apiKey",
             ),
         ] {
             let e = parse_byok(&serde_json::from_str(body).unwrap()).unwrap_err();
             assert_eq!(e.status(), 400, "{body}");
             assert_eq!(e.param(), Some(field), "{body}");
-            assert!(!e.message().contains("\"k\""), "{}", e.message());
+            // A leak would show the value whatever quotes it came in.
+            assert!(!e.message().contains("SECRET"), "{}", e.message());
+        }
+    }
+
+    #[test]
+    fn byok_keys_are_capped_and_each_must_be_a_sendable_key() {
+        let list = |n: usize| {
+            let keys: Vec<String> = (0..n)
+                .map(|i| format!(r#"{{"apiKey": "sk-SECRET-{i}"}}"#))
+                .collect();
+            format!(r#"{{"oa": [{}]}}"#, keys.join(","))
+        };
+        let parse = |body: &str| parse_byok(&serde_json::from_str(body).unwrap());
+        assert_eq!(
+            parse(&list(MAX_BYOK_KEYS)).unwrap()[0].1.len(),
+            MAX_BYOK_KEYS
+        );
+        for (body, field) in [
+            (list(MAX_BYOK_KEYS + 1), "providerOptions.gateway.byok.oa"),
+            // Too short for the redactor to mask.
+            (
+                r#"{"oa": [{"apiKey": "SECRET7"}]}"#.to_string(),
+                "providerOptions.gateway.byok.oa[0].apiKey",
+            ),
+            // Not a header value.
+            (
+                r#"{"oa": [{"apiKey": "sk-SECRET-key"}, {"apiKey": "sk-SECRET\nkey"}]}"#
+                    .to_string(),
+                "providerOptions.gateway.byok.oa[1].apiKey",
+            ),
+        ] {
+            let e = parse(&body).unwrap_err();
+            assert_eq!(e.status(), 400, "{body}");
+            assert_eq!(e.param(), Some(field), "{body}");
+            assert!(!e.message().contains("SECRET"), "{}", e.message());
+        }
+
+        let headers = |pairs: &[(&'static str, String)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.append(*k, v.parse().unwrap());
+            }
+            m
+        };
+        let many = |n: usize| -> Vec<(&'static str, String)> {
+            (0..n)
+                .map(|i| ("x-tollgate-byok-oa", format!("sk-SECRET-{i}")))
+                .collect()
+        };
+        let mut ok = many(MAX_BYOK_KEYS);
+        ok.push(("x-tollgate-byok-an", "sk-SECRET-an".into()));
+        assert_eq!(
+            byok_headers(&headers(&ok)).unwrap().len(),
+            MAX_BYOK_KEYS + 1
+        );
+        for pairs in [
+            many(MAX_BYOK_KEYS + 1),
+            vec![("x-tollgate-byok-oa", "SECRET7".to_string())],
+        ] {
+            let e = byok_headers(&headers(&pairs)).unwrap_err();
+            assert_eq!(e.status(), 400);
+            assert_eq!(e.param(), Some("x-tollgate-byok-oa"));
+            assert!(!e.message().contains("SECRET"), "{}", e.message());
         }
     }
 }

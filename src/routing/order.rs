@@ -47,7 +47,8 @@ use tower::{Layer, Service, ServiceExt};
 use super::attempts::{Attempt, AttemptLog, Outcome};
 use super::cooldown::{Cooldowns, TargetKey};
 use super::credential::{
-    byok_headers, client_credential, Credential, CredentialKind, SendAs, BYOK_HEADER_PREFIX,
+    byok_field, byok_headers, client_credential, too_many_keys, Credential, CredentialKind, SendAs,
+    BYOK_HEADER_PREFIX, MAX_BYOK_KEYS,
 };
 use super::routes::{CredentialPolicy, Routes};
 use crate::config::Balance;
@@ -178,14 +179,6 @@ struct Planned {
     credential: Option<Credential>,
 }
 
-impl Planned {
-    fn credential_kind(&self) -> CredentialKind {
-        self.credential
-            .as_ref()
-            .map_or(CredentialKind::Gateway, Credential::kind)
-    }
-}
-
 impl<F: Failover> Shared<F> {
     /// The candidates for `req`, in the order of preference (cooldowns
     /// aside: [`Shared::pick`] looks at them at each attempt).
@@ -279,16 +272,18 @@ impl<F: Failover> Shared<F> {
             if byok && !policy.byok_fallback {
                 continue;
             }
-            let order = match route {
-                Some(r) if n > 1 => match r.balance {
+            let several = match route {
+                Some(r) if n > 1 => Some(match r.balance {
                     Balance::Weighted => weighted_order(&r.weights, &mut rng),
                     Balance::LeastLatency => {
                         self.latency_order(&|i| key(i).deployment_key(), n, &mut rng)
                     }
-                },
-                _ => vec![0],
+                }),
+                _ => None,
             };
-            for i in order {
+            // One deployment, the common case: no list to allocate.
+            let one = several.is_none().then_some(0);
+            for i in several.into_iter().flatten().chain(one) {
                 // A pass-through provider's deployment without a key of
                 // its own serves only with its clients' credentials.
                 let keyed = route.is_none_or(|r| r.keyed.get(i).copied().unwrap_or(true));
@@ -305,18 +300,19 @@ impl<F: Failover> Shared<F> {
                 });
             }
         }
-        if planned.is_empty() {
-            let provider = keyless.unwrap_or_else(|| "?".into());
-            return Err(GatewayError::new(
+        match keyless {
+            // Nothing planned can only mean that every deployment left was
+            // a pass-through one without a key, and no client credential.
+            Some(provider) if planned.is_empty() => Err(GatewayError::new(
                 ErrorKind::Authentication,
                 format!(
                     "no provider of model `{}` can serve this request: `{provider}` serves only with the client's own Anthropic credential (`pass_through` without an `api_key`), and the request brought none",
                     req.model
                 ),
             )
-            .with_cause(Cause::NoAllowedProvider));
+            .with_cause(Cause::NoAllowedProvider)),
+            _ => Ok(planned),
         }
-        Ok(planned)
     }
 
     /// Every key the request brings must be for a configured provider
@@ -327,19 +323,24 @@ impl<F: Failover> Shared<F> {
         req: &GatewayRequest,
         headers: &[(&str, super::credential::Secret)],
     ) -> Result<(), GatewayError> {
-        let from_body = req
-            .routing
-            .byok
-            .iter()
-            .map(|(p, _)| (p.as_str(), format!("providerOptions.gateway.byok.{p}")));
-        let from_headers = headers
-            .iter()
-            .map(|(p, _)| (*p, format!("{BYOK_HEADER_PREFIX}{p}")));
-        for (provider, field) in from_body.chain(from_headers) {
-            let route = self.routes.provider(provider).or_else(|| {
-                // Header names are lower case; provider names may not be.
-                self.routes.provider_ignore_case(provider)
-            });
+        // `true`: from the body. A body names a provider exactly, as
+        // `RoutingOptions::byok` looks it up; only a header name, which is
+        // lower case, may differ in case. The field is named only for an
+        // error: a request that is fine formats nothing.
+        let from_body = req.routing.byok.iter().map(|(p, _)| (p.as_str(), true));
+        let from_headers = headers.iter().map(|(p, _)| (*p, false));
+        for (provider, in_body) in from_body.chain(from_headers) {
+            let route = match self.routes.provider(provider) {
+                None if !in_body => self.routes.provider_ignore_case(provider),
+                r => r,
+            };
+            let field = || {
+                if in_body {
+                    byok_field(provider)
+                } else {
+                    format!("{BYOK_HEADER_PREFIX}{provider}")
+                }
+            };
             let why = match route {
                 None => format!("there is no provider named `{provider}`"),
                 Some(r) if !r.credentials.allow_byok => {
@@ -347,10 +348,31 @@ impl<F: Failover> Shared<F> {
                 }
                 Some(_) => continue,
             };
+            let field = field();
             return Err(
                 GatewayError::invalid_param(&field, format!("`{field}`: {why}"))
                     .with_code("byok_not_allowed"),
             );
+        }
+        // Each source is capped alone where it is read; a provider's keys
+        // from both together are capped here, naming the header (the body
+        // alone was within the cap).
+        for (i, (p, _)) in headers.iter().enumerate() {
+            let first = headers[..i].iter().all(|(q, _)| q != p);
+            if !first {
+                continue;
+            }
+            let in_body: usize = req
+                .routing
+                .byok
+                .iter()
+                .filter(|(b, _)| b.eq_ignore_ascii_case(p))
+                .map(|(_, keys)| keys.len())
+                .sum();
+            let in_headers = headers[i..].iter().filter(|(q, _)| q == p).count();
+            if in_body + in_headers > MAX_BYOK_KEYS {
+                return Err(too_many_keys(&format!("{BYOK_HEADER_PREFIX}{p}")));
+            }
         }
         Ok(())
     }
@@ -560,7 +582,7 @@ where
                 if let Some(d) = p.deployment {
                     r.extensions.insert(Deployment(d));
                 }
-                let credential = p.credential_kind();
+                let credential = CredentialKind::of(p.credential.as_ref());
                 if let Some(c) = p.credential.clone() {
                     r.extensions.insert(c);
                 }

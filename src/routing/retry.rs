@@ -117,10 +117,7 @@ impl tower::retry::Policy<GatewayRequest, GatewayResponse, GatewayError> for Ret
             log.push(Attempt {
                 target: target.clone(),
                 deployment: req.extensions.get::<Deployment>().map(|d| d.0),
-                credential: req
-                    .extensions
-                    .get::<Credential>()
-                    .map_or(CredentialKind::Gateway, Credential::kind),
+                credential: CredentialKind::of(req.extensions.get::<Credential>()),
                 outcome: Outcome::of_error(err),
             });
         }

@@ -29,7 +29,7 @@ pub struct ProviderRoute {
     /// [`credential`](super::credential)).
     pub credentials: CredentialPolicy,
     /// For each deployment, whether it has a configured credential (an
-    /// `api_key` or an auth header).
+    /// `api_key` or a header [`is_credential_header`](crate::config::is_credential_header) names).
     pub keyed: Vec<bool>,
 }
 

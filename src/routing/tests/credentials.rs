@@ -218,29 +218,33 @@ async fn byok_keys_are_tried_in_order_and_fall_back_only_when_allowed() {
         .clone()
         .oneshot(byok(
             "oa/g",
-            r#"{"oa":[{"apiKey":"bad-1"},{"apiKey":"good-2"}]}"#,
-            &[("x-tollgate-byok-oa", "good-3")],
+            r#"{"oa":[{"apiKey":"bad-key-1"},{"apiKey":"good-key-2"}]}"#,
+            &[("x-tollgate-byok-oa", "good-key-3")],
         ))
         .await
         .unwrap();
-    assert_eq!(served(&resp), "oa/g[byok=good-2]");
+    assert_eq!(served(&resp), "oa/g[byok=good-key-2]");
     assert_eq!(attempts(&resp), "oa/g[byok]=401, oa/g[byok]=200");
 
     // Without `byok_fallback`, the gateway's key is never used.
     calls.clear();
     let err = svc
         .clone()
-        .oneshot(byok("oa/g", r#"{"oa":[{"apiKey":"bad-4"}]}"#, &[]))
+        .oneshot(byok("oa/g", r#"{"oa":[{"apiKey":"bad-key-4"}]}"#, &[]))
         .await
         .unwrap_err();
     assert_eq!(err.status(), 401);
-    assert_eq!(calls.list(), ["oa/g[byok=bad-4]"]);
+    assert_eq!(calls.list(), ["oa/g[byok=bad-key-4]"]);
 
     // With it, the gateway's key follows.
     calls.clear();
     let resp = svc
         .clone()
-        .oneshot(byok("oafb/g", "{}", &[("x-tollgate-byok-oafb", "bad-5")]))
+        .oneshot(byok(
+            "oafb/g",
+            "{}",
+            &[("x-tollgate-byok-oafb", "bad-key-5")],
+        ))
         .await
         .unwrap();
     assert_eq!(attempts(&resp), "oafb/g[byok]=401, oafb/g=200");
@@ -250,11 +254,11 @@ async fn byok_keys_are_tried_in_order_and_fall_back_only_when_allowed() {
         .oneshot(byok(
             "Mixed/g",
             "{}",
-            &[("x-tollgate-byok-mixed", "good-6")],
+            &[("x-tollgate-byok-mixed", "good-key-6")],
         ))
         .await
         .unwrap();
-    assert_eq!(served(&resp), "Mixed/g[byok=good-6]");
+    assert_eq!(served(&resp), "Mixed/g[byok=good-key-6]");
 }
 
 #[tokio::test(start_paused = true)]
@@ -274,6 +278,12 @@ async fn byok_for_a_provider_that_does_not_take_it_is_the_clients_400() {
             byok("oa/g", r#"{"nope":[{"apiKey":"k-SECRET"}]}"#, &[]),
             "providerOptions.gateway.byok.nope",
         ),
+        // A body names the provider as configured: `Mixed`, not `mixed`
+        // (only a header name, lower case, may differ in case).
+        (
+            byok("Mixed/g", r#"{"mixed":[{"apiKey":"k-SECRET"}]}"#, &[]),
+            "providerOptions.gateway.byok.mixed",
+        ),
     ] {
         let err = svc.clone().oneshot(r).await.unwrap_err();
         assert_eq!(err.status(), 400, "{field}");
@@ -282,4 +292,45 @@ async fn byok_for_a_provider_that_does_not_take_it_is_the_clients_400() {
         assert!(!err.message().contains("SECRET"), "{}", err.message());
     }
     assert_eq!(calls.len(), 0);
+
+    // Spelled as configured, the body's key serves.
+    let resp = svc
+        .oneshot(byok("Mixed/g", r#"{"Mixed":[{"apiKey":"k-SECRET"}]}"#, &[]))
+        .await
+        .unwrap();
+    assert_eq!(served(&resp), "Mixed/g[byok=k-SECRET]");
 }
+
+#[tokio::test(start_paused = true)]
+async fn byok_keys_body_and_headers_together_are_capped_naming_the_header() {
+    let (inner, calls) = provider(|l, _| ok(l));
+    let svc = ServiceBuilder::new().layer(layer()).service(inner);
+    let body = |n: usize| {
+        let keys: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"apiKey":"sk-SECRET-body-{i}"}}"#))
+            .collect();
+        format!(r#"{{"oa":[{}]}}"#, keys.join(","))
+    };
+    let h = [
+        ("x-tollgate-byok-oa", "sk-SECRET-header-1"),
+        ("x-tollgate-byok-oa", "sk-SECRET-header-2"),
+    ];
+    // Within the cap: every key is a candidate.
+    let resp = svc
+        .clone()
+        .oneshot(byok("oa/g", &body(MAX - 2), &h))
+        .await
+        .unwrap();
+    assert_eq!(served(&resp), "oa/g[byok=sk-SECRET-body-0]");
+    // One more, from either side: the client's 400, naming the header.
+    let err = svc
+        .oneshot(byok("oa/g", &body(MAX - 1), &h))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert_eq!(err.param(), Some("x-tollgate-byok-oa"));
+    assert!(!err.message().contains("SECRET"), "{}", err.message());
+    assert_eq!(calls.len(), 1, "the refused request reached no provider");
+}
+
+const MAX: usize = crate::routing::credential::MAX_BYOK_KEYS;
