@@ -170,11 +170,20 @@ async fn a_subscription_at_its_limit_falls_back_across_formats_and_is_skipped_af
         );
         assert_eq!(header(&resp, "x-tollgate-credential"), "gateway");
         if stream {
+            let head: String = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())))
+                .collect();
+            seen.push_str(&head);
             let events = sse(resp).await;
             assert_eq!(
                 events.last().unwrap().event.as_deref(),
                 Some("message_stop")
             );
+            for e in &events {
+                seen.push_str(&format!("{:?}\n", e));
+            }
         } else {
             let (status, text) = everything(resp).await;
             assert_eq!(status, 200, "{text}");

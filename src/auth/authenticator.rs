@@ -385,14 +385,7 @@ impl Authenticator {
         if let Some(v) = headers.remove(KEY_HEADER) {
             return Presented::Key(PresentedKey::of(v.to_str().unwrap_or("")));
         }
-        let bearer = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, rest) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            });
-        if let Some(b) = bearer {
+        if let Some(b) = crate::routing::credential::bearer_token(headers) {
             let gateway_key = b.starts_with(KEY_PREFIX);
             let tokens = self.inner.setup.tokens.as_ref();
             if !gateway_key && tokens.is_some_and(|t| t.is_token(b)) {

@@ -99,7 +99,9 @@ fn carried(headers: &HeaderMap, query: Option<&str>) -> Vec<(String, String)> {
         let token = bearer(headers).unwrap_or(v);
         out.push(("authorization".to_string(), token.to_string()));
     }
-    for name in ["x-api-key", "x-goog-api-key"] {
+    // `x-tollgate-key` is the gateway's own: recorded so that a test can
+    // see one ever reach an upstream (none should).
+    for name in ["x-api-key", "x-goog-api-key", "x-tollgate-key"] {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
             out.push((name.to_string(), v.to_string()));
         }

@@ -12,7 +12,7 @@
 //! | OpenAI | `POST /v1/chat/completions`, `POST /v1/responses`, `GET /v1/models` | `Authorization: Bearer <key>` (else 401) |
 //! | Anthropic | `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models` with `anthropic-version` | `x-api-key` or `Authorization: Bearer` (else 401) and `anthropic-version` (else 400) |
 //! | Gemini | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse` for SSE, else a streamed JSON array), `:countTokens`, `GET /v1beta/models` | `x-goog-api-key` or `?key=` (else 403) |
-//! | Mock | `GET /mock/credentials`: every credential received so far, in order, as `[{"api", "path", "header", "credential"}]` (`header` is `authorization` with the bearer token as `credential`, `x-api-key`, `x-goog-api-key` or `query:key`; both `null` for a request that carried none); `DELETE /mock/credentials` forgets them | none |
+//! | Mock | `GET /mock/credentials`: every credential received so far, in order, as `[{"api", "path", "header", "credential"}]` (`header` is `authorization` with the bearer token as `credential`, `x-api-key`, `x-goog-api-key`, `x-tollgate-key` (which no gateway should ever send upstream) or `query:key`; both `null` for a request that carried none); `DELETE /mock/credentials` forgets them | none |
 //!
 //! # Credentials that script an answer
 //!
