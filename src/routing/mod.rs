@@ -48,6 +48,7 @@
 //! answers with `x-tollgate-attempts: provider/model=outcome, ...`.
 
 mod attempts;
+mod balance;
 pub mod cooldown;
 pub mod credential;
 pub mod fallback;
