@@ -15,6 +15,7 @@
 //! - [`provider`]: the provider clients, the innermost tower `Service`.
 //! - [`format`](mod@format) and [`canonical`]: the translations between wire formats.
 //! - [`routing`]: model fallback, provider order, retries, timeouts.
+//! - [`usage`]: the response summary, prices and cost, the spend ledger.
 //! - [`mock`]: a mock upstream that speaks every provider format.
 //! - [`config`] and [`server`]: what the `tollgate` binary assembles.
 
@@ -38,6 +39,7 @@ pub mod routing;
 pub mod server;
 pub mod sse;
 pub mod store;
+pub mod usage;
 
 pub use error::{ErrorKind, GatewayError};
 pub use format::WireFormat;

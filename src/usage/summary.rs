@@ -1,0 +1,178 @@
+//! The response summary: what every layer that settles (budget, ledger,
+//! telemetry, cache) needs to know about a response, produced once.
+//!
+//! [`attach`] puts a [`Settlement`] in a response's extensions and, for a
+//! stream, wraps the body in a meter that reads usage, finish reason and
+//! the time to first chunk as chunks go by. The settlement completes when
+//! the stream ends or is dropped (the client went away), and at once for a
+//! complete answer or an error. Layers register what to do then with
+//! [`Settlement::on_settle`]; a hook may return a [`Durable`] that the last
+//! chunk waits for (the ledger's commit), so that a client never sees the
+//! end of an answer whose spend is not recorded.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::canonical::{FinishReason, Usage};
+use crate::format::WireFormat;
+use crate::routing::{Attempt, CredentialKind};
+
+use super::money::Nanos;
+use super::price::Price;
+
+/// How a response ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The answer was complete (a JSON answer, or a stream to its last event).
+    Complete,
+    /// The request failed, before or after its first byte: the status the
+    /// client got (or, after the first byte, the one its in-band error
+    /// carries) and the error's type.
+    Failed {
+        /// The HTTP status of the error.
+        status: u16,
+        /// The error's kind, as the client's format names it.
+        error: Arc<str>,
+    },
+    /// The client went away before the stream ended.
+    Disconnected,
+}
+
+/// What is known about a response once it has settled.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Token counts (from the provider's own counts; see [`Summary::estimated`]).
+    pub usage: Usage,
+    /// Why generation stopped, when the answer said.
+    pub finish: Option<FinishReason>,
+    /// From the request's start to the first chunk of the answer (streams),
+    /// or to the complete answer.
+    pub ttft: Option<Duration>,
+    /// From the request's start to the settlement.
+    pub duration: Duration,
+    /// The provider that served (its configured name).
+    pub provider: Option<Arc<str>>,
+    /// The model that served, as the provider knows it.
+    pub model: Option<Arc<str>>,
+    /// Which kind of credential served.
+    pub credential: Option<CredentialKind>,
+    /// Every attempt, the serving one last.
+    pub attempts: Vec<Attempt>,
+    /// Whether the answer was streamed.
+    pub streamed: bool,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Whether some token counts are estimates (the client went away
+    /// before the provider's counts arrived).
+    pub estimated: bool,
+    /// What the request costs the gateway: the list cost, or zero when a
+    /// client's own credential (BYOK, a subscription) served. `None` when
+    /// the model's price is unknown.
+    pub cost: Option<Nanos>,
+    /// What the tokens cost at the model's list price, whoever paid.
+    /// `None` when the price is unknown.
+    pub list_cost: Option<Nanos>,
+}
+
+/// A future a settle hook hands back: the last chunk of a stream (or a
+/// complete answer) waits for it, so that what it records is durable
+/// before the client sees the end.
+pub struct Durable(pub Pin<Box<dyn Future<Output = ()> + Send>>);
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Durable(..)")
+    }
+}
+
+/// What to do when a response settles.
+pub type SettleHook = Box<dyn FnOnce(&Summary) -> Option<Durable> + Send>;
+
+/// What the meter needs to know about the request.
+#[derive(Debug, Clone)]
+pub struct MeterContext {
+    /// The client's wire format (pass-through chunks are in it).
+    pub format: WireFormat,
+    /// When the request started.
+    pub started: Instant,
+    /// Whether the client asked for a stream.
+    pub streamed: bool,
+    /// The serving model's price, when known.
+    pub price: Option<Arc<Price>>,
+    /// An estimate of the request's input tokens, for a stream the client
+    /// left before the provider counted them.
+    pub input_estimate: u64,
+}
+
+/// A response's settlement, shared by the meter and the layers through
+/// the response's extensions.
+#[derive(Clone)]
+pub struct Settlement(Arc<Mutex<State>>);
+
+impl std::fmt::Debug for Settlement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settlement").finish_non_exhaustive()
+    }
+}
+
+struct State {
+    hooks: Vec<SettleHook>,
+    summary: Option<Arc<Summary>>,
+}
+
+impl Settlement {
+    /// A settlement not yet settled.
+    pub fn new() -> Self {
+        Settlement(Arc::new(Mutex::new(State {
+            hooks: Vec::new(),
+            summary: None,
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `hook` when the response settles, or now if it has. A
+    /// [`Durable`] returned after settlement is not waited for (what it
+    /// records is still recorded; nothing waits to show it).
+    pub fn on_settle(&self, hook: impl FnOnce(&Summary) -> Option<Durable> + Send + 'static) {
+        let mut state = self.lock();
+        match state.summary.clone() {
+            Some(summary) => {
+                drop(state);
+                drop(hook(&summary));
+            }
+            None => state.hooks.push(Box::new(hook)),
+        }
+    }
+
+    /// The summary, once settled.
+    pub fn summary(&self) -> Option<Arc<Summary>> {
+        self.lock().summary.clone()
+    }
+
+    /// Settles with `summary`: runs every hook, once, and returns what
+    /// they asked to wait for. A second call does nothing.
+    pub fn settle(&self, summary: Summary) -> Vec<Durable> {
+        let hooks = {
+            let mut state = self.lock();
+            if state.summary.is_some() {
+                return Vec::new();
+            }
+            let summary = Arc::new(summary);
+            state.summary = Some(summary);
+            std::mem::take(&mut state.hooks)
+        };
+        let summary = self.summary().expect("just settled");
+        hooks.into_iter().filter_map(|h| h(&summary)).collect()
+    }
+}
+
+impl Default for Settlement {
+    fn default() -> Self {
+        Self::new()
+    }
+}
