@@ -54,14 +54,31 @@ impl Price {
 /// the config's overrides.
 #[derive(Debug, Clone, Default)]
 pub struct PriceTable {
-    _private: (),
+    rules: Vec<(Option<String>, String, Arc<Price>)>,
 }
 
 impl PriceTable {
+    /// This table with `price` for `model`, served by the configured
+    /// provider `provider` (`None`: by any provider); it wins over what
+    /// the table knew.
+    pub fn with_price(mut self, provider: Option<&str>, model: &str, price: Price) -> Self {
+        self.rules.insert(
+            0,
+            (
+                provider.map(str::to_owned),
+                model.to_owned(),
+                Arc::new(price),
+            ),
+        );
+        self
+    }
+
     /// The price of `model` served by the configured provider `provider`,
     /// if known.
     pub fn lookup(&self, provider: &str, model: &str) -> Option<Arc<Price>> {
-        let _ = (provider, model);
-        None
+        self.rules
+            .iter()
+            .find(|(p, m, _)| m == model && p.as_deref().is_none_or(|p| p == provider))
+            .map(|(_, _, price)| price.clone())
     }
 }

@@ -38,6 +38,46 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     INSERT INTO revision (id, value) VALUES (1, 0);
     "#,
+    // 2: the spend ledger, one row per request that reached a provider
+    // (see `usage::LedgerRow`). Money in nano-dollars; NULL cost: the
+    // model's price was unknown. Times in Unix milliseconds. `tags` and
+    // `attempts` are JSON arrays.
+    r#"
+    CREATE TABLE requests (
+        id                 TEXT PRIMARY KEY NOT NULL,
+        created_at_ms      INTEGER NOT NULL,
+        key_id             TEXT,
+        key_name           TEXT,
+        user               TEXT,
+        team               TEXT,
+        tags               TEXT NOT NULL DEFAULT '[]',
+        format             TEXT NOT NULL,
+        requested_model    TEXT NOT NULL,
+        provider           TEXT,
+        model              TEXT,
+        credential         TEXT,
+        input_tokens       INTEGER NOT NULL DEFAULT 0,
+        output_tokens      INTEGER NOT NULL DEFAULT 0,
+        cache_read_tokens  INTEGER NOT NULL DEFAULT 0,
+        cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+        reasoning_tokens   INTEGER NOT NULL DEFAULT 0,
+        cost_nanos         INTEGER,
+        list_cost_nanos    INTEGER,
+        ttft_ms            INTEGER,
+        duration_ms        INTEGER NOT NULL,
+        status             INTEGER NOT NULL,
+        error              TEXT,
+        finish_reason      TEXT,
+        streamed           INTEGER NOT NULL,
+        disconnected       INTEGER NOT NULL DEFAULT 0,
+        estimated          INTEGER NOT NULL DEFAULT 0,
+        attempts           TEXT NOT NULL DEFAULT '[]'
+    ) STRICT;
+    CREATE INDEX requests_by_time ON requests (created_at_ms);
+    CREATE INDEX requests_by_key ON requests (key_id, created_at_ms);
+    CREATE INDEX requests_by_user ON requests (user, created_at_ms);
+    CREATE INDEX requests_by_team ON requests (team, created_at_ms);
+    "#,
 ];
 
 /// Applies the `steps` that `conn`'s file lacks.
