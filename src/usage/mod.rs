@@ -17,14 +17,15 @@ mod price;
 pub(crate) mod splice;
 mod sse;
 pub mod summary;
+mod wire;
 
 pub use layer::{UsageLayer, UsageService};
 pub use ledger::{Ledger, LedgerRow};
 pub use meter::{attach, complete_summary, Meter};
 pub use money::{Nanos, NANOS_PER_USD};
 pub use price::{Price, PriceTable};
-pub(crate) use sse::{chat_usage, read_complete};
 pub use summary::{costs, Durable, MeterContext, Outcome, SettleHook, Settlement, Summary};
+pub(crate) use wire::{chat_usage, read_complete};
 
 /// What the usage layer needs from the gateway's setup: the price table
 /// and, when there is one, the ledger to write to. The default knows no

@@ -1,5 +1,6 @@
-//! Usage and finish reasons read out of answers already in the client's
-//! wire format: SSE events passed through, and complete JSON answers.
+//! The meter's tally: usage and finish reasons read out of a stream's
+//! chunks, canonical events or SSE events already in the client's wire
+//! format (complete JSON answers are read in `wire`).
 //!
 //! Nothing here re-encodes what the client gets. A stream's events are
 //! looked at with a substring search first; only the few that carry usage,
@@ -14,6 +15,7 @@ use std::sync::{Arc, LazyLock};
 use memchr::memmem::Finder;
 use serde::Deserialize;
 
+use super::wire::{AnthropicEvent, ChatAnswer, GeminiAnswer, ResponsesEvent};
 use crate::canonical::{Delta, FinishReason, StreamEvent, Usage};
 use crate::format::{anthropic, openai_chat, WireFormat};
 use crate::response::StreamChunk;
@@ -198,53 +200,6 @@ impl Tally {
     }
 }
 
-/// The usage and finish reason of a complete JSON answer in `format`,
-/// when it carries usage. Only those fields are read: the messages are
-/// skipped, not decoded.
-pub(crate) fn read_complete(
-    format: WireFormat,
-    body: &[u8],
-) -> Option<(Usage, Option<FinishReason>)> {
-    match format {
-        WireFormat::OpenAiChat => {
-            let a: ChatAnswer = serde_json::from_slice(body).ok()?;
-            let finish = a
-                .choices
-                .iter()
-                .find_map(|c| c.finish_reason.as_deref())
-                .and_then(|r| openai_chat::finish_reason_from(r).ok());
-            Some((a.usage?.canonical(), finish))
-        }
-        WireFormat::OpenAiResponses => {
-            let r: ResponsesAnswer = serde_json::from_slice(body).ok()?;
-            let finish = r.finish();
-            Some((r.usage?.canonical(), finish))
-        }
-        WireFormat::Anthropic => {
-            let m: AnthropicMessage = serde_json::from_slice(body).ok()?;
-            let finish =
-                anthropic::finish_from_wire(m.stop_reason.as_deref(), m.stop_sequence.as_deref());
-            let mut usage = Usage::default();
-            m.usage?.merge_into(&mut usage);
-            Some((usage, Some(finish)))
-        }
-        WireFormat::Gemini => {
-            let g: GeminiAnswer = serde_json::from_slice(body).ok()?;
-            Some((g.usage_metadata?.canonical(), None))
-        }
-    }
-}
-
-/// The usage of OpenAI's `include_usage` chunk (`data` is its JSON);
-/// `None` for a chunk with choices.
-pub(crate) fn chat_usage(data: &str) -> Option<Usage> {
-    let chunk: ChatAnswer = serde_json::from_str(data).ok()?;
-    if !chunk.choices.is_empty() {
-        return None;
-    }
-    Some(chunk.usage?.canonical())
-}
-
 static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\":"));
 static FINISH: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"finish_reason\":\""));
 static ERROR_OBJECT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"{\"error\":"));
@@ -360,234 +315,6 @@ fn in_band_error(data: &[u8]) -> (u16, Arc<str>) {
     (status, kind.into())
 }
 
-#[derive(Deserialize)]
-struct ChatAnswer<'a> {
-    #[serde(default, borrow)]
-    choices: Vec<ChatChoice<'a>>,
-    usage: Option<ChatUsage>,
-}
-
-#[derive(Deserialize)]
-struct ChatChoice<'a> {
-    #[serde(borrow)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ChatUsage {
-    prompt_tokens: Option<u64>,
-    completion_tokens: Option<u64>,
-    prompt_tokens_details: Option<CachedTokens>,
-    /// DeepSeek's name for cached input.
-    prompt_cache_hit_tokens: Option<u64>,
-    completion_tokens_details: Option<ReasoningTokens>,
-}
-
-#[derive(Deserialize)]
-struct CachedTokens {
-    cached_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct ReasoningTokens {
-    reasoning_tokens: Option<u64>,
-}
-
-impl ChatUsage {
-    fn canonical(&self) -> Usage {
-        Usage {
-            input_tokens: self.prompt_tokens.unwrap_or(0),
-            output_tokens: self.completion_tokens.unwrap_or(0),
-            cache_read_tokens: self
-                .prompt_tokens_details
-                .as_ref()
-                .and_then(|d| d.cached_tokens)
-                .or(self.prompt_cache_hit_tokens)
-                .unwrap_or(0),
-            cache_write_tokens: 0,
-            reasoning_tokens: self
-                .completion_tokens_details
-                .as_ref()
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct ResponsesEvent<'a> {
-    #[serde(borrow)]
-    response: Option<ResponsesAnswer<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ResponsesAnswer<'a> {
-    #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    incomplete_details: Option<Incomplete<'a>>,
-    usage: Option<ResponsesUsage>,
-    #[serde(default, borrow)]
-    output: Vec<OutputItem<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Incomplete<'a> {
-    #[serde(borrow)]
-    reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct OutputItem<'a> {
-    #[serde(borrow, rename = "type")]
-    kind: Option<Cow<'a, str>>,
-}
-
-impl ResponsesAnswer<'_> {
-    fn finish(&self) -> Option<FinishReason> {
-        match self.status.as_deref()? {
-            "completed" => {
-                let calls = self
-                    .output
-                    .iter()
-                    .any(|i| i.kind.as_deref() == Some("function_call"));
-                Some(if calls {
-                    FinishReason::ToolCalls
-                } else {
-                    FinishReason::Stop
-                })
-            }
-            "incomplete" => Some(
-                match self
-                    .incomplete_details
-                    .as_ref()
-                    .and_then(|d| d.reason.as_deref())
-                {
-                    Some("max_output_tokens") => FinishReason::Length,
-                    Some("content_filter") => FinishReason::ContentFilter,
-                    Some(other) => FinishReason::Other(other.to_owned()),
-                    None => FinishReason::Other("incomplete".to_owned()),
-                },
-            ),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct ResponsesUsage {
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    input_tokens_details: Option<CachedTokens>,
-    output_tokens_details: Option<ReasoningTokens>,
-}
-
-impl ResponsesUsage {
-    fn canonical(&self) -> Usage {
-        Usage {
-            input_tokens: self.input_tokens.unwrap_or(0),
-            output_tokens: self.output_tokens.unwrap_or(0),
-            cache_read_tokens: self
-                .input_tokens_details
-                .as_ref()
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
-            cache_write_tokens: 0,
-            reasoning_tokens: self
-                .output_tokens_details
-                .as_ref()
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct AnthropicEvent<'a> {
-    #[serde(borrow)]
-    message: Option<AnthropicMessage<'a>>,
-    usage: Option<AnthropicUsage>,
-    #[serde(borrow)]
-    delta: Option<AnthropicDelta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct AnthropicMessage<'a> {
-    usage: Option<AnthropicUsage>,
-    #[serde(default, borrow)]
-    stop_reason: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    stop_sequence: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct AnthropicDelta<'a> {
-    #[serde(borrow)]
-    stop_reason: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    stop_sequence: Option<Cow<'a, str>>,
-}
-
-/// Anthropic counts input apart from what it read from and wrote to the
-/// cache; `message_delta` repeats only some of the counts.
-#[derive(Deserialize)]
-struct AnthropicUsage {
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    cache_read_input_tokens: Option<u64>,
-    cache_creation_input_tokens: Option<u64>,
-}
-
-impl AnthropicUsage {
-    /// Overwrites the counts this event carries, keeping the others.
-    fn merge_into(&self, u: &mut Usage) {
-        let plain = u
-            .input_tokens
-            .saturating_sub(u.cache_read_tokens)
-            .saturating_sub(u.cache_write_tokens);
-        let plain = self.input_tokens.unwrap_or(plain);
-        if let Some(n) = self.cache_read_input_tokens {
-            u.cache_read_tokens = n;
-        }
-        if let Some(n) = self.cache_creation_input_tokens {
-            u.cache_write_tokens = n;
-        }
-        u.input_tokens = plain + u.cache_read_tokens + u.cache_write_tokens;
-        if let Some(n) = self.output_tokens {
-            u.output_tokens = n;
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GeminiAnswer {
-    usage_metadata: Option<GeminiUsage>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GeminiUsage {
-    prompt_token_count: Option<u64>,
-    candidates_token_count: Option<u64>,
-    thoughts_token_count: Option<u64>,
-    cached_content_token_count: Option<u64>,
-}
-
-impl GeminiUsage {
-    /// Gemini counts thoughts apart from the candidates' tokens.
-    fn canonical(&self) -> Usage {
-        let thoughts = self.thoughts_token_count.unwrap_or(0);
-        Usage {
-            input_tokens: self.prompt_token_count.unwrap_or(0),
-            output_tokens: self.candidates_token_count.unwrap_or(0) + thoughts,
-            cache_read_tokens: self.cached_content_token_count.unwrap_or(0),
-            cache_write_tokens: 0,
-            reasoning_tokens: thoughts,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -657,16 +384,5 @@ mod tests {
         let mut t = Tally::default();
         raw(WireFormat::Anthropic, &mut t, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"x\"}}\n\n");
         assert_eq!(t.failed, Some((529, "overloaded_error".into())));
-    }
-
-    #[test]
-    fn complete_answers() {
-        let (u, f) = read_complete(WireFormat::Anthropic, br#"{"content":[{"type":"text","text":"\"usage\":{}"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"cache_read_input_tokens":4,"output_tokens":5}}"#).unwrap();
-        assert_eq!(
-            (u.input_tokens, u.cache_read_tokens, u.output_tokens),
-            (7, 4, 5)
-        );
-        assert_eq!(f, Some(FinishReason::Stop));
-        assert!(read_complete(WireFormat::OpenAiChat, b"{\"choices\":[]}").is_none());
     }
 }
