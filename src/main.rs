@@ -131,8 +131,8 @@ fn main() -> ExitCode {
                     auth.refresh().await.map_err(|e| e.message().to_string())?;
                 }
                 tollgate::server::check_exposure(&config, auth.as_ref())?;
-                let app =
-                    tollgate::server::assemble(&config, layers, auth).map_err(|e| e.to_string())?;
+                let app = tollgate::server::assemble(&config, layers, auth, Default::default())
+                    .map_err(|e| e.to_string())?;
                 let mut serve_config = tollgate::server::ServeConfig::from_config(&config.server);
                 serve_config.max_connections =
                     tollgate::server::fit_to_open_file_limit(serve_config.max_connections);

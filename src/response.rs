@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use http::{Extensions, HeaderMap, StatusCode};
 
-use crate::canonical::{ChatResponse, StreamEvent, Usage};
+use crate::canonical::{ChatResponse, FinishReason, StreamEvent, Usage};
 use crate::error::GatewayError;
 
 /// What the layers learn about a response.
@@ -21,6 +21,10 @@ pub struct ResponseMeta {
     pub model: Option<Arc<str>>,
     /// Token counts, when known before the body is read (complete answers).
     pub usage: Option<Usage>,
+    /// Why generation stopped, when known before the body is read
+    /// (complete answers passed through in the client's format, whose
+    /// body the edge never decodes).
+    pub finish: Option<FinishReason>,
     /// Upstream response headers worth passing on (same-format only).
     pub headers: HeaderMap,
     /// Every attempt made for this request, the serving one last.
@@ -30,6 +34,19 @@ pub struct ResponseMeta {
     pub credential: Option<crate::routing::CredentialKind>,
 }
 
+impl ResponseMeta {
+    /// Reads `usage` and `finish` out of a complete answer passed through
+    /// in `format` (only those fields are parsed, never the messages).
+    pub fn read_usage(&mut self, format: crate::format::WireFormat, body: &ResponseBody) {
+        if let ResponseBody::Raw(bytes) = body {
+            if let Some((usage, finish)) = crate::usage::read_complete(format, bytes) {
+                self.usage = Some(usage);
+                self.finish = finish;
+            }
+        }
+    }
+}
+
 /// A piece of a streamed answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamChunk {
@@ -37,6 +54,10 @@ pub enum StreamChunk {
     Raw(Bytes),
     /// A canonical event, to be encoded in the client's format.
     Event(StreamEvent),
+    /// Usage the gateway asked the provider for and the client did not
+    /// (OpenAI's `include_usage` chunk): the meter counts it, encoders
+    /// send nothing for it.
+    Usage(Usage),
 }
 
 /// A stream of answer chunks; an `Err` ends it with an in-band error.

@@ -15,6 +15,8 @@ use crate::error::GatewayError;
 use crate::format::{anthropic, error_body, openai_chat, responses, StreamEncode, WireFormat};
 use crate::response::{ChunkStream, GatewayResponse, ResponseBody, StreamChunk};
 use crate::sse::{SseEvent, SseParser};
+use crate::usage::splice::splice_cost;
+use crate::usage::Settlement;
 
 /// The HTTP answer for `err` in `format`, with `Retry-After` when the
 /// provider gave one.
@@ -44,10 +46,20 @@ pub fn encode_response(
     include_usage: bool,
 ) -> Response {
     let GatewayResponse {
-        status, meta, body, ..
+        status,
+        meta,
+        body,
+        extensions,
     } = resp;
+    // OpenAI clients get the cost in `usage` (as OpenRouter answers);
+    // Anthropic's format has no such field.
+    let cost_from = match format {
+        WireFormat::OpenAiChat | WireFormat::OpenAiResponses => extensions.get::<Settlement>(),
+        WireFormat::Anthropic | WireFormat::Gemini => None,
+    };
     let mut out = match body {
         ResponseBody::Raw(bytes) => {
+            let bytes = with_cost(cost_from, bytes);
             let mut r = Response::new(Body::from(bytes));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
@@ -64,6 +76,10 @@ pub fn encode_response(
                     let err = GatewayError::internal("Gemini is not a client format");
                     return error_response(format, &err, request_id);
                 }
+            };
+            let bytes = match cost_from.and_then(Settlement::cost_so_far) {
+                Some(cost) => splice_cost(&bytes, cost).unwrap_or(bytes),
+                None => bytes,
             };
             json_response(StatusCode::OK, bytes)
         }
@@ -90,6 +106,7 @@ pub fn encode_response(
                 // error after pass-through must continue.
                 raw_parser: (format == WireFormat::OpenAiResponses).then(SseParser::new),
                 raw_events: Vec::new(),
+                cost_from: cost_from.cloned(),
             };
             let mut r = Response::new(Body::from_stream(body));
             let h = r.headers_mut();
@@ -134,6 +151,19 @@ struct EncodeStream {
     done: bool,
     raw_parser: Option<SseParser>,
     raw_events: Vec<SseEvent>,
+    /// Where `usage.cost` comes from, for an OpenAI client.
+    cost_from: Option<Settlement>,
+}
+
+/// `bytes` with `usage.cost` when a cost is known and they carry usage.
+/// The cost is known only from the chunk that brought the usage on (the
+/// meter counted it before the edge sees it), so ordinary chunks are
+/// never searched.
+fn with_cost(settlement: Option<&Settlement>, bytes: Bytes) -> Bytes {
+    match settlement.and_then(Settlement::cost_so_far) {
+        Some(cost) => splice_cost(&bytes, cost).map_or(bytes, Bytes::from),
+        None => bytes,
+    }
 }
 
 impl Stream for EncodeStream {
@@ -158,11 +188,13 @@ impl Stream for EncodeStream {
                             this.encoder.passed_through(&ev);
                         }
                     }
-                    return Poll::Ready(Some(Ok(bytes)));
+                    return Poll::Ready(Some(Ok(with_cost(this.cost_from.as_ref(), bytes))));
                 }
                 Poll::Ready(Some(Ok(StreamChunk::Event(ev)))) => {
                     this.encoder.event(&ev, &mut this.buf);
                 }
+                // Usage the client did not ask for: the meter has counted it.
+                Poll::Ready(Some(Ok(StreamChunk::Usage(_)))) => {}
                 Poll::Ready(Some(Err(err))) => {
                     tracing::warn!(error = %err.message(), "stream failed after its first byte");
                     this.encoder.error(&err, &mut this.buf);
@@ -170,7 +202,8 @@ impl Stream for EncodeStream {
                 }
             }
             if !this.buf.is_empty() {
-                return Poll::Ready(Some(Ok(this.buf.split().freeze())));
+                let bytes = this.buf.split().freeze();
+                return Poll::Ready(Some(Ok(with_cost(this.cost_from.as_ref(), bytes))));
             }
         }
     }

@@ -20,6 +20,7 @@ mod errors;
 #[cfg(test)]
 mod finish_tests;
 
+pub(crate) use errors::{anthropic_type, openai_type};
 pub use errors::{error_body, parse_upstream_error};
 
 use bytes::BytesMut;

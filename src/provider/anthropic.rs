@@ -123,6 +123,9 @@ async fn call(
     if same {
         let mut out = GatewayResponse::new(ResponseBody::Raw(redactor.bytes(bytes)));
         out.meta.headers = upstream_headers;
+        if req.operation == Operation::Generate {
+            out.meta.read_usage(WireFormat::Anthropic, &out.body);
+        }
         return Ok(out);
     }
     if req.operation == Operation::CountTokens {

@@ -6,6 +6,7 @@ use http::HeaderMap;
 use super::redact::Redactor;
 use super::stream::{UpstreamStream, Verdict};
 use super::{estimate_input_tokens, KeyHeader, Provider, ProviderFuture, Upstream};
+use crate::canonical::Usage;
 use crate::config::ProviderKind;
 use crate::error::GatewayError;
 use crate::format::openai_chat::{self, MaxTokensField};
@@ -98,6 +99,7 @@ async fn call(
             let bytes = up.read(resp).await?;
             let mut out = GatewayResponse::new(ResponseBody::Raw(redactor.bytes(bytes)));
             out.meta.headers = upstream_headers;
+            out.meta.read_usage(format, &out.body);
             return Ok(out);
         }
         let classify = match (format, injected) {
@@ -201,26 +203,21 @@ fn classify_chat(ev: &SseEvent) -> Verdict {
     }
 }
 
+/// The chunk `include_usage` adds (`choices` empty, `usage` set) is kept
+/// from a client that did not ask for it; its usage goes to the meter.
 fn classify_chat_drop_usage(ev: &SseEvent) -> Verdict {
     match classify_chat(ev) {
-        Verdict::Forward if is_usage_only_chunk(&ev.data) => Verdict::Drop,
+        Verdict::Forward => usage_only_chunk(&ev.data).map_or(Verdict::Forward, Verdict::Usage),
         v => v,
     }
 }
 
-/// The chunk `include_usage` adds: `choices` empty, `usage` set.
-fn is_usage_only_chunk(data: &str) -> bool {
+/// The usage of the chunk `include_usage` adds; `None` for any other.
+fn usage_only_chunk(data: &str) -> Option<Usage> {
     if !data.contains("\"choices\":[]") && !data.contains("\"choices\": []") {
-        return false;
+        return None;
     }
-    serde_json::from_str::<serde_json::Value>(data)
-        .ok()
-        .and_then(|v| {
-            v.get("choices")
-                .and_then(|c| c.as_array())
-                .map(Vec::is_empty)
-        })
-        .unwrap_or(false)
+    crate::usage::chat_usage(data)
 }
 
 fn classify_responses(ev: &SseEvent) -> Verdict {
@@ -238,11 +235,11 @@ mod tests {
 
     #[test]
     fn usage_chunk_detection() {
-        assert!(is_usage_only_chunk(
-            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":1}}"#
-        ));
-        assert!(!is_usage_only_chunk(
-            r#"{"id":"x","choices":[{"delta":{"content":"\"choices\":[]"}}]}"#
-        ));
+        let usage = usage_only_chunk(r#"{"id":"x","choices":[],"usage":{"prompt_tokens":1}}"#);
+        assert_eq!(usage.map(|u| u.input_tokens), Some(1));
+        assert!(usage_only_chunk(
+            r#"{"id":"x","choices":[{"delta":{"content":"\"choices\":[]"}}],"usage":null}"#
+        )
+        .is_none());
     }
 }

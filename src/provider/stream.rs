@@ -11,19 +11,20 @@ use http_body::Body;
 use hyper::body::Incoming;
 
 use super::redact::Redactor;
-use crate::canonical::StreamEvent;
+use crate::canonical::{StreamEvent, Usage};
 use crate::error::{ErrorKind, GatewayError};
 use crate::format::StreamDecode;
 use crate::response::StreamChunk;
 use crate::sse::{SseEvent, SseParser};
 
 /// What a pass-through stream does with one upstream event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Verdict {
     /// Send it on.
     Forward,
-    /// Leave it out (an event the gateway asked for that the client did not).
-    Drop,
+    /// Leave it out (an event the gateway asked for that the client did
+    /// not), handing on only the usage it carries, for the meter.
+    Usage(Usage),
     /// Send it on; it is the last event of a complete stream.
     Last,
 }
@@ -96,7 +97,7 @@ impl UpstreamStream {
                             let raw = self.redactor.bytes(raw);
                             self.queue.push_back(Ok(StreamChunk::Raw(raw)));
                         }
-                        Verdict::Drop => {}
+                        Verdict::Usage(u) => self.queue.push_back(Ok(StreamChunk::Usage(u))),
                         Verdict::Last => {
                             let raw = self.redactor.bytes(raw);
                             self.queue.push_back(Ok(StreamChunk::Raw(raw)));

@@ -40,6 +40,7 @@ use crate::routing::{
     Cooldowns, FallbackLayer, ModelChain, ProviderOrderLayer, RetryTransient, TimeoutLayer,
 };
 use crate::store::KeyStore;
+use crate::usage::Metering;
 use tower::retry::RetryLayer;
 use tower::{Service, ServiceBuilder};
 
@@ -60,25 +61,33 @@ pub fn gateway(config: &Config) -> Result<Router, GatewayError> {
 }
 
 /// The gateway with the chosen `layers`, its keys from the config only
-/// (see [`assemble`] for the store's).
+/// (see [`assemble`] for the store's), no ledger and no prices.
 pub fn gateway_with(config: &Config, layers: Layers) -> Result<Router, GatewayError> {
-    assemble(config, layers, authenticator(config, None)?)
+    assemble(
+        config,
+        layers,
+        authenticator(config, None)?,
+        Metering::default(),
+    )
 }
 
 /// The gateway with the chosen `layers`, behind `auth` (see
 /// [`authenticator`]; the binary's checks the embedded store's keys too).
 /// Authentication is part of every assembly, `Layers::None` included:
 /// leaving out the routing layers must not open the gateway to anyone.
+/// `metering` prices answers and records them; `Layers::None` leaves the
+/// usage layer out too (nothing is metered, costed or recorded).
 pub fn assemble(
     config: &Config,
     layers: Layers,
     auth: Option<Authenticator>,
+    metering: Metering,
 ) -> Result<Router, GatewayError> {
     let providers = Providers::from_config(config)?;
     let edge = EdgeConfig::from_config(config);
     let app = match layers {
         Layers::None => router(providers, edge),
-        Layers::Default => router(routing_stack(config, providers), edge),
+        Layers::Default => router(routing_stack(config, providers, &metering), edge),
     };
     Ok(match auth {
         Some(auth) => app.layer(AuthLayer::new(auth)),
@@ -123,11 +132,12 @@ pub fn check_exposure(config: &Config, auth: Option<&Authenticator>) -> Result<(
 }
 
 /// The routing layers of `[routing]` around `providers`, outermost first:
-/// model fallback, provider order (with cooldowns), same-target retries,
-/// timeouts.
+/// usage (pricing and the ledger, from `metering`), model fallback,
+/// provider order (with cooldowns), same-target retries, timeouts.
 pub fn routing_stack(
     config: &Config,
     providers: Providers,
+    metering: &Metering,
 ) -> impl Service<GatewayRequest, Response = GatewayResponse, Error = GatewayError, Future: Send>
        + Clone
        + Send
@@ -136,6 +146,7 @@ pub fn routing_stack(
     let r = &config.routing;
     let routes = providers.routes();
     ServiceBuilder::new()
+        .layer(metering.layer())
         .layer(FallbackLayer::new(ModelChain::new(routes.clone())))
         .layer(ProviderOrderLayer::new(routes, Cooldowns::from_config(r)))
         .layer(RetryLayer::new(RetryTransient::from_config(r)))

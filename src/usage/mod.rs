@@ -6,13 +6,41 @@
 //! - [`Nanos`]: money, as integer nano-dollars.
 //! - [`Price`] and [`PriceTable`]: what a request costs.
 //! - [`Ledger`]: one durable row per request.
+//! - [`UsageLayer`]: the tower layer that prices, meters and records
+//!   every answer.
 
+pub mod layer;
 mod ledger;
+mod meter;
 mod money;
 mod price;
+pub(crate) mod splice;
+mod sse;
 pub mod summary;
+mod wire;
 
+pub use layer::{UsageLayer, UsageService};
 pub use ledger::{Ledger, LedgerRow};
+pub use meter::{attach, complete_summary, Meter};
 pub use money::{Nanos, NANOS_PER_USD};
 pub use price::{Price, PriceTable};
-pub use summary::{Durable, MeterContext, Outcome, SettleHook, Settlement, Summary};
+pub use summary::{costs, Durable, MeterContext, Outcome, SettleHook, Settlement, Summary};
+pub(crate) use wire::{chat_usage, read_complete};
+
+/// What the usage layer needs from the gateway's setup: the price table
+/// and, when there is one, the ledger to write to. The default knows no
+/// price and writes nowhere.
+#[derive(Debug, Clone, Default)]
+pub struct Metering {
+    /// Prices by provider and model.
+    pub prices: std::sync::Arc<PriceTable>,
+    /// Where each request's row goes (`None`: nowhere).
+    pub ledger: Option<Ledger>,
+}
+
+impl Metering {
+    /// The [`UsageLayer`] for this setup.
+    pub fn layer(&self) -> UsageLayer {
+        UsageLayer::new(self.prices.clone(), self.ledger.clone())
+    }
+}

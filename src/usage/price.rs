@@ -35,6 +35,8 @@ impl Price {
     pub fn cost(&self, usage: &Usage) -> Nanos {
         let cached = usage.cache_read_tokens + usage.cache_write_tokens;
         let plain_input = usage.input_tokens.saturating_sub(cached);
+        // Output counts reasoning; priced apart only when its rate is set.
+        let reasoning = usage.reasoning_tokens.min(usage.output_tokens);
         let per = |tokens: u64, price: Nanos| u128::from(tokens) * u128::from(price.0);
         let total = per(plain_input, self.input)
             + per(
@@ -45,7 +47,8 @@ impl Price {
                 usage.cache_write_tokens,
                 self.cache_write.unwrap_or(self.input),
             )
-            + per(usage.output_tokens, self.output);
+            + per(usage.output_tokens.saturating_sub(reasoning), self.output)
+            + per(reasoning, self.reasoning.unwrap_or(self.output));
         Nanos(u64::try_from(total.div_ceil(MTOK)).unwrap_or(u64::MAX))
     }
 }

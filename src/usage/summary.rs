@@ -9,14 +9,21 @@
 //! [`Settlement::on_settle`]; a hook may return a [`Durable`] that the last
 //! chunk waits for (the ledger's commit), so that a client never sees the
 //! end of an answer whose spend is not recorded.
+//!
+//! For a complete answer, the caller registers its hooks, then settles
+//! with [`Summary::complete`] and awaits what [`Settlement::settle`]
+//! returns before handing the answer on; the
+//! [`UsageLayer`](super::UsageLayer) does exactly that.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::canonical::{FinishReason, Usage};
 use crate::format::WireFormat;
+use crate::response::ResponseMeta;
 use crate::routing::{Attempt, CredentialKind};
 
 use super::money::Nanos;
@@ -109,12 +116,20 @@ pub struct MeterContext {
 /// A response's settlement, shared by the meter and the layers through
 /// the response's extensions.
 #[derive(Clone)]
-pub struct Settlement(Arc<Mutex<State>>);
+pub struct Settlement(Arc<Shared>);
 
 impl std::fmt::Debug for Settlement {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settlement").finish_non_exhaustive()
     }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// The cost of the usage seen so far, plus one (0: none yet, or the
+    /// price is unknown): written by the meter when usage goes by, read
+    /// by the edge for `usage.cost`, without the lock.
+    cost_so_far: AtomicU64,
 }
 
 struct State {
@@ -125,14 +140,17 @@ struct State {
 impl Settlement {
     /// A settlement not yet settled.
     pub fn new() -> Self {
-        Settlement(Arc::new(Mutex::new(State {
-            hooks: Vec::new(),
-            summary: None,
-        })))
+        Settlement(Arc::new(Shared {
+            state: Mutex::new(State {
+                hooks: Vec::new(),
+                summary: None,
+            }),
+            cost_so_far: AtomicU64::new(0),
+        }))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `hook` when the response settles, or now if it has. A
@@ -157,22 +175,110 @@ impl Settlement {
     /// Settles with `summary`: runs every hook, once, and returns what
     /// they asked to wait for. A second call does nothing.
     pub fn settle(&self, summary: Summary) -> Vec<Durable> {
+        if let Some(cost) = summary.cost {
+            self.set_cost_so_far(cost);
+        }
+        let summary = Arc::new(summary);
         let hooks = {
             let mut state = self.lock();
             if state.summary.is_some() {
                 return Vec::new();
             }
-            let summary = Arc::new(summary);
-            state.summary = Some(summary);
+            state.summary = Some(summary.clone());
             std::mem::take(&mut state.hooks)
         };
-        let summary = self.summary().expect("just settled");
         hooks.into_iter().filter_map(|h| h(&summary)).collect()
+    }
+
+    /// What the usage seen so far costs the gateway (see
+    /// [`Summary::cost`]): what an OpenAI client's `usage.cost` says in
+    /// the chunk that carries the usage. `None` until usage is seen, or
+    /// when the price is unknown.
+    pub fn cost_so_far(&self) -> Option<Nanos> {
+        match self.0.cost_so_far.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(Nanos(n - 1)),
+        }
+    }
+
+    /// Records the cost of the usage seen so far.
+    pub(crate) fn set_cost_so_far(&self, cost: Nanos) {
+        let n = cost.0.saturating_add(1);
+        self.0.cost_so_far.store(n, Ordering::Release);
     }
 }
 
 impl Default for Settlement {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// `(cost, list cost)` of `usage` at `price` for an answer served with
+/// `credential`: a client's own credential costs the gateway nothing.
+pub fn costs(
+    price: Option<&Price>,
+    credential: Option<CredentialKind>,
+    usage: &Usage,
+) -> (Option<Nanos>, Option<Nanos>) {
+    let Some(price) = price else {
+        return (None, None);
+    };
+    let list = price.cost(usage);
+    let cost = match credential.unwrap_or_default() {
+        CredentialKind::Gateway => list,
+        CredentialKind::Byok | CredentialKind::Subscription => Nanos::ZERO,
+    };
+    (Some(cost), Some(list))
+}
+
+impl Summary {
+    /// The summary of a response that ended `outcome` with `usage` and
+    /// `finish`, served as `meta` says, priced with `ctx.price`.
+    pub fn new(
+        meta: &ResponseMeta,
+        ctx: &MeterContext,
+        usage: Usage,
+        finish: Option<FinishReason>,
+        outcome: Outcome,
+    ) -> Self {
+        let (cost, list_cost) = costs(ctx.price.as_deref(), meta.credential, &usage);
+        Summary {
+            usage,
+            finish,
+            ttft: None,
+            duration: ctx.started.elapsed(),
+            provider: meta.provider.clone(),
+            model: meta.model.clone(),
+            credential: meta.credential,
+            attempts: meta.attempts.clone(),
+            streamed: ctx.streamed,
+            outcome,
+            estimated: false,
+            cost,
+            list_cost,
+        }
+    }
+
+    /// The summary of a complete answer (not a stream): its usage from
+    /// `meta.usage` (`ctx.input_estimate` and `estimated` when the
+    /// provider gave none), its finish from `meta.finish` or `finish`,
+    /// and the time to it as the time to first token.
+    pub fn complete(meta: &ResponseMeta, ctx: &MeterContext, finish: Option<FinishReason>) -> Self {
+        let (usage, estimated) = match meta.usage {
+            Some(u) => (u, false),
+            None => (
+                Usage {
+                    input_tokens: ctx.input_estimate,
+                    ..Usage::default()
+                },
+                true,
+            ),
+        };
+        let finish = meta.finish.clone().or(finish);
+        let mut s = Summary::new(meta, ctx, usage, finish, Outcome::Complete);
+        s.ttft = Some(s.duration);
+        s.estimated = estimated;
+        s
     }
 }

@@ -72,6 +72,11 @@ impl Stack {
         );
         let config = Config::parse(&text, &|_| None).expect("test config parses");
         let app = tollgate::server::gateway(&config).expect("gateway builds");
+        Self::serve(mock, app).await
+    }
+
+    /// Serves `app` (a gateway built by the test) in front of `mock`.
+    pub async fn serve(mock: MockUpstream, app: axum::Router) -> Stack {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

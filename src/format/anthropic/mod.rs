@@ -107,7 +107,10 @@ use crate::canonical::{CacheControl, FinishReason, Usage};
 use crate::error::{ErrorKind, GatewayError};
 
 /// Anthropic's `stop_reason` (and `stop_sequence`) as canonical.
-fn finish_from_wire(stop_reason: Option<&str>, stop_sequence: Option<&str>) -> FinishReason {
+pub(crate) fn finish_from_wire(
+    stop_reason: Option<&str>,
+    stop_sequence: Option<&str>,
+) -> FinishReason {
     match stop_reason {
         None | Some("end_turn") => FinishReason::Stop,
         Some("max_tokens") | Some("model_context_window_exceeded") => FinishReason::Length,

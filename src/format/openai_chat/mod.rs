@@ -91,7 +91,7 @@ pub enum MaxTokensField {
 /// `eos_token` and `stop_sequence`. A reason that says generation broke
 /// off is an error (a retryable bad answer), not a finished turn. Any other
 /// value is kept as [`FinishReason::Other`].
-fn finish_reason_from(s: &str) -> Result<FinishReason, GatewayError> {
+pub(crate) fn finish_reason_from(s: &str) -> Result<FinishReason, GatewayError> {
     Ok(match s {
         "stop" | "eos" | "eos_token" | "end_turn" => FinishReason::Stop,
         "stop_sequence" => FinishReason::StopSequence(None),
