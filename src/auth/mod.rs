@@ -23,7 +23,7 @@
 //! // The gateway's routes behind this authenticator (`assemble` mounts
 //! // the `AuthLayer`); in front of any other axum router:
 //! // `router.layer(AuthLayer::new(auth))`.
-//! let app = tollgate::server::assemble(&config, Layers::Default, Some(auth))?;
+//! let app = tollgate::server::assemble(&config, Layers::Default, Some(auth), None)?;
 //! # let _ = app; let _ = AuthLayer::new; Ok(()) }
 //! ```
 //!

@@ -40,6 +40,7 @@ use crate::routing::{
     Cooldowns, FallbackLayer, ModelChain, ProviderOrderLayer, RetryTransient, TimeoutLayer,
 };
 use crate::store::KeyStore;
+use crate::usage::Ledger;
 use tower::retry::RetryLayer;
 use tower::{Service, ServiceBuilder};
 
@@ -62,24 +63,30 @@ pub fn gateway(config: &Config) -> Result<Router, GatewayError> {
 /// The gateway with the chosen `layers`, its keys from the config only
 /// (see [`assemble`] for the store's).
 pub fn gateway_with(config: &Config, layers: Layers) -> Result<Router, GatewayError> {
-    assemble(config, layers, authenticator(config, None)?)
+    assemble(config, layers, authenticator(config, None)?, None)
 }
 
 /// The gateway with the chosen `layers`, behind `auth` (see
 /// [`authenticator`]; the binary's checks the embedded store's keys too).
 /// Authentication is part of every assembly, `Layers::None` included:
 /// leaving out the routing layers must not open the gateway to anyone.
+/// With a `ledger`, `/v1/generation` and `/v1/report` answer from it
+/// ([`crate::usage::api`]), behind the same authentication.
 pub fn assemble(
     config: &Config,
     layers: Layers,
     auth: Option<Authenticator>,
+    ledger: Option<Ledger>,
 ) -> Result<Router, GatewayError> {
     let providers = Providers::from_config(config)?;
     let edge = EdgeConfig::from_config(config);
-    let app = match layers {
+    let mut app = match layers {
         Layers::None => router(providers, edge),
         Layers::Default => router(routing_stack(config, providers), edge),
     };
+    if let Some(ledger) = &ledger {
+        app = app.merge(crate::usage::api::router(ledger.store().clone()));
+    }
     Ok(match auth {
         Some(auth) => app.layer(AuthLayer::new(auth)),
         None => app,

@@ -5,8 +5,10 @@
 //!   layer that settles (see [`summary`]).
 //! - [`Nanos`]: money, as integer nano-dollars.
 //! - [`Price`] and [`PriceTable`]: what a request costs.
-//! - [`Ledger`]: one durable row per request.
+//! - [`Ledger`]: one durable row per request, and [`api`], the routes
+//!   that read it (`/v1/generation`, `/v1/report`).
 
+pub mod api;
 mod ledger;
 mod money;
 mod price;
