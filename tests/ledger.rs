@@ -326,6 +326,18 @@ async fn bad_report_parameters_are_a_400_that_names_them() {
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains(says), "{query}: {message}");
     }
+    let resp = gw
+        .client
+        .post(format!("{}/v1/report", gw.base))
+        .bearer_auth("alice-key-0123456789")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 405, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
 }
 
 #[tokio::test]

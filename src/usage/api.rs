@@ -62,6 +62,16 @@ pub fn router(store: Arc<dyn LedgerStore>) -> Router {
     Router::new()
         .route("/v1/generation", get(generation))
         .route("/v1/report", get(report))
+        .method_not_allowed_fallback(|req: Request| async move {
+            error(
+                &GatewayError::invalid_request(format!(
+                    "method {} is not allowed on {}: use GET",
+                    req.method(),
+                    req.uri().path()
+                ))
+                .with_status(StatusCode::METHOD_NOT_ALLOWED),
+            )
+        })
         .with_state(store)
 }
 
