@@ -19,6 +19,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tollgate::config::{AuthMode, Config};
 use tollgate::server::Layers;
 use tollgate::store::{KeyStore, SqliteStore};
+use tollgate::usage::Ledger;
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +57,9 @@ enum Command {
     /// Manage gateway keys: create, list, revoke, rotate. Works while the
     /// gateway runs on the same store.
     Keys(cli::keys::KeysArgs),
+    /// Spend and tokens from the ledger, grouped by day, model, provider,
+    /// user, team, tag or credential type (what `GET /v1/report` answers).
+    Usage(cli::usage::UsageArgs),
     /// Run the mock upstream (OpenAI, Anthropic and Gemini formats) for
     /// tests, benchmarks and the offline quickstart.
     MockUpstream {
@@ -120,19 +124,33 @@ fn main() -> ExitCode {
                 tracing::warn!("no providers configured: every request will answer 404");
             }
             run(async move {
-                // Mode `none` reads no keys, so it needs no store.
-                let store = (config.auth.mode != AuthMode::None)
-                    .then(|| open_store(&config, config.store.resolved_path()))
-                    .transpose()?
-                    .flatten();
-                let auth = tollgate::server::authenticator(&config, store)
+                let store = open_store(&config, config.store.resolved_path())?;
+                // Mode `none` reads no keys; the spend ledger is kept in
+                // every mode.
+                let keys = store
+                    .clone()
+                    .filter(|_| config.auth.mode != AuthMode::None)
+                    .map(|s| Arc::new(s) as Arc<dyn KeyStore>);
+                let ledger = store
+                    .map(|s| Ledger::open(Arc::new(s)))
+                    .transpose()
+                    .map_err(|e| e.to_string())?;
+                let auth = tollgate::server::authenticator(&config, keys)
                     .map_err(|e| e.message().to_string())?;
                 if let Some(auth) = &auth {
                     auth.refresh().await.map_err(|e| e.message().to_string())?;
                 }
                 tollgate::server::check_exposure(&config, auth.as_ref())?;
-                let app = tollgate::server::assemble(&config, layers, auth, Default::default())
-                    .map_err(|e| e.to_string())?;
+                let app = tollgate::server::assemble(
+                    &config,
+                    layers,
+                    auth,
+                    tollgate::usage::Metering {
+                        prices: Default::default(),
+                        ledger: ledger.clone(),
+                    },
+                )
+                .map_err(|e| e.to_string())?;
                 let mut serve_config = tollgate::server::ServeConfig::from_config(&config.server);
                 serve_config.max_connections =
                     tollgate::server::fit_to_open_file_limit(serve_config.max_connections);
@@ -144,17 +162,22 @@ fn main() -> ExitCode {
                     providers = config.providers.len(),
                     "tollgate listening"
                 );
-                tollgate::server::serve_with(
+                let served = tollgate::server::serve_with(
                     app,
                     listener,
                     tollgate::server::shutdown_signal(),
                     serve_config,
                 )
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string());
+                if let Some(ledger) = ledger {
+                    flush_ledger(&ledger).await;
+                }
+                served
             })
         }
         Command::Keys(args) => run(cli::keys::run(args)),
+        Command::Usage(args) => run(cli::usage::run(args)),
         Command::MockUpstream { listen } => run(async move {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -168,15 +191,16 @@ fn main() -> ExitCode {
 }
 
 /// The embedded store at `path` (`[store] path`, or the default under
-/// the data directory), for the gateway keys.
+/// the data directory), for the gateway keys and the spend ledger.
 ///
 /// Without a path (no `[store] path` and no data directory on this
 /// platform) the gateway serves without a store, with a warning: keys
 /// in the config and OIDC tokens still work, and in mode `auto` it
 /// serves openly on loopback and `check_exposure` refuses any other
-/// address, as with an empty store. Only mode `required` with no other
-/// credential needs the store, and then it is an error.
-fn open_store(config: &Config, path: Option<PathBuf>) -> Result<Option<Arc<dyn KeyStore>>, String> {
+/// address, as with an empty store; no spend is recorded. Only mode
+/// `required` with no other credential needs the store, and then it is
+/// an error.
+fn open_store(config: &Config, path: Option<PathBuf>) -> Result<Option<SqliteStore>, String> {
     let Some(path) = path else {
         let auth = &config.auth;
         if auth.mode == AuthMode::Required && auth.keys.is_empty() && auth.oidc.is_none() {
@@ -185,12 +209,22 @@ fn open_store(config: &Config, path: Option<PathBuf>) -> Result<Option<Arc<dyn K
                     .into(),
             );
         }
-        tracing::warn!("no data directory on this platform and no `[store] path`: serving without the key store (keys made with `tollgate keys` are not read)");
+        tracing::warn!("no data directory on this platform and no `[store] path`: serving without the store (keys made with `tollgate keys` are not read, and no spend is recorded)");
         return Ok(None);
     };
     // The StoreError names the file and says what failed.
-    let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
-    Ok(Some(Arc::new(store)))
+    SqliteStore::open(&path)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// Waits for the ledger's last rows to be written, for a while: a store
+/// that stays broken must not keep the process from exiting.
+async fn flush_ledger(ledger: &Ledger) {
+    const FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+    if tokio::time::timeout(FLUSH, ledger.flush()).await.is_err() {
+        tracing::error!("the ledger's last rows could not be written within 10 s: they are lost");
+    }
 }
 
 fn run(fut: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {

@@ -12,7 +12,7 @@ const MAX_GRACE: Duration = Duration::from_secs(30 * 86_400);
 const UNITS: &str = "s, m, h or d (e.g. 90s, 15m, 12h, 30d)";
 
 /// A whole number followed by one unit.
-fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let Some(unit) = text.chars().last() else {
         return Err(format!("an empty duration: use {UNITS}"));

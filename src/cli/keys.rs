@@ -200,12 +200,19 @@ impl CreateArgs {
     }
 }
 
-/// `--store`, else `--config`'s `[store] path`, else the default.
 fn store_path(args: &KeysArgs) -> Result<PathBuf, String> {
-    if let Some(path) = &args.store {
-        return Ok(path.clone());
+    resolve_store(args.store.as_deref(), args.config.as_deref())
+}
+
+/// `--store`, else `--config`'s `[store] path`, else the default.
+pub(super) fn resolve_store(
+    store: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<PathBuf, String> {
+    if let Some(path) = store {
+        return Ok(path.to_path_buf());
     }
-    let store = match &args.config {
+    let store = match config {
         // Only `[store]`: the providers' `${VAR}`s need not be set here.
         Some(file) => StoreConfig::load(file).map_err(|e| e.to_string())?,
         None => StoreConfig::default(),

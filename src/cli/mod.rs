@@ -4,3 +4,4 @@
 mod duration;
 pub mod keys;
 mod table;
+pub mod usage;

@@ -66,8 +66,15 @@ pub fn render(keys: &[KeyRecord], now: i64) -> String {
             .map(|cell| printable(&cell))
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    aligned(&header, &rows)
+}
+
+/// `rows` under `header`, each column as wide as its widest cell, two
+/// spaces apart, with no trailing blanks.
+pub fn aligned(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -75,7 +82,7 @@ pub fn render(keys: &[KeyRecord], now: i64) -> String {
     let mut out = String::new();
     let mut line = |cells: &[&str]| {
         let mut text = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
             if i > 0 {
                 text.push_str("  ");
             }
@@ -87,15 +94,16 @@ pub fn render(keys: &[KeyRecord], now: i64) -> String {
         out.push_str(text.trim_end());
         out.push('\n');
     };
-    line(&header);
-    for row in &rows {
-        line(&row.each_ref().map(String::as_str));
+    line(header);
+    for row in rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&cells);
     }
     out
 }
 
 /// A control character (a newline in a name) would break the table.
-fn printable(cell: &str) -> String {
+pub fn printable(cell: &str) -> String {
     cell.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()

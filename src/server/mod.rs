@@ -77,6 +77,8 @@ pub fn gateway_with(config: &Config, layers: Layers) -> Result<Router, GatewayEr
 /// leaving out the routing layers must not open the gateway to anyone.
 /// `metering` prices answers and records them; `Layers::None` leaves the
 /// usage layer out too (nothing is metered, costed or recorded).
+/// With a `ledger`, `/v1/generation` and `/v1/report` answer from it
+/// ([`crate::usage::api`]), behind the same authentication.
 pub fn assemble(
     config: &Config,
     layers: Layers,
@@ -85,10 +87,13 @@ pub fn assemble(
 ) -> Result<Router, GatewayError> {
     let providers = Providers::from_config(config)?;
     let edge = EdgeConfig::from_config(config);
-    let app = match layers {
+    let mut app = match layers {
         Layers::None => router(providers, edge),
         Layers::Default => router(routing_stack(config, providers, &metering), edge),
     };
+    if let Some(ledger) = &metering.ledger {
+        app = app.merge(crate::usage::api::router(ledger.store().clone()));
+    }
     Ok(match auth {
         Some(auth) => app.layer(AuthLayer::new(auth)),
         None => app,

@@ -1,7 +1,7 @@
 //! Where the gateway keeps its state: small async traits, with an
 //! embedded SQLite default ([`SqliteStore`]) that needs no server.
 //!
-//! Keys live here now; budgets, the spend ledger and the request log will.
+//! Keys and the spend ledger live here now; budgets and the request log will.
 //! A shared backend (PostgreSQL) would implement the same traits; the
 //! layers only see the traits.
 //!
@@ -9,6 +9,9 @@
 //!   hash) and to stay current (a revision number it polls, and the
 //!   last-used times it writes back).
 //! - [`KeyAdmin`]: what `tollgate keys ...` (and later the admin API) does.
+//! - [`LedgerStore`]: the spend ledger's rows: appended in batches by the
+//!   ledger's writer, read by `/v1/generation`, `/v1/report`, `tollgate
+//!   usage` and the budgets.
 //!
 //! # What the embedded store keeps, and how
 //!
@@ -25,8 +28,10 @@
 //! A revision number changes with every create, revoke and rotate, so a
 //! cache in front of the store knows when to forget.
 
+mod ledger;
 mod sqlite;
 
+pub use ledger::{GroupBy, LedgerStore, LedgerWriter, ReportQuery, ReportRow, SpendScope};
 pub use sqlite::SqliteStore;
 
 use std::future::Future;

@@ -21,18 +21,23 @@
 //! show.
 
 mod keys;
+mod ledger;
 mod migrate;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{unix_now, KeyAdmin, KeySpec, KeyStore, StoreError, StoreFuture};
+use super::{
+    unix_now, KeyAdmin, KeySpec, KeyStore, LedgerStore, LedgerWriter, ReportQuery, ReportRow,
+    SpendScope, StoreError, StoreFuture,
+};
 use crate::auth::{KeyHash, KeyRecord, NewKey};
+use crate::usage::{LedgerRow, Nanos};
 
 /// How long a write waits for another process's write to finish before
 /// it fails: far longer than any of the store's transactions takes.
@@ -61,6 +66,8 @@ type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     clock: Clock,
+    /// For connections of their own (the ledger's writer).
+    path: Arc<PathBuf>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -77,6 +84,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             clock: Arc::new(unix_now),
+            path: Arc::new(path.to_path_buf()),
         })
     }
 
@@ -229,5 +237,24 @@ impl KeyAdmin for SqliteStore {
     ) -> StoreFuture<'a, Option<(KeyRecord, NewKey)>> {
         let id = id.to_owned();
         self.run(move |conn, now| keys::rotate(conn, now, &id, grace))
+    }
+}
+
+impl LedgerStore for SqliteStore {
+    fn writer(&self) -> Result<Box<dyn LedgerWriter>, StoreError> {
+        Ok(Box::new(ledger::SqliteLedgerWriter::open(&self.path)?))
+    }
+
+    fn generation<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<LedgerRow>> {
+        let id = id.to_owned();
+        self.run(move |conn, _| ledger::generation(conn, &id))
+    }
+
+    fn report(&self, query: ReportQuery) -> StoreFuture<'_, Vec<ReportRow>> {
+        self.run(move |conn, _| ledger::report(conn, &query))
+    }
+
+    fn spend(&self, scope: SpendScope, since_ms: i64) -> StoreFuture<'_, Nanos> {
+        self.run(move |conn, _| ledger::spend(conn, &scope, since_ms))
     }
 }

@@ -5,10 +5,12 @@
 //!   layer that settles (see [`summary`]).
 //! - [`Nanos`]: money, as integer nano-dollars.
 //! - [`Price`] and [`PriceTable`]: what a request costs.
-//! - [`Ledger`]: one durable row per request.
 //! - [`UsageLayer`]: the tower layer that prices, meters and records
 //!   every answer.
+//! - [`Ledger`]: one durable row per request, and [`api`], the routes
+//!   that read it (`/v1/generation`, `/v1/report`).
 
+pub mod api;
 pub mod layer;
 mod ledger;
 mod meter;

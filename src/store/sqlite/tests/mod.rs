@@ -3,6 +3,7 @@
 
 mod file;
 mod keys;
+mod ledger;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
