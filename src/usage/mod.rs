@@ -14,5 +14,5 @@ pub mod summary;
 
 pub use ledger::{Ledger, LedgerRow};
 pub use money::{Nanos, NANOS_PER_USD};
-pub use price::{Price, PriceTable};
+pub use price::{estimate_input_tokens, requested_max_output_tokens, Price, PriceTable, PriceTier};
 pub use summary::{Durable, MeterContext, Outcome, SettleHook, Settlement, Summary};
