@@ -39,6 +39,7 @@
 //! targets = ["anthropic/claude-sonnet-4-5", "local/llama"]
 //! fallbacks = ["fast"]
 //! context_window = 200000          # a context-length error skips to a model with a larger one
+//! sort = "cost"                    # cost | ttft: rank the targets (a request's own sort wins)
 //!
 //! [prices]                         # over the shipped prices, USD per million tokens
 //! "gpt-4o" = { input = 2.5, output = 10.0, cache_read = 1.25 }      # on any provider
@@ -77,6 +78,8 @@ mod prices;
 pub(crate) use auth::KeysUrl;
 pub use auth::{AuthConfig, AuthMode, OidcConfig, StaticKeyConfig, StoreConfig};
 pub use prices::PriceConfig;
+
+use crate::routing::ProviderSort;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -474,6 +477,8 @@ pub enum ModelConfig {
         fallbacks: Vec<String>,
         /// The model's context window in tokens, when known.
         context_window: Option<u64>,
+        /// How its targets are ranked when the request does not say.
+        sort: Option<ProviderSort>,
     },
 }
 
@@ -486,6 +491,8 @@ struct ModelTable {
     fallbacks: Vec<String>,
     #[serde(default)]
     context_window: Option<u64>,
+    #[serde(default)]
+    sort: Option<ProviderSort>,
 }
 
 impl<'de> Deserialize<'de> for ModelConfig {
@@ -511,6 +518,7 @@ impl<'de> Deserialize<'de> for ModelConfig {
                     targets: t.targets,
                     fallbacks: t.fallbacks,
                     context_window: t.context_window,
+                    sort: t.sort,
                 })
             }
         }
@@ -540,6 +548,14 @@ impl ModelConfig {
         match self {
             ModelConfig::Alias(_) => None,
             ModelConfig::Table { context_window, .. } => *context_window,
+        }
+    }
+
+    /// How its targets are ranked by default, when configured.
+    pub fn sort(&self) -> Option<ProviderSort> {
+        match self {
+            ModelConfig::Alias(_) => None,
+            ModelConfig::Table { sort, .. } => *sort,
         }
     }
 }

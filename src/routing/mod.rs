@@ -62,7 +62,7 @@ pub use attempts::{Attempt, AttemptLog, Outcome};
 pub use cooldown::{CooldownState, Cooldowns, TargetKey};
 pub use credential::{Credential, CredentialId, CredentialKind, SendAs};
 pub use fallback::{Fallback, FallbackLayer, ModelChain, Policy};
-pub use options::RoutingOptions;
+pub use options::{ProviderSort, RoutingOptions};
 pub use order::{DefaultFailover, Deployment, Failover, ProviderOrder, ProviderOrderLayer};
 pub use retry::RetryTransient;
 pub use routes::{CredentialPolicy, ProviderRoute, Routes};

@@ -40,6 +40,7 @@ use crate::routing::{
     Cooldowns, FallbackLayer, ModelChain, ProviderOrderLayer, RetryTransient, TimeoutLayer,
 };
 use crate::store::KeyStore;
+use crate::usage::PriceTable;
 use tower::retry::RetryLayer;
 use tower::{Service, ServiceBuilder};
 
@@ -137,7 +138,10 @@ pub fn routing_stack(
     let routes = providers.routes();
     ServiceBuilder::new()
         .layer(FallbackLayer::new(ModelChain::new(routes.clone())))
-        .layer(ProviderOrderLayer::new(routes, Cooldowns::from_config(r)))
+        .layer(
+            ProviderOrderLayer::new(routes, Cooldowns::from_config(r))
+                .with_prices(PriceTable::from_config(config)),
+        )
         .layer(RetryLayer::new(RetryTransient::from_config(r)))
         .layer(TimeoutLayer::from_config(r))
         .service(providers)
