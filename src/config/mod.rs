@@ -623,7 +623,8 @@ impl Config {
 
     /// What is allowed but probably a mistake, one line each, naming the
     /// field: a provider deployment with no credentials (no `api_key`, no
-    /// auth header) sends its requests upstream without any.
+    /// auth header) sends its requests upstream without any; a `[prices]`
+    /// key that looks like `provider/model` without such a provider.
     /// A `pass_through` provider with none is not warned about: it serves
     /// with its clients' own credentials only (a subscription).
     pub fn warnings(&self) -> Vec<String> {
@@ -642,6 +643,7 @@ impl Config {
                 ));
             }
         }
+        self.price_warnings(&mut out);
         out
     }
 

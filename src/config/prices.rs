@@ -87,6 +87,20 @@ impl Config {
         }
     }
 
+    /// A `[prices]` key `x/model` where `x` is no configured provider
+    /// prices a model named `x/model` on any provider, which is legal (an
+    /// OpenAI-compatible server's `org/model`) but may be a typo of a
+    /// provider's name.
+    pub(super) fn price_warnings(&self, out: &mut Vec<String>) {
+        for key in self.prices.keys() {
+            if let (None, Some((p, _))) = (self.price_key(key).0, key.split_once('/')) {
+                out.push(format!(
+                    "prices.\"{key}\": `{p}` is not a configured provider, so this prices the model named `{key}` on any provider"
+                ));
+            }
+        }
+    }
+
     /// `[prices]` keys must name a model.
     pub(super) fn check_prices(&self) -> Result<(), super::ConfigError> {
         for key in self.prices.keys() {
@@ -146,6 +160,11 @@ kind = "anthropic"
         assert_eq!(t.lookup("local", "meta/llama").unwrap().input, usd("0.1"));
         // Shipped prices for a configured provider of a known kind.
         assert!(t.lookup("work", "claude-opus-4-5").is_some());
+        // `meta/llama` may be a typo of a provider's name: said once.
+        let w = c.warnings();
+        let w: Vec<_> = w.iter().filter(|w| w.starts_with("prices.")).collect();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("prices.\"meta/llama\": `meta`"), "{w:?}");
     }
 
     #[test]
