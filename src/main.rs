@@ -146,8 +146,8 @@ fn main() -> ExitCode {
                     layers,
                     auth,
                     tollgate::usage::Metering {
-                        prices: Default::default(),
                         ledger: ledger.clone(),
+                        ..tollgate::usage::Metering::from_config(&config)
                     },
                 )
                 .map_err(|e| e.to_string())?;

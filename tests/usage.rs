@@ -36,6 +36,7 @@ fn price() -> Price {
         cache_write: Some(Nanos(3_750_000_000)),
         reasoning: Some(Nanos(20_000_000_000)),
         max_output_tokens: None,
+        ..Price::default()
     }
 }
 

@@ -20,6 +20,7 @@
 //! kind = "openai-compatible"
 //! base_url = "http://127.0.0.1:11434/v1"
 //! headers = { "x-extra" = "1" }
+//! price = { input = 0.2, output = 0.6 } # USD per million tokens, every model it serves
 //!
 //! [providers.azure]                # several keys or deployments share load
 //! kind = "openai"
@@ -38,6 +39,11 @@
 //! targets = ["anthropic/claude-sonnet-4-5", "local/llama"]
 //! fallbacks = ["fast"]
 //! context_window = 200000          # a context-length error skips to a model with a larger one
+//! sort = "cost"                    # cost | ttft: rank the targets (a request's own sort wins)
+//!
+//! [prices]                         # over the shipped prices, USD per million tokens
+//! "gpt-4o" = { input = 2.5, output = 10.0, cache_read = 1.25 }      # on any provider
+//! "openai/o3" = { input = 2.0, output = 8.0, cache_write = 2.5 }    # on provider `openai` only
 //!
 //! [routing]                        # all optional; these are the defaults
 //! first_byte_timeout_ms = 0        # per attempt, to the first event of a stream (0 = none)
@@ -67,9 +73,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod auth;
+mod prices;
 
 pub(crate) use auth::KeysUrl;
 pub use auth::{AuthConfig, AuthMode, OidcConfig, StaticKeyConfig, StoreConfig};
+pub use prices::PriceConfig;
+
+use crate::routing::ProviderSort;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -93,6 +103,10 @@ pub struct Config {
     /// The embedded database.
     #[serde(default)]
     pub store: StoreConfig,
+    /// Prices over the shipped ones, by `model` or `provider/model` (see
+    /// [`PriceConfig`]).
+    #[serde(default)]
+    pub prices: BTreeMap<String, PriceConfig>,
 }
 
 /// `[routing]`: how the routing layers treat failures. Zero turns a
@@ -297,6 +311,10 @@ pub struct ProviderConfig {
     /// configured ones. Default false: the caller asked for their account.
     #[serde(default)]
     pub byok_fallback: bool,
+    /// What every model of this provider costs (a self-hosted server),
+    /// over the shipped prices; a `[prices]` entry for a model wins.
+    #[serde(default)]
+    pub price: Option<PriceConfig>,
 }
 
 /// One key or server of a provider. Its `Debug` masks the key and
@@ -339,6 +357,7 @@ impl fmt::Debug for ProviderConfig {
             .field("pass_through", &self.pass_through)
             .field("allow_byok", &self.allow_byok)
             .field("byok_fallback", &self.byok_fallback)
+            .field("price", &self.price)
             .finish()
     }
 }
@@ -458,6 +477,8 @@ pub enum ModelConfig {
         fallbacks: Vec<String>,
         /// The model's context window in tokens, when known.
         context_window: Option<u64>,
+        /// How its targets are ranked when the request does not say.
+        sort: Option<ProviderSort>,
     },
 }
 
@@ -470,6 +491,8 @@ struct ModelTable {
     fallbacks: Vec<String>,
     #[serde(default)]
     context_window: Option<u64>,
+    #[serde(default)]
+    sort: Option<ProviderSort>,
 }
 
 impl<'de> Deserialize<'de> for ModelConfig {
@@ -495,6 +518,7 @@ impl<'de> Deserialize<'de> for ModelConfig {
                     targets: t.targets,
                     fallbacks: t.fallbacks,
                     context_window: t.context_window,
+                    sort: t.sort,
                 })
             }
         }
@@ -524,6 +548,14 @@ impl ModelConfig {
         match self {
             ModelConfig::Alias(_) => None,
             ModelConfig::Table { context_window, .. } => *context_window,
+        }
+    }
+
+    /// How its targets are ranked by default, when configured.
+    pub fn sort(&self) -> Option<ProviderSort> {
+        match self {
+            ModelConfig::Alias(_) => None,
+            ModelConfig::Table { sort, .. } => *sort,
         }
     }
 }
@@ -581,6 +613,7 @@ impl Config {
                         pass_through: false,
                         allow_byok: false,
                         byok_fallback: false,
+                        price: None,
                     },
                 );
             }
@@ -590,7 +623,8 @@ impl Config {
 
     /// What is allowed but probably a mistake, one line each, naming the
     /// field: a provider deployment with no credentials (no `api_key`, no
-    /// auth header) sends its requests upstream without any.
+    /// auth header) sends its requests upstream without any; a `[prices]`
+    /// key that looks like `provider/model` without such a provider.
     /// A `pass_through` provider with none is not warned about: it serves
     /// with its clients' own credentials only (a subscription).
     pub fn warnings(&self) -> Vec<String> {
@@ -609,6 +643,7 @@ impl Config {
                 ));
             }
         }
+        self.price_warnings(&mut out);
         out
     }
 
@@ -654,6 +689,7 @@ impl Config {
     pub fn check(&self) -> Result<(), ConfigError> {
         self.check_durations()?;
         self.auth.check()?;
+        self.check_prices()?;
         for (name, p) in &self.providers {
             if name.is_empty() || name.contains('/') {
                 return Err(ConfigError(format!(

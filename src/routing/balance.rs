@@ -3,6 +3,7 @@
 //! balancing ranks deployments by. [`ProviderOrder`](super::ProviderOrder)
 //! uses both when it plans a request's attempts.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -71,6 +72,39 @@ impl Ewma {
     }
 }
 
+/// A deployment's time to first token, as a moving average that moves a
+/// quarter of the way to each new sample (so one slow answer does not
+/// rank a deployment last for long, nor one fast answer first), in an
+/// atomic: read and updated without a lock on every request.
+#[derive(Debug, Default)]
+pub(super) struct TtftEstimate {
+    /// Nanoseconds; 0: not measured yet.
+    nanos: AtomicU64,
+}
+
+impl TtftEstimate {
+    /// The estimate, once there is one.
+    pub(super) fn get(&self) -> Option<u64> {
+        match self.nanos.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    pub(super) fn observe(&self, took: Duration) {
+        // At least 1: 0 means "not measured".
+        let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let _ = self
+            .nanos
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(match old {
+                    0 => sample,
+                    old => old - old / 4 + sample / 4,
+                })
+            });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +123,30 @@ mod tests {
         // Deployment 0 comes first about 2/3 of the time.
         assert!((3500..4500).contains(&firsts[0]), "{firsts:?}");
         assert!(firsts[1] > 600 && firsts[2] > 600, "{firsts:?}");
+    }
+
+    #[test]
+    fn ttft_estimate_moves_a_quarter_of_the_way() {
+        let e = TtftEstimate::default();
+        assert_eq!(e.get(), None);
+        e.observe(Duration::from_millis(100));
+        assert_eq!(
+            e.get(),
+            Some(100_000_000),
+            "the first sample is the estimate"
+        );
+        e.observe(Duration::from_millis(20));
+        assert_eq!(e.get(), Some(80_000_000));
+        e.observe(Duration::ZERO);
+        assert_eq!(e.get(), Some(60_000_000));
+        for _ in 0..100 {
+            e.observe(Duration::from_millis(10));
+        }
+        assert!(
+            e.get().unwrap().abs_diff(10_000_000) < 1_000,
+            "{:?}",
+            e.get()
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! use tollgate::routing::{
 //!     Cooldowns, FallbackLayer, ModelChain, ProviderOrderLayer, RetryTransient, TimeoutLayer,
 //! };
+//! use tollgate::usage::PriceTable;
 //! use tower::retry::RetryLayer;
 //! use tower::ServiceBuilder;
 //!
@@ -16,9 +17,11 @@
 //! let providers = Providers::from_config(&config).unwrap();
 //! let routes = providers.routes(); // the same config's models and providers
 //! let r = &config.routing;
+//! let order = ProviderOrderLayer::new(routes.clone(), Cooldowns::from_config(r))
+//!     .with_prices(PriceTable::from_config(&config)); // for `sort = "cost"`
 //! let service = ServiceBuilder::new()
-//!     .layer(FallbackLayer::new(ModelChain::new(routes.clone())))      // next model
-//!     .layer(ProviderOrderLayer::new(routes, Cooldowns::from_config(r))) // next provider
+//!     .layer(FallbackLayer::new(ModelChain::new(routes)))              // next model
+//!     .layer(order)                                                     // next provider
 //!     .layer(RetryLayer::new(RetryTransient::from_config(r)))           // same provider again
 //!     .layer(TimeoutLayer::from_config(r))                              // per attempt
 //!     .service(providers);
@@ -31,7 +34,8 @@
 //!   failed, the next model (the client's `models`, then the configured
 //!   `fallbacks`).
 //! - [`ProviderOrder`]: the providers (and deployments) of one model, in
-//!   order, those in [`Cooldowns`] last.
+//!   order (ranked by cost or time to first token on request:
+//!   [`ProviderSort`]), those in [`Cooldowns`] last.
 //! - `tower::retry::Retry` with [`RetryTransient`]: a connect error, 502 or
 //!   503 tried again on the same target, within a retry budget.
 //! - [`Timeout`]: first byte, idle gap and total deadline.
@@ -62,7 +66,7 @@ pub use attempts::{Attempt, AttemptLog, Outcome};
 pub use cooldown::{CooldownState, Cooldowns, TargetKey};
 pub use credential::{Credential, CredentialId, CredentialKind, SendAs};
 pub use fallback::{Fallback, FallbackLayer, ModelChain, Policy};
-pub use options::RoutingOptions;
+pub use options::{ProviderSort, RoutingOptions};
 pub use order::{DefaultFailover, Deployment, Failover, ProviderOrder, ProviderOrderLayer};
 pub use retry::RetryTransient;
 pub use routes::{CredentialPolicy, ProviderRoute, Routes};

@@ -3,18 +3,22 @@
 //! Two dialects are read:
 //!
 //! - Vercel AI Gateway: `providerOptions.gateway.{order, only, models,
-//!   providerTimeouts, byok}`, where `providerTimeouts` maps provider names
-//!   to milliseconds, flat or under `byok`, and `byok` maps provider names
-//!   to the keys the request brings (see [`credential`](super::credential)).
+//!   providerTimeouts, byok, sort}`, where `providerTimeouts` maps provider
+//!   names to milliseconds, flat or under `byok`, `byok` maps provider
+//!   names to the keys the request brings (see
+//!   [`credential`](super::credential)), and `sort` is `"cost"` or
+//!   `"ttft"` ([`ProviderSort`]).
 //! - OpenRouter: a top-level `models` array (the fallback chain; the
 //!   requested model may be its first entry) and `provider: {order, only,
-//!   ignore, allow_fallbacks}`.
+//!   ignore, allow_fallbacks, sort}`, where `sort` is `"price"` or
+//!   `"latency"`, or `{"by": ...}`.
 //!
 //! Provider names are the gateway's configured provider names. The fields
 //! are never sent upstream (see [`GATEWAY_FIELDS`](crate::request::GATEWAY_FIELDS)).
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::credential::{parse_byok, Secret};
@@ -41,6 +45,9 @@ pub struct RoutingOptions {
     /// Keys the request brings, per provider, in order
     /// (`providerOptions.gateway.byok`); their `Debug` is masked.
     pub byok: Vec<(String, Vec<Secret>)>,
+    /// How to rank the model's providers before `order` applies; `None`:
+    /// the model's configured `sort`, else the configured order.
+    pub sort: Option<ProviderSort>,
     /// Where `only` / `ignore` came from, for error messages.
     only_field: &'static str,
     ignore_field: &'static str,
@@ -56,6 +63,7 @@ impl Default for RoutingOptions {
             provider_timeouts: Vec::new(),
             allow_fallbacks: true,
             byok: Vec::new(),
+            sort: None,
             only_field: "only",
             ignore_field: "ignore",
         }
@@ -116,6 +124,9 @@ impl RoutingOptions {
         if let Some(byok) = g.get("byok") {
             self.byok = parse_byok(byok)?;
         }
+        if let Some(sort) = g.get("sort") {
+            self.sort = ProviderSort::from_option(sort, "providerOptions.gateway.sort")?;
+        }
         match g.get("providerTimeouts") {
             None | Some(Value::Null) => {}
             Some(Value::Object(t)) => {
@@ -156,6 +167,34 @@ impl RoutingOptions {
         if let Some(ignore) = names(p.get("ignore"), "provider.ignore")? {
             self.ignore = ignore;
             self.ignore_field = "provider.ignore";
+        }
+        match p.get("sort") {
+            // `{"by": "price", "partition": "model"}`: a model's providers
+            // are the only thing ranked here, so no other partition.
+            Some(Value::Object(o)) => {
+                for (k, v) in o {
+                    match (k.as_str(), v) {
+                        ("by", by) => self.sort = ProviderSort::from_option(by, "provider.sort.by")?,
+                        ("partition", Value::Null) => {}
+                        ("partition", Value::String(p)) if p == "model" => {}
+                        ("partition", _) => {
+                            return Err(GatewayError::invalid_param(
+                                "provider.sort.partition",
+                                "`provider.sort.partition`: only \"model\" is supported (providers are ranked within each model)",
+                            ))
+                        }
+                        (other, _) => {
+                            let field = format!("provider.sort.{other}");
+                            return Err(GatewayError::invalid_param(
+                                &field,
+                                format!("`{field}` is not a field of `provider.sort` (`by`, `partition`)"),
+                            ));
+                        }
+                    }
+                }
+            }
+            Some(sort) => self.sort = ProviderSort::from_option(sort, "provider.sort")?,
+            None => {}
         }
         match p.get("allow_fallbacks") {
             None | Some(Value::Null) => {}
@@ -200,6 +239,53 @@ impl RoutingOptions {
             self.only_field
         } else {
             self.ignore_field
+        }
+    }
+}
+
+/// How a model's providers are ranked, before the client's `order`
+/// moves the providers it names to the front.
+///
+/// Request: `providerOptions.gateway.sort` (Vercel: `"cost"`, `"ttft"`) or
+/// `provider.sort` (OpenRouter: `"price"`, `"latency"`); either spelling
+/// in either place. Config: `[models.NAME] sort`, the default for that
+/// model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ProviderSort {
+    /// Cheapest first, for this request's size: its input estimated from
+    /// the body (bytes / 4) plus the output it asks for at most, at each
+    /// provider's price for the model. Providers without a known price
+    /// come last.
+    #[serde(rename = "cost", alias = "price")]
+    Cost,
+    /// Fastest first, by each deployment's observed time to the first
+    /// token (a moving average). A provider not yet measured comes first,
+    /// so that it gets measured.
+    #[serde(rename = "ttft", alias = "latency")]
+    Ttft,
+}
+
+impl ProviderSort {
+    /// A request's `sort` value; `null` is no sort. Throughput is not
+    /// measured, so `"tps"` / `"throughput"` are refused rather than
+    /// ignored.
+    fn from_option(v: &Value, field: &str) -> Result<Option<Self>, GatewayError> {
+        let s = match v {
+            Value::Null => return Ok(None),
+            Value::String(s) => s.as_str(),
+            _ => "",
+        };
+        match s {
+            "cost" | "price" => Ok(Some(ProviderSort::Cost)),
+            "ttft" | "latency" => Ok(Some(ProviderSort::Ttft)),
+            "tps" | "throughput" => Err(GatewayError::invalid_param(
+                field,
+                format!("`{field}`: sorting by throughput is not supported; use \"cost\" (or \"price\") or \"ttft\" (or \"latency\")"),
+            )),
+            _ => Err(GatewayError::invalid_param(
+                field,
+                format!("`{field}` must be \"cost\" (or \"price\") or \"ttft\" (or \"latency\")"),
+            )),
         }
     }
 }
@@ -289,6 +375,33 @@ mod tests {
     }
 
     #[test]
+    fn reads_sort_in_both_dialects() {
+        for (body, want) in [
+            (
+                r#"{"providerOptions":{"gateway":{"sort":"cost"}}}"#,
+                Some(ProviderSort::Cost),
+            ),
+            (
+                r#"{"providerOptions":{"gateway":{"sort":"ttft"}}}"#,
+                Some(ProviderSort::Ttft),
+            ),
+            (r#"{"provider":{"sort":"price"}}"#, Some(ProviderSort::Cost)),
+            (
+                r#"{"provider":{"sort":"latency"}}"#,
+                Some(ProviderSort::Ttft),
+            ),
+            (
+                r#"{"provider":{"sort":{"by":"price","partition":"model"}}}"#,
+                Some(ProviderSort::Cost),
+            ),
+            (r#"{"provider":{"sort":null}}"#, None),
+            (r#"{"model":"m"}"#, None),
+        ] {
+            assert_eq!(parse(body).unwrap().sort, want, "{body}");
+        }
+    }
+
+    #[test]
     fn malformed_options_name_the_field() {
         for (body, field) in [
             (
@@ -313,6 +426,20 @@ mod tests {
                 "provider.allow_fallbacks",
             ),
             (r#"{"provider":3}"#, "provider"),
+            (
+                r#"{"providerOptions":{"gateway":{"sort":"tps"}}}"#,
+                "providerOptions.gateway.sort",
+            ),
+            (r#"{"provider":{"sort":"cheapest"}}"#, "provider.sort"),
+            (r#"{"provider":{"sort":{"by":1}}}"#, "provider.sort.by"),
+            (
+                r#"{"provider":{"sort":{"by":"price","partition":"none"}}}"#,
+                "provider.sort.partition",
+            ),
+            (
+                r#"{"provider":{"sort":{"order":"x"}}}"#,
+                "provider.sort.order",
+            ),
         ] {
             let e = parse(body).unwrap_err();
             assert_eq!(e.status(), 400, "{body}");

@@ -1,7 +1,10 @@
 //! Provider order: the candidates for one model, tried in turn.
 //!
 //! [`ProviderOrder`] finds the targets that serve the requested model
-//! ([`Routes`]), applies the client's `only` / `ignore` / `order`, expands
+//! ([`Routes`]), ranks them by cost or time to first token when the
+//! request or the model's config asks ([`ProviderSort`]), applies the
+//! client's `only` / `ignore` / `order` (the providers `order` names go
+//! first, the others keep the ranking), expands
 //! each provider into its deployments (weighted choice, or least latency),
 //! and tries them in turn: a failure that the [`Failover`] rules accept
 //! moves to the next. The next is chosen when it is needed, from the
@@ -44,18 +47,20 @@ use tower::util::rng::{HasherRng, Rng};
 use tower::{Layer, Service, ServiceExt};
 
 use super::attempts::{Attempt, AttemptLog, Outcome};
-use super::balance::{weighted_order, Ewma};
+use super::balance::{weighted_order, Ewma, TtftEstimate};
 use super::cooldown::{Cooldowns, TargetKey};
 use super::credential::{
     byok_field, byok_headers, client_credential, too_many_keys, Credential, CredentialKind, SendAs,
     BYOK_HEADER_PREFIX, MAX_BYOK_KEYS,
 };
+use super::options::ProviderSort;
 use super::routes::{CredentialPolicy, Routes};
 use crate::config::Balance;
 use crate::error::{Cause, ErrorKind, GatewayError, LimitScope};
 use crate::format::WireFormat;
 use crate::request::{GatewayRequest, Target};
 use crate::response::GatewayResponse;
+use crate::usage::{estimate_input_tokens, requested_max_output_tokens, PriceTable};
 
 /// Which deployment of a provider serves an attempt (its index in the
 /// provider's `deployments`); the provider service reads it.
@@ -106,6 +111,7 @@ impl Failover for DefaultFailover {
 #[derive(Clone)]
 pub struct ProviderOrderLayer<F = DefaultFailover> {
     shared: Arc<Shared<F>>,
+    prices: PriceTable,
 }
 
 struct Shared<F> {
@@ -113,6 +119,9 @@ struct Shared<F> {
     cooldowns: Cooldowns,
     failover: F,
     latency: Mutex<HashMap<TargetKey, Ewma>>,
+    /// Each configured deployment's time to first token, by provider
+    /// then deployment: made once from the routes, updated with atomics.
+    ttft: HashMap<Arc<str>, Box<[TtftEstimate]>>,
 }
 
 impl ProviderOrderLayer<DefaultFailover> {
@@ -126,14 +135,33 @@ impl ProviderOrderLayer<DefaultFailover> {
 impl<F: Failover> ProviderOrderLayer<F> {
     /// With other failover rules.
     pub fn with_failover(routes: Arc<Routes>, cooldowns: Cooldowns, failover: F) -> Self {
+        let ttft = routes
+            .providers()
+            .map(|(name, r)| {
+                let n = r.weights.len().max(1);
+                (
+                    Arc::from(name),
+                    (0..n).map(|_| TtftEstimate::default()).collect(),
+                )
+            })
+            .collect();
         ProviderOrderLayer {
             shared: Arc::new(Shared {
                 routes,
                 cooldowns,
                 failover,
                 latency: Mutex::new(HashMap::new()),
+                ttft,
             }),
+            prices: PriceTable::default(),
         }
+    }
+
+    /// The prices that [`ProviderSort::Cost`] ranks providers by. Default:
+    /// none, so a cost sort keeps the configured order.
+    pub fn with_prices(mut self, prices: PriceTable) -> Self {
+        self.prices = prices;
+        self
     }
 }
 
@@ -144,6 +172,7 @@ impl<S, F> Layer<S> for ProviderOrderLayer<F> {
         ProviderOrder {
             inner,
             shared: self.shared.clone(),
+            prices: self.prices.clone(),
         }
     }
 }
@@ -152,6 +181,7 @@ impl<S, F> Layer<S> for ProviderOrderLayer<F> {
 pub struct ProviderOrder<S, F = DefaultFailover> {
     inner: S,
     shared: Arc<Shared<F>>,
+    prices: PriceTable,
 }
 
 impl<S: Clone, F> Clone for ProviderOrder<S, F> {
@@ -159,6 +189,7 @@ impl<S: Clone, F> Clone for ProviderOrder<S, F> {
         ProviderOrder {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
+            prices: self.prices.clone(),
         }
     }
 }
@@ -182,7 +213,11 @@ struct Planned {
 impl<F: Failover> Shared<F> {
     /// The candidates for `req`, in the order of preference (cooldowns
     /// aside: [`Shared::pick`] looks at them at each attempt).
-    fn plan(&self, req: &GatewayRequest) -> Result<Vec<Planned>, GatewayError> {
+    fn plan(
+        &self,
+        req: &GatewayRequest,
+        prices: &PriceTable,
+    ) -> Result<Vec<Planned>, GatewayError> {
         let opts = &req.routing;
         let mut targets = match req.extensions.get::<Target>() {
             Some(t) => vec![t.clone()],
@@ -210,6 +245,11 @@ impl<F: Failover> Shared<F> {
                 allowed
             }
         };
+        if targets.len() > 1 {
+            if let Some(by) = opts.sort.or_else(|| self.routes.default_sort(&req.model)) {
+                self.sort(&mut targets, by, req, prices);
+            }
+        }
         if !opts.order.is_empty() {
             // Stable: the named providers first, in the client's order.
             targets.sort_by_key(|t| {
@@ -312,6 +352,48 @@ impl<F: Failover> Shared<F> {
             )
             .with_cause(Cause::NoAllowedProvider)),
             _ => Ok(planned),
+        }
+    }
+
+    /// Ranks `targets` by `by`, stably: equal ones (and unknown ones among
+    /// themselves) keep their configured order.
+    fn sort(
+        &self,
+        targets: &mut [Target],
+        by: ProviderSort,
+        req: &GatewayRequest,
+        prices: &PriceTable,
+    ) {
+        match by {
+            ProviderSort::Cost => {
+                let body = req.body.raw();
+                let input = estimate_input_tokens(body);
+                let output = requested_max_output_tokens(body).unwrap_or(0);
+                // Unknown prices last.
+                targets.sort_by_cached_key(|t| {
+                    prices
+                        .find(&t.provider, &t.model)
+                        .map_or((1, 0), |p| (0, p.estimate(input, output).0))
+                });
+            }
+            ProviderSort::Ttft => {
+                // A provider's best deployment; one not yet measured
+                // first, so that it gets measured.
+                targets.sort_by_cached_key(|t| {
+                    self.ttft
+                        .get(&t.provider)
+                        .and_then(|ds| ds.iter().filter_map(TtftEstimate::get).min())
+                        .map_or((0, 0), |nanos| (1, nanos))
+                });
+            }
+        }
+    }
+
+    /// Records how long deployment `deployment` of `provider` took to
+    /// start answering.
+    fn observe_ttft(&self, provider: &str, deployment: usize, took: std::time::Duration) {
+        if let Some(e) = self.ttft.get(provider).and_then(|ds| ds.get(deployment)) {
+            e.observe(took);
         }
     }
 
@@ -495,6 +577,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
+        let prices = self.prices.clone();
         let log = match req.extensions.get::<AttemptLog>() {
             Some(l) => l.clone(),
             None => {
@@ -504,7 +587,7 @@ where
             }
         };
         Box::pin(async move {
-            let mut left = shared.plan(&req)?;
+            let mut left = shared.plan(&req, &prices)?;
             let mut req = Some(req);
             let mut first = true;
             let mut last_err = None;
@@ -538,6 +621,7 @@ where
                     d.credential = None;
                     shared.in_flight(&d)
                 });
+                let started = Instant::now();
                 let result = if first {
                     first = false;
                     inner.call(r).await
@@ -552,6 +636,14 @@ where
                 }
                 match result {
                     Ok(mut resp) => {
+                        // A stream resolves at its first event, a complete
+                        // answer once read: either way, the wait before
+                        // the client sees anything.
+                        shared.observe_ttft(
+                            &p.target.provider,
+                            p.deployment.unwrap_or(0),
+                            started.elapsed(),
+                        );
                         shared.cooldowns.on_success(&p.key);
                         log.push(Attempt {
                             target: p.target,

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::ProviderSort;
 use crate::config::{Balance, Config, ProviderKind};
 use crate::error::{Cause, GatewayError, LimitScope};
 use crate::request::Target;
@@ -13,6 +14,7 @@ struct ModelRoute {
     targets: Vec<Target>,
     fallbacks: Vec<String>,
     context_window: Option<u64>,
+    sort: Option<ProviderSort>,
 }
 
 /// A provider's deployments, as the balancer needs them.
@@ -109,6 +111,7 @@ impl Routes {
                     .collect(),
                 fallbacks: m.fallbacks().to_vec(),
                 context_window: m.context_window(),
+                sort: m.sort(),
             };
             match name.strip_suffix('*') {
                 Some(prefix) => routes.prefixes.push((prefix.to_string(), route)),
@@ -161,6 +164,24 @@ impl Routes {
     /// The configured fallback models of `model`.
     pub fn fallbacks(&self, model: &str) -> &[String] {
         self.models.get(model).map_or(&[], |r| &r.fallbacks)
+    }
+
+    /// How the targets of `model` are ranked when a request does not say:
+    /// its `[models.NAME] sort`, or a prefix alias's that matches it.
+    pub fn default_sort(&self, model: &str) -> Option<ProviderSort> {
+        match self.models.get(model) {
+            Some(r) => r.sort,
+            None => self
+                .prefixes
+                .iter()
+                .find(|(p, _)| model.starts_with(p.as_str()))
+                .and_then(|(_, r)| r.sort),
+        }
+    }
+
+    /// Every configured provider, by name.
+    pub fn providers(&self) -> impl Iterator<Item = (&str, &ProviderRoute)> {
+        self.providers.iter().map(|(n, r)| (n.as_str(), r))
     }
 
     /// The configured context window of `model`.

@@ -61,13 +61,13 @@ pub fn gateway(config: &Config) -> Result<Router, GatewayError> {
 }
 
 /// The gateway with the chosen `layers`, its keys from the config only
-/// (see [`assemble`] for the store's), no ledger and no prices.
+/// (see [`assemble`] for the store's), the config's prices and no ledger.
 pub fn gateway_with(config: &Config, layers: Layers) -> Result<Router, GatewayError> {
     assemble(
         config,
         layers,
         authenticator(config, None)?,
-        Metering::default(),
+        Metering::from_config(config),
     )
 }
 
@@ -153,7 +153,10 @@ pub fn routing_stack(
     ServiceBuilder::new()
         .layer(metering.layer())
         .layer(FallbackLayer::new(ModelChain::new(routes.clone())))
-        .layer(ProviderOrderLayer::new(routes, Cooldowns::from_config(r)))
+        .layer(
+            ProviderOrderLayer::new(routes, Cooldowns::from_config(r))
+                .with_prices((*metering.prices).clone()),
+        )
         .layer(RetryLayer::new(RetryTransient::from_config(r)))
         .layer(TimeoutLayer::from_config(r))
         .service(providers)

@@ -25,7 +25,7 @@ pub use layer::{UsageLayer, UsageService};
 pub use ledger::{Ledger, LedgerRow};
 pub use meter::{attach, complete_summary, Meter};
 pub use money::{Nanos, NANOS_PER_USD};
-pub use price::{Price, PriceTable};
+pub use price::{estimate_input_tokens, requested_max_output_tokens, Price, PriceTable, PriceTier};
 pub use summary::{costs, Durable, MeterContext, Outcome, SettleHook, Settlement, Summary};
 pub(crate) use wire::{chat_usage, read_complete};
 
@@ -41,6 +41,15 @@ pub struct Metering {
 }
 
 impl Metering {
+    /// The config's prices (the shipped table under its overrides), and no
+    /// ledger.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Metering {
+            prices: std::sync::Arc::new(PriceTable::from_config(config)),
+            ledger: None,
+        }
+    }
+
     /// The [`UsageLayer`] for this setup.
     pub fn layer(&self) -> UsageLayer {
         UsageLayer::new(self.prices.clone(), self.ledger.clone())

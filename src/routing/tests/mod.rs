@@ -219,4 +219,5 @@ mod credentials;
 mod fallback;
 mod order;
 mod retry;
+mod sort;
 mod timeout;
