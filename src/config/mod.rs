@@ -67,9 +67,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod auth;
+mod budgets;
 
 pub(crate) use auth::KeysUrl;
 pub use auth::{AuthConfig, AuthMode, OidcConfig, StaticKeyConfig, StoreConfig};
+pub use budgets::BudgetConfig;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -93,6 +95,9 @@ pub struct Config {
     /// The embedded database.
     #[serde(default)]
     pub store: StoreConfig,
+    /// Spend caps (`[[budgets]]`; see [`BudgetConfig`]).
+    #[serde(default)]
+    pub budgets: Vec<BudgetConfig>,
 }
 
 /// `[routing]`: how the routing layers treat failures. Zero turns a
@@ -650,10 +655,16 @@ impl Config {
         Ok(())
     }
 
+    /// The budgets of `[[budgets]]` (those of a checked config all read).
+    pub fn budget_specs(&self) -> Vec<crate::budget::BudgetSpec> {
+        budgets::check(&self.budgets).unwrap_or_default()
+    }
+
     /// Checks what TOML types cannot: URLs, header names, model targets.
     pub fn check(&self) -> Result<(), ConfigError> {
         self.check_durations()?;
         self.auth.check()?;
+        budgets::check(&self.budgets)?;
         for (name, p) in &self.providers {
             if name.is_empty() || name.contains('/') {
                 return Err(ConfigError(format!(
