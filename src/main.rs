@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use tollgate::budget::Budgets;
 use tollgate::config::{AuthMode, Config};
 use tollgate::server::Layers;
 use tollgate::store::{KeyStore, SqliteStore};
@@ -56,6 +57,9 @@ enum Command {
     /// Manage gateway keys: create, list, revoke, rotate. Works while the
     /// gateway runs on the same store.
     Keys(cli::keys::KeysArgs),
+    /// Manage budgets: set, list, delete. A running gateway on the same
+    /// store applies a change within a second.
+    Budgets(cli::budgets::BudgetsArgs),
     /// Run the mock upstream (OpenAI, Anthropic and Gemini formats) for
     /// tests, benchmarks and the offline quickstart.
     MockUpstream {
@@ -120,19 +124,32 @@ fn main() -> ExitCode {
                 tracing::warn!("no providers configured: every request will answer 404");
             }
             run(async move {
-                // Mode `none` reads no keys, so it needs no store.
-                let store = (config.auth.mode != AuthMode::None)
-                    .then(|| open_store(&config, config.store.resolved_path()))
-                    .transpose()?
+                let store = if config.auth.mode != AuthMode::None {
+                    open_store(&config, config.store.resolved_path())?
+                } else {
+                    // Mode `none` reads no keys: the store is for budgets
+                    // only, and one that cannot open is not fatal.
+                    open_store(&config, config.store.resolved_path()).unwrap_or_else(|e| {
+                        tracing::warn!("{e}: budgets set with `tollgate budgets` are not read");
+                        None
+                    })
+                };
+                let keys = (config.auth.mode != AuthMode::None)
+                    .then(|| store.clone().map(|s| Arc::new(s) as Arc<dyn KeyStore>))
                     .flatten();
-                let auth = tollgate::server::authenticator(&config, store)
+                let auth = tollgate::server::authenticator(&config, keys)
                     .map_err(|e| e.message().to_string())?;
+                let mut budgets = Budgets::new(config.budget_specs());
+                if let Some(store) = store {
+                    budgets = budgets.with_store(Arc::new(store));
+                    budgets.refresh().await.map_err(|e| e.to_string())?;
+                }
                 if let Some(auth) = &auth {
                     auth.refresh().await.map_err(|e| e.message().to_string())?;
                 }
                 tollgate::server::check_exposure(&config, auth.as_ref())?;
-                let app =
-                    tollgate::server::assemble(&config, layers, auth).map_err(|e| e.to_string())?;
+                let app = tollgate::server::assemble_with(&config, layers, auth, budgets)
+                    .map_err(|e| e.to_string())?;
                 let mut serve_config = tollgate::server::ServeConfig::from_config(&config.server);
                 serve_config.max_connections =
                     tollgate::server::fit_to_open_file_limit(serve_config.max_connections);
@@ -155,6 +172,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Keys(args) => run(cli::keys::run(args)),
+        Command::Budgets(args) => run(cli::budgets::run(args)),
         Command::MockUpstream { listen } => run(async move {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -168,7 +186,7 @@ fn main() -> ExitCode {
 }
 
 /// The embedded store at `path` (`[store] path`, or the default under
-/// the data directory), for the gateway keys.
+/// the data directory), for the gateway keys and the budgets.
 ///
 /// Without a path (no `[store] path` and no data directory on this
 /// platform) the gateway serves without a store, with a warning: keys
@@ -176,7 +194,7 @@ fn main() -> ExitCode {
 /// serves openly on loopback and `check_exposure` refuses any other
 /// address, as with an empty store. Only mode `required` with no other
 /// credential needs the store, and then it is an error.
-fn open_store(config: &Config, path: Option<PathBuf>) -> Result<Option<Arc<dyn KeyStore>>, String> {
+fn open_store(config: &Config, path: Option<PathBuf>) -> Result<Option<SqliteStore>, String> {
     let Some(path) = path else {
         let auth = &config.auth;
         if auth.mode == AuthMode::Required && auth.keys.is_empty() && auth.oidc.is_none() {
@@ -189,8 +207,9 @@ fn open_store(config: &Config, path: Option<PathBuf>) -> Result<Option<Arc<dyn K
         return Ok(None);
     };
     // The StoreError names the file and says what failed.
-    let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
-    Ok(Some(Arc::new(store)))
+    SqliteStore::open(&path)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 fn run(fut: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {

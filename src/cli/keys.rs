@@ -101,7 +101,7 @@ struct CreateArgs {
 
 /// Runs `tollgate keys ...`; an error is one line for the user.
 pub async fn run(args: KeysArgs) -> Result<(), String> {
-    let path = store_path(&args)?;
+    let path = store_path(args.store.as_deref(), args.config.as_deref())?;
     match args.command {
         KeysCommand::Create(create) => {
             let spec = create.spec()?;
@@ -201,11 +201,11 @@ impl CreateArgs {
 }
 
 /// `--store`, else `--config`'s `[store] path`, else the default.
-fn store_path(args: &KeysArgs) -> Result<PathBuf, String> {
-    if let Some(path) = &args.store {
-        return Ok(path.clone());
+pub(super) fn store_path(store: Option<&Path>, config: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(path) = store {
+        return Ok(path.to_path_buf());
     }
-    let store = match &args.config {
+    let store = match config {
         // Only `[store]`: the providers' `${VAR}`s need not be set here.
         Some(file) => StoreConfig::load(file).map_err(|e| e.to_string())?,
         None => StoreConfig::default(),

@@ -47,10 +47,10 @@ pub fn render(keys: &[KeyRecord], now: i64) -> String {
         }
     };
     let when = |t: Option<i64>, none: &str| t.map_or_else(|| none.to_string(), date_time);
-    let rows: Vec<[String; 11]> = keys
+    let rows: Vec<Vec<String>> = keys
         .iter()
         .map(|r| {
-            [
+            vec![
                 r.id.clone(),
                 r.name.clone(),
                 format!("{}…", r.prefix),
@@ -63,10 +63,19 @@ pub fn render(keys: &[KeyRecord], now: i64) -> String {
                 when(r.expires_at, "never"),
                 r.status_at(now).as_str().to_string(),
             ]
-            .map(|cell| printable(&cell))
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
+    aligned(&header, &rows)
+}
+
+/// `header` and `rows` as columns aligned with two spaces between them,
+/// control characters shown as `?`.
+pub fn aligned(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| printable(c)).collect())
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -75,7 +84,7 @@ pub fn render(keys: &[KeyRecord], now: i64) -> String {
     let mut out = String::new();
     let mut line = |cells: &[&str]| {
         let mut text = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
             if i > 0 {
                 text.push_str("  ");
             }
@@ -87,9 +96,10 @@ pub fn render(keys: &[KeyRecord], now: i64) -> String {
         out.push_str(text.trim_end());
         out.push('\n');
     };
-    line(&header);
+    line(header);
     for row in &rows {
-        line(&row.each_ref().map(String::as_str));
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&cells);
     }
     out
 }

@@ -30,6 +30,7 @@ use conn::{ConnService, InFlight};
 use parse_errors::ParseErrorBodies;
 
 use crate::auth::{AuthLayer, Authenticator};
+use crate::budget::{credits_router, BudgetLayer, Budgets, Pricing};
 use crate::config::{AuthMode, Config, ServerConfig};
 use crate::edge::{router, EdgeConfig, GraceOver};
 use crate::error::GatewayError;
@@ -66,7 +67,9 @@ pub fn gateway_with(config: &Config, layers: Layers) -> Result<Router, GatewayEr
 }
 
 /// The gateway with the chosen `layers`, behind `auth` (see
-/// [`authenticator`]; the binary's checks the embedded store's keys too).
+/// [`authenticator`]; the binary's checks the embedded store's keys too),
+/// with the budgets of the config alone (see [`assemble_with`] for the
+/// store's).
 /// Authentication is part of every assembly, `Layers::None` included:
 /// leaving out the routing layers must not open the gateway to anyone.
 pub fn assemble(
@@ -74,11 +77,23 @@ pub fn assemble(
     layers: Layers,
     auth: Option<Authenticator>,
 ) -> Result<Router, GatewayError> {
+    assemble_with(config, layers, auth, Budgets::new(config.budget_specs()))
+}
+
+/// [`assemble`] with `budgets` (the binary's read the store's too). With
+/// `Layers::None` no budget is enforced and `/v1/credits` is not served.
+pub fn assemble_with(
+    config: &Config,
+    layers: Layers,
+    auth: Option<Authenticator>,
+    budgets: Budgets,
+) -> Result<Router, GatewayError> {
     let providers = Providers::from_config(config)?;
     let edge = EdgeConfig::from_config(config);
     let app = match layers {
         Layers::None => router(providers, edge),
-        Layers::Default => router(routing_stack(config, providers), edge),
+        Layers::Default => router(routing_stack(config, providers, budgets.clone()), edge)
+            .merge(credits_router(budgets)),
     };
     Ok(match auth {
         Some(auth) => app.layer(AuthLayer::new(auth)),
@@ -123,11 +138,12 @@ pub fn check_exposure(config: &Config, auth: Option<&Authenticator>) -> Result<(
 }
 
 /// The routing layers of `[routing]` around `providers`, outermost first:
-/// model fallback, provider order (with cooldowns), same-target retries,
-/// timeouts.
+/// budgets, model fallback, provider order (with cooldowns), same-target
+/// retries, timeouts.
 pub fn routing_stack(
     config: &Config,
     providers: Providers,
+    budgets: Budgets,
 ) -> impl Service<GatewayRequest, Response = GatewayResponse, Error = GatewayError, Future: Send>
        + Clone
        + Send
@@ -135,7 +151,14 @@ pub fn routing_stack(
        + 'static {
     let r = &config.routing;
     let routes = providers.routes();
+    // The price table of issue 10's prices part replaces this empty one
+    // when it lands: until then every price is unknown to the budgets.
+    let prices = Arc::new(crate::usage::PriceTable::default());
     ServiceBuilder::new()
+        .layer(BudgetLayer::new(
+            budgets,
+            Pricing::new(routes.clone(), prices),
+        ))
         .layer(FallbackLayer::new(ModelChain::new(routes.clone())))
         .layer(ProviderOrderLayer::new(routes, Cooldowns::from_config(r)))
         .layer(RetryLayer::new(RetryTransient::from_config(r)))
