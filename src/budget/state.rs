@@ -462,6 +462,7 @@ impl Budgets {
 
     /// Every budget that applies to `principal`, as it stands now.
     pub fn status(&self, principal: Option<&Principal>) -> Vec<BudgetStatus> {
+        self.start_refresher();
         let table = self.table();
         let now = self.now();
         self.applicable(&table, principal)
@@ -487,11 +488,13 @@ impl Budgets {
     /// Reads the store's budgets again if its revision moved (or on the
     /// first call), and the ledger's spend for each budget not read yet.
     /// The binary calls it before it listens; then it runs every
-    /// [`REFRESH_EVERY`] by itself.
+    /// [`REFRESH_EVERY`] by itself (from the first call, reservation or
+    /// status inside a Tokio runtime).
     pub async fn refresh(&self) -> Result<(), StoreError> {
         let Some(store) = self.inner.store.clone() else {
             return Ok(());
         };
+        self.start_refresher();
         let _one = self.inner.rebuilding.lock().await;
         let rev = store.budget_revision().await?;
         let rev = i64::try_from(rev).unwrap_or(i64::MAX);
