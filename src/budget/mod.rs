@@ -46,7 +46,7 @@
 //! [`BudgetLayer`] finds the budgets that apply to the request's
 //! [`Principal`](crate::auth::Principal) (a hash lookup per scope: global,
 //! its key, user, team, each tag) and reserves the request's worst-case
-//! cost ([`Pricing`]; see [`estimate`](self::estimate) for how it is
+//! cost ([`Pricing`]; see [`estimate`] for how it is
 //! counted) on every one, under a short lock per budget. A reservation
 //! fits when what was spent this period, what requests in flight hold and
 //! this one stay within the amount; a hard budget that it does not fit

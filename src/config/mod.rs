@@ -48,6 +48,12 @@
 //! circuit_failures = 3             # consecutive 5xx/connect/timeouts that open a target's circuit
 //! circuit_open_secs = 30           # how long it stays open before a half-open probe
 //! rate_limit_cooldown_secs = 5     # cooldown after a 429 without Retry-After
+//!
+//! [[budgets]]                      # spend caps; `tollgate budgets set` adds more
+//! scope = "team:ml"                # global | key:ID | user:NAME | team:NAME | tag:NAME
+//! usd = 50
+//! period = "monthly"               # daily | weekly | monthly (UTC) | none
+//! soft = false                     # true: serve past it, marked `x-tollgate-budget: over`
 //! ```
 //!
 //! `${VAR}` is replaced inside string values (not in keys or comments); a

@@ -1,7 +1,9 @@
 //! Where the gateway keeps its state: small async traits, with an
 //! embedded SQLite default ([`SqliteStore`]) that needs no server.
 //!
-//! Keys live here now; budgets, the spend ledger and the request log will.
+//! Keys and budgets live here (the budgets' trait is
+//! [`BudgetStore`](crate::budget::BudgetStore)); the spend ledger and the
+//! request log will.
 //! A shared backend (PostgreSQL) would implement the same traits; the
 //! layers only see the traits.
 //!
