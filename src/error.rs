@@ -33,6 +33,9 @@ pub enum ErrorKind {
     ContextLengthExceeded,
     /// Rate limited (429); see [`GatewayError::retry_after`].
     RateLimited,
+    /// A budget does not cover the request (402): rendered with type
+    /// `insufficient_funds` in every format.
+    InsufficientFunds,
     /// The provider is overloaded (Anthropic 529, 503).
     Overloaded,
     /// The provider answered with another 5xx.
@@ -122,6 +125,7 @@ impl GatewayError {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::InsufficientFunds => StatusCode::PAYMENT_REQUIRED,
             ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::UpstreamServer | ErrorKind::BadUpstreamResponse | ErrorKind::Connect => {
                 StatusCode::BAD_GATEWAY

@@ -9,6 +9,8 @@
 //!
 //! - [`auth`]: who a request is from (gateway keys, OIDC tokens), as a
 //!   layer in front of the edge; [`store`] keeps the keys.
+//! - [`budget`]: spend caps per key, user, team, tag or globally, with
+//!   reservations that hold under concurrency.
 //! - [`edge`]: the HTTP edge. Decodes the client's wire format once into a
 //!   [`GatewayRequest`], calls the inner service, and encodes the
 //!   [`GatewayResponse`] (or error) back in the same format.
@@ -22,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod budget;
 pub mod canonical;
 pub mod config;
 pub mod edge;

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use tollgate::budget::Budgets;
 use tollgate::config::{AuthMode, Config};
 use tollgate::server::Layers;
 use tollgate::store::{KeyStore, SqliteStore};
@@ -60,6 +61,9 @@ enum Command {
     /// Spend and tokens from the ledger, grouped by day, model, provider,
     /// user, team, tag or credential type (what `GET /v1/report` answers).
     Usage(cli::usage::UsageArgs),
+    /// Manage budgets: set, list, delete. A running gateway on the same
+    /// store applies a change within a second.
+    Budgets(cli::budgets::BudgetsArgs),
     /// Run the mock upstream (OpenAI, Anthropic and Gemini formats) for
     /// tests, benchmarks and the offline quickstart.
     MockUpstream {
@@ -132,11 +136,17 @@ fn main() -> ExitCode {
                     .filter(|_| config.auth.mode != AuthMode::None)
                     .map(|s| Arc::new(s) as Arc<dyn KeyStore>);
                 let ledger = store
+                    .clone()
                     .map(|s| Ledger::open(Arc::new(s)))
                     .transpose()
                     .map_err(|e| e.to_string())?;
                 let auth = tollgate::server::authenticator(&config, keys)
                     .map_err(|e| e.message().to_string())?;
+                let mut budgets = Budgets::new(config.budget_specs());
+                if let Some(store) = store {
+                    budgets = budgets.with_store(Arc::new(store));
+                    budgets.refresh().await.map_err(|e| e.to_string())?;
+                }
                 if let Some(auth) = &auth {
                     auth.refresh().await.map_err(|e| e.message().to_string())?;
                 }
@@ -145,9 +155,12 @@ fn main() -> ExitCode {
                     &config,
                     layers,
                     auth,
-                    tollgate::usage::Metering {
-                        ledger: ledger.clone(),
-                        ..tollgate::usage::Metering::from_config(&config)
+                    tollgate::server::Control {
+                        metering: tollgate::usage::Metering {
+                            ledger: ledger.clone(),
+                            ..tollgate::usage::Metering::from_config(&config)
+                        },
+                        budgets,
                     },
                 )
                 .map_err(|e| e.to_string())?;
@@ -178,6 +191,7 @@ fn main() -> ExitCode {
         }
         Command::Keys(args) => run(cli::keys::run(args)),
         Command::Usage(args) => run(cli::usage::run(args)),
+        Command::Budgets(args) => run(cli::budgets::run(args)),
         Command::MockUpstream { listen } => run(async move {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -191,15 +205,16 @@ fn main() -> ExitCode {
 }
 
 /// The embedded store at `path` (`[store] path`, or the default under
-/// the data directory), for the gateway keys and the spend ledger.
+/// the data directory), for the gateway keys, the budgets and the spend
+/// ledger.
 ///
 /// Without a path (no `[store] path` and no data directory on this
 /// platform) the gateway serves without a store, with a warning: keys
 /// in the config and OIDC tokens still work, and in mode `auto` it
 /// serves openly on loopback and `check_exposure` refuses any other
-/// address, as with an empty store; no spend is recorded. Only mode
-/// `required` with no other credential needs the store, and then it is
-/// an error.
+/// address, as with an empty store; no spend is recorded and only the
+/// config's budgets apply. Only mode `required` with no other credential
+/// needs the store, and then it is an error.
 fn open_store(config: &Config, path: Option<PathBuf>) -> Result<Option<SqliteStore>, String> {
     let Some(path) = path else {
         let auth = &config.auth;

@@ -52,9 +52,12 @@ impl Gateway {
             &config,
             tollgate::server::Layers::Default,
             auth,
-            tollgate::usage::Metering {
-                prices: Default::default(),
-                ledger: Some(ledger.clone()),
+            tollgate::server::Control {
+                metering: tollgate::usage::Metering {
+                    prices: Default::default(),
+                    ledger: Some(ledger.clone()),
+                },
+                budgets: tollgate::budget::Budgets::new(Vec::new()),
             },
         )
         .unwrap();

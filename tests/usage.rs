@@ -87,7 +87,12 @@ async fn gateway(models: &[&str], extra: Option<Observe>) -> Gateway {
         ServiceBuilder::new()
             .map_response(observe)
             .service(tollgate::server::routing_stack(
-                &config, providers, &metering,
+                &config,
+                providers,
+                &tollgate::server::Control {
+                    metering,
+                    budgets: tollgate::budget::Budgets::new(Vec::new()),
+                },
             ));
     let app = tollgate::edge::router(service, EdgeConfig::from_config(&config));
     let stack = common::Stack::serve(mock, app).await;

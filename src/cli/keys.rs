@@ -101,7 +101,7 @@ struct CreateArgs {
 
 /// Runs `tollgate keys ...`; an error is one line for the user.
 pub async fn run(args: KeysArgs) -> Result<(), String> {
-    let path = store_path(&args)?;
+    let path = resolve_store(args.store.as_deref(), args.config.as_deref())?;
     match args.command {
         KeysCommand::Create(create) => {
             let spec = create.spec()?;
@@ -198,10 +198,6 @@ impl CreateArgs {
             expires_in: self.expires,
         })
     }
-}
-
-fn store_path(args: &KeysArgs) -> Result<PathBuf, String> {
-    resolve_store(args.store.as_deref(), args.config.as_deref())
 }
 
 /// `--store`, else `--config`'s `[store] path`, else the default.

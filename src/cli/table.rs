@@ -47,10 +47,10 @@ pub fn render(keys: &[KeyRecord], now: i64) -> String {
         }
     };
     let when = |t: Option<i64>, none: &str| t.map_or_else(|| none.to_string(), date_time);
-    let rows: Vec<[String; 11]> = keys
+    let rows: Vec<Vec<String>> = keys
         .iter()
         .map(|r| {
-            [
+            vec![
                 r.id.clone(),
                 r.name.clone(),
                 format!("{}…", r.prefix),
@@ -63,18 +63,20 @@ pub fn render(keys: &[KeyRecord], now: i64) -> String {
                 when(r.expires_at, "never"),
                 r.status_at(now).as_str().to_string(),
             ]
-            .map(|cell| printable(&cell))
         })
         .collect();
-    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
     aligned(&header, &rows)
 }
 
-/// `rows` under `header`, each column as wide as its widest cell, two
-/// spaces apart, with no trailing blanks.
+/// `header` and `rows` as columns aligned with two spaces between them,
+/// control characters shown as `?`.
 pub fn aligned(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| printable(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -95,7 +97,7 @@ pub fn aligned(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     };
     line(header);
-    for row in rows {
+    for row in &rows {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         line(&cells);
     }

@@ -54,6 +54,12 @@
 //! circuit_failures = 3             # consecutive 5xx/connect/timeouts that open a target's circuit
 //! circuit_open_secs = 30           # how long it stays open before a half-open probe
 //! rate_limit_cooldown_secs = 5     # cooldown after a 429 without Retry-After
+//!
+//! [[budgets]]                      # spend caps; `tollgate budgets set` adds more
+//! scope = "team:ml"                # global | key:ID | user:NAME | team:NAME | tag:NAME
+//! usd = 50
+//! period = "monthly"               # daily | weekly | monthly (UTC) | none
+//! soft = false                     # true: serve past it, marked `x-tollgate-budget: over`
 //! ```
 //!
 //! `${VAR}` is replaced inside string values (not in keys or comments); a
@@ -73,10 +79,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod auth;
+mod budgets;
 mod prices;
 
 pub(crate) use auth::KeysUrl;
 pub use auth::{AuthConfig, AuthMode, OidcConfig, StaticKeyConfig, StoreConfig};
+pub use budgets::BudgetConfig;
 pub use prices::PriceConfig;
 
 use crate::routing::ProviderSort;
@@ -107,6 +115,9 @@ pub struct Config {
     /// [`PriceConfig`]).
     #[serde(default)]
     pub prices: BTreeMap<String, PriceConfig>,
+    /// Spend caps (`[[budgets]]`; see [`BudgetConfig`]).
+    #[serde(default)]
+    pub budgets: Vec<BudgetConfig>,
 }
 
 /// `[routing]`: how the routing layers treat failures. Zero turns a
@@ -685,11 +696,17 @@ impl Config {
         Ok(())
     }
 
+    /// The budgets of `[[budgets]]` (those of a checked config all read).
+    pub fn budget_specs(&self) -> Vec<crate::budget::BudgetSpec> {
+        budgets::check(&self.budgets).unwrap_or_default()
+    }
+
     /// Checks what TOML types cannot: URLs, header names, model targets.
     pub fn check(&self) -> Result<(), ConfigError> {
         self.check_durations()?;
         self.auth.check()?;
         self.check_prices()?;
+        budgets::check(&self.budgets)?;
         for (name, p) in &self.providers {
             if name.is_empty() || name.contains('/') {
                 return Err(ConfigError(format!(

@@ -42,6 +42,7 @@ pub(crate) fn anthropic_type(err: &GatewayError) -> &'static str {
         ErrorKind::NotFound => "not_found_error",
         ErrorKind::PayloadTooLarge => "request_too_large",
         ErrorKind::RateLimited => "rate_limit_error",
+        ErrorKind::InsufficientFunds => "insufficient_funds",
         ErrorKind::Overloaded => "overloaded_error",
         ErrorKind::Timeout => "timeout_error",
         ErrorKind::InvalidRequest
@@ -58,6 +59,7 @@ pub(crate) fn openai_type(err: &GatewayError) -> &'static str {
         ErrorKind::PermissionDenied => "permission_error",
         ErrorKind::NotFound => "not_found_error",
         ErrorKind::RateLimited => "rate_limit_error",
+        ErrorKind::InsufficientFunds => "insufficient_funds",
         ErrorKind::Timeout => "timeout",
         ErrorKind::InvalidRequest
         | ErrorKind::ContextLengthExceeded
@@ -80,6 +82,7 @@ fn gemini_status(err: &GatewayError) -> &'static str {
     match err.status().as_u16() {
         400 => "INVALID_ARGUMENT",
         401 => "UNAUTHENTICATED",
+        402 => "RESOURCE_EXHAUSTED",
         403 => "PERMISSION_DENIED",
         404 => "NOT_FOUND",
         429 => "RESOURCE_EXHAUSTED",

@@ -30,6 +30,7 @@ use conn::{ConnService, InFlight};
 use parse_errors::ParseErrorBodies;
 
 use crate::auth::{AuthLayer, Authenticator};
+use crate::budget::{credits_router, BudgetLayer, Budgets, Pricing};
 use crate::config::{AuthMode, Config, ServerConfig};
 use crate::edge::{router, EdgeConfig, GraceOver};
 use crate::error::GatewayError;
@@ -61,37 +62,62 @@ pub fn gateway(config: &Config) -> Result<Router, GatewayError> {
 }
 
 /// The gateway with the chosen `layers`, its keys from the config only
-/// (see [`assemble`] for the store's), the config's prices and no ledger.
+/// (see [`assemble`] for the store's), the config's prices and budgets,
+/// and no ledger.
 pub fn gateway_with(config: &Config, layers: Layers) -> Result<Router, GatewayError> {
     assemble(
         config,
         layers,
         authenticator(config, None)?,
-        Metering::from_config(config),
+        Control::from_config(config),
     )
 }
 
+/// What the gateway keeps beyond its config: the prices and the ledger
+/// ([`Metering`]) and the budgets. The binary's read the embedded store;
+/// [`Control::from_config`] has only what the config says.
+#[derive(Debug, Clone)]
+pub struct Control {
+    /// Prices, and where each request's row goes.
+    pub metering: Metering,
+    /// The budgets to enforce.
+    pub budgets: Budgets,
+}
+
+impl Control {
+    /// The config's prices and budgets, and no ledger.
+    pub fn from_config(config: &Config) -> Self {
+        Control {
+            metering: Metering::from_config(config),
+            budgets: Budgets::new(config.budget_specs()),
+        }
+    }
+}
+
 /// The gateway with the chosen `layers`, behind `auth` (see
-/// [`authenticator`]; the binary's checks the embedded store's keys too).
+/// [`authenticator`]; the binary's checks the embedded store's keys too),
+/// with `control`'s prices, ledger and budgets.
+///
 /// Authentication is part of every assembly, `Layers::None` included:
 /// leaving out the routing layers must not open the gateway to anyone.
-/// `metering` prices answers and records them; `Layers::None` leaves the
-/// usage layer out too (nothing is metered, costed or recorded).
-/// With a `ledger`, `/v1/generation` and `/v1/report` answer from it
+/// `Layers::None` leaves out the budget and usage layers too: nothing is
+/// metered, costed, recorded or capped, and `/v1/credits` is not served.
+/// With a ledger, `/v1/generation` and `/v1/report` answer from it
 /// ([`crate::usage::api`]), behind the same authentication.
 pub fn assemble(
     config: &Config,
     layers: Layers,
     auth: Option<Authenticator>,
-    metering: Metering,
+    control: Control,
 ) -> Result<Router, GatewayError> {
     let providers = Providers::from_config(config)?;
     let edge = EdgeConfig::from_config(config);
     let mut app = match layers {
         Layers::None => router(providers, edge),
-        Layers::Default => router(routing_stack(config, providers, &metering), edge),
+        Layers::Default => router(routing_stack(config, providers, &control), edge)
+            .merge(credits_router(control.budgets.clone())),
     };
-    if let Some(ledger) = &metering.ledger {
+    if let Some(ledger) = &control.metering.ledger {
         app = app.merge(crate::usage::api::router(ledger.store().clone()));
     }
     Ok(match auth {
@@ -137,12 +163,12 @@ pub fn check_exposure(config: &Config, auth: Option<&Authenticator>) -> Result<(
 }
 
 /// The routing layers of `[routing]` around `providers`, outermost first:
-/// usage (pricing and the ledger, from `metering`), model fallback,
-/// provider order (with cooldowns), same-target retries, timeouts.
+/// budgets, usage (pricing and the ledger), model fallback, provider
+/// order (with cooldowns), same-target retries, timeouts.
 pub fn routing_stack(
     config: &Config,
     providers: Providers,
-    metering: &Metering,
+    control: &Control,
 ) -> impl Service<GatewayRequest, Response = GatewayResponse, Error = GatewayError, Future: Send>
        + Clone
        + Send
@@ -151,11 +177,15 @@ pub fn routing_stack(
     let r = &config.routing;
     let routes = providers.routes();
     ServiceBuilder::new()
-        .layer(metering.layer())
+        .layer(BudgetLayer::new(
+            control.budgets.clone(),
+            Pricing::new(routes.clone(), control.metering.prices.clone()),
+        ))
+        .layer(control.metering.layer())
         .layer(FallbackLayer::new(ModelChain::new(routes.clone())))
         .layer(
             ProviderOrderLayer::new(routes, Cooldowns::from_config(r))
-                .with_prices((*metering.prices).clone()),
+                .with_prices((*control.metering.prices).clone()),
         )
         .layer(RetryLayer::new(RetryTransient::from_config(r)))
         .layer(TimeoutLayer::from_config(r))

@@ -1,7 +1,8 @@
 //! Where the gateway keeps its state: small async traits, with an
 //! embedded SQLite default ([`SqliteStore`]) that needs no server.
 //!
-//! Keys and the spend ledger live here now; budgets and the request log will.
+//! Keys, budgets (their trait is [`BudgetStore`](crate::budget::BudgetStore))
+//! and the spend ledger live here; the request log will.
 //! A shared backend (PostgreSQL) would implement the same traits; the
 //! layers only see the traits.
 //!

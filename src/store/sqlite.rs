@@ -20,6 +20,7 @@
 //! SHA-256 ([`KeyHash::to_hex`]) and the `tg_` + 4 characters that lists
 //! show.
 
+mod budgets;
 mod keys;
 mod ledger;
 mod migrate;

@@ -78,6 +78,25 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX requests_by_user ON requests (user, created_at_ms);
     CREATE INDEX requests_by_team ON requests (team, created_at_ms);
     "#,
+    // 3: budgets, one per scope (`kind` global|key|user|team|tag, `value`
+    // empty for global), in nano-dollars per period; and the revision a
+    // running gateway polls to read them again.
+    r#"
+    CREATE TABLE budgets (
+        kind         TEXT NOT NULL,
+        value        TEXT NOT NULL DEFAULT '',
+        amount_nanos INTEGER NOT NULL CHECK (amount_nanos >= 0),
+        period       TEXT NOT NULL,
+        soft         INTEGER NOT NULL DEFAULT 0,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (kind, value)
+    ) STRICT;
+    CREATE TABLE budget_revision (
+        id    INTEGER PRIMARY KEY CHECK (id = 1),
+        value INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO budget_revision (id, value) VALUES (1, 0);
+    "#,
 ];
 
 /// Applies the `steps` that `conn`'s file lacks.

@@ -1,0 +1,182 @@
+//! [`BudgetLayer`]: reserves a request's worst case on its budgets before
+//! the inner service is called, and settles the real cost when the
+//! answer does.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{ready, Context, Poll};
+
+use http::HeaderValue;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use super::estimate::Pricing;
+use super::state::{Budgets, Reservation};
+use crate::auth::Principal;
+use crate::error::GatewayError;
+use crate::request::GatewayRequest;
+use crate::response::GatewayResponse;
+use crate::usage::{Nanos, Settlement};
+
+/// The response header that marks an answer served past a soft budget.
+pub const BUDGET_HEADER: &str = "x-tollgate-budget";
+
+/// Builds [`Budget`] services; see the [module docs](super).
+#[derive(Debug, Clone)]
+pub struct BudgetLayer {
+    budgets: Budgets,
+    pricing: Pricing,
+}
+
+impl BudgetLayer {
+    /// Checks requests against `budgets`, pricing their worst case with
+    /// `pricing`.
+    pub fn new(budgets: Budgets, pricing: Pricing) -> Self {
+        BudgetLayer { budgets, pricing }
+    }
+}
+
+impl<S> Layer<S> for BudgetLayer {
+    type Service = Budget<S>;
+
+    fn layer(&self, inner: S) -> Budget<S> {
+        Budget {
+            inner,
+            budgets: self.budgets.clone(),
+            pricing: self.pricing.clone(),
+        }
+    }
+}
+
+/// Reserves each request's worst-case cost on every budget that applies
+/// to its [`Principal`] (a 402 `insufficient_funds` when a hard one
+/// cannot take it), then replaces the reservation with the answer's
+/// real cost when its [`Settlement`] settles, or releases it when the
+/// inner service fails.
+#[derive(Debug, Clone)]
+pub struct Budget<S> {
+    inner: S,
+    budgets: Budgets,
+    pricing: Pricing,
+}
+
+impl<S> Service<GatewayRequest> for Budget<S>
+where
+    S: Service<GatewayRequest, Response = GatewayResponse, Error = GatewayError>,
+{
+    type Response = GatewayResponse;
+    type Error = GatewayError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: GatewayRequest) -> Self::Future {
+        let principal = req.extensions.get::<Principal>();
+        let reserved = self.budgets.reserve_with(principal, || {
+            self.pricing.worst_case(&req).unwrap_or_else(|| {
+                // Nothing to reserve: see "Unknown prices" in the module docs.
+                self.budgets.count_unknown_price();
+                tracing::warn!(model = %req.model, "price unknown: the request is served with nothing reserved on its budgets");
+                Nanos::ZERO
+            })
+        });
+        match reserved {
+            Ok(reservation) => ResponseFuture {
+                state: State::Called {
+                    fut: self.inner.call(req),
+                    reservation: Some(reservation),
+                },
+            },
+            Err(refusal) => {
+                tracing::info!(budget = %refusal.scope, period = refusal.period.as_str(), model = %req.model, "refused by a budget");
+                ResponseFuture {
+                    state: State::Refused {
+                        err: Some(refusal.to_error()),
+                    },
+                }
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`Budget`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Called {
+            #[pin]
+            fut: F,
+            reservation: Option<Reservation>,
+        },
+        Refused {
+            err: Option<GatewayError>,
+        },
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<GatewayResponse, GatewayError>>,
+{
+    type Output = Result<GatewayResponse, GatewayError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Refused { err } => {
+                Poll::Ready(Err(err.take().expect("polled after completion")))
+            }
+            StateProj::Called { fut, reservation } => {
+                // On an error, or when this future is dropped first, the
+                // reservation is dropped: released.
+                let mut resp = ready!(fut.poll(cx))?;
+                if let Some(r) = reservation.take() {
+                    settle_on(&mut resp, r);
+                }
+                Poll::Ready(Ok(resp))
+            }
+        }
+    }
+}
+
+/// Whether the missing-meter warning was logged.
+static NO_METER_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// Marks an answer served past a soft budget, and hands the reservation
+/// to the answer's settlement.
+fn settle_on(resp: &mut GatewayResponse, reservation: Reservation) {
+    if reservation.is_empty() {
+        return;
+    }
+    if reservation.is_over_soft() {
+        resp.meta
+            .headers
+            .insert(BUDGET_HEADER, HeaderValue::from_static("over"));
+    }
+    match resp.extensions.get::<Settlement>() {
+        Some(settlement) => settlement.on_settle(move |summary| {
+            // An unknown price at settlement keeps what was reserved.
+            let cost = summary.cost.unwrap_or(reservation.amount());
+            reservation.settle(cost);
+            None
+        }),
+        None => {
+            // No meter inside this layer: the real cost is never known,
+            // so the worst case is what is spent.
+            if !NO_METER_LOGGED.swap(true, Ordering::Relaxed) {
+                tracing::warn!("budgets: no usage meter inside the budget layer; requests are charged their worst-case cost");
+            }
+            let cost = reservation.amount();
+            reservation.settle(cost);
+        }
+    }
+}
