@@ -62,7 +62,7 @@ pub use authenticator::{
 pub use key::{display_prefix, new_key_id, KeyHash, KeyRecord, KeyStatus, NewKey, KEY_PREFIX};
 pub use layer::{Auth, AuthLayer, ResponseFuture};
 pub use oidc::{looks_like_jwt, OidcError, OidcVerifier};
-pub use principal::{AuthMethod, ModelPatterns, Principal};
+pub use principal::{AuthMethod, KeyLimits, ModelPatterns, Principal};
 
 #[cfg(test)]
 mod tests;

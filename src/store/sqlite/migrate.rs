@@ -78,6 +78,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX requests_by_user ON requests (user, created_at_ms);
     CREATE INDEX requests_by_team ON requests (team, created_at_ms);
     "#,
+    // 3: a key's own rate limits, requests and tokens per minute (NULL:
+    // none; the config's `[[rate_limits]]` may still apply).
+    r#"
+    ALTER TABLE keys ADD COLUMN rpm INTEGER CHECK (rpm > 0);
+    ALTER TABLE keys ADD COLUMN tpm INTEGER CHECK (tpm > 0);
+    "#,
 ];
 
 /// Applies the `steps` that `conn`'s file lacks.
