@@ -48,6 +48,12 @@
 //! circuit_failures = 3             # consecutive 5xx/connect/timeouts that open a target's circuit
 //! circuit_open_secs = 30           # how long it stays open before a half-open probe
 //! rate_limit_cooldown_secs = 5     # cooldown after a 429 without Retry-After
+//!
+//! [[rate_limits]]                  # requests and tokens per minute (see `ratelimit`)
+//! scope = "team"                   # key | user | team
+//! name = "research"                # leave out: every key (user, team) on its own
+//! rpm = 600
+//! tpm = 2000000
 //! ```
 //!
 //! `${VAR}` is replaced inside string values (not in keys or comments); a
@@ -67,9 +73,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod auth;
+mod rate_limits;
 
 pub(crate) use auth::KeysUrl;
 pub use auth::{AuthConfig, AuthMode, OidcConfig, StaticKeyConfig, StoreConfig};
+pub use rate_limits::{RateLimitConfig, RateLimitScope};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -93,6 +101,9 @@ pub struct Config {
     /// The embedded database.
     #[serde(default)]
     pub store: StoreConfig,
+    /// Requests and tokens per minute, per key, user or team.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitConfig>,
 }
 
 /// `[routing]`: how the routing layers treat failures. Zero turns a
@@ -654,6 +665,7 @@ impl Config {
     pub fn check(&self) -> Result<(), ConfigError> {
         self.check_durations()?;
         self.auth.check()?;
+        rate_limits::check(&self.rate_limits)?;
         for (name, p) in &self.providers {
             if name.is_empty() || name.contains('/') {
                 return Err(ConfigError(format!(
