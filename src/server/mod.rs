@@ -34,6 +34,7 @@ use crate::config::{AuthMode, Config, ServerConfig};
 use crate::edge::{router, EdgeConfig, GraceOver};
 use crate::error::GatewayError;
 use crate::provider::Providers;
+use crate::ratelimit::RateLimitLayer;
 use crate::request::GatewayRequest;
 use crate::response::GatewayResponse;
 use crate::routing::{
@@ -122,7 +123,8 @@ pub fn check_exposure(config: &Config, auth: Option<&Authenticator>) -> Result<(
     Ok(())
 }
 
-/// The routing layers of `[routing]` around `providers`, outermost first:
+/// The layers around `providers`, outermost first: rate limits (keys'
+/// own and `[[rate_limits]]`), then the routing layers of `[routing]`:
 /// model fallback, provider order (with cooldowns), same-target retries,
 /// timeouts.
 pub fn routing_stack(
@@ -136,6 +138,7 @@ pub fn routing_stack(
     let r = &config.routing;
     let routes = providers.routes();
     ServiceBuilder::new()
+        .layer(RateLimitLayer::from_config(config))
         .layer(FallbackLayer::new(ModelChain::new(routes.clone())))
         .layer(ProviderOrderLayer::new(routes, Cooldowns::from_config(r)))
         .layer(RetryLayer::new(RetryTransient::from_config(r)))
