@@ -120,7 +120,7 @@ async fn the_second_request_in_a_minute_is_a_429_in_each_clients_format() {
         };
         assert!(
             message.starts_with("rate limit reached for user `")
-                && message.contains("`: 1 requests per minute; try again in "),
+                && message.contains("`: 1 request per minute; try again in "),
             "{path}: {message}"
         );
     }

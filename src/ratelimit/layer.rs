@@ -1,23 +1,20 @@
 //! [`RateLimitLayer`] and its service, [`RateLimit`].
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::clock::LimitClock;
+use super::future::{Admitted, Reservation, ResponseFuture};
 use super::headers;
-use super::limits::{Applied, Counters, Kind, Refusal, Rules, Standing, Table};
+use super::limits::{Applied, Kind, Refusal, Rules, Standing, Table};
 use crate::auth::Principal;
 use crate::config::{Config, RateLimitConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::{GatewayRequest, Operation};
 use crate::response::GatewayResponse;
-use crate::usage::Settlement;
 
 /// The output tokens a request is assumed to ask for when its body names
 /// no `max_tokens`, `max_completion_tokens` or `max_output_tokens`.
@@ -148,10 +145,7 @@ where
             Ok(standing) => {
                 let reservation =
                     (estimate > 0).then(|| Reservation::new(&applied, estimate, table));
-                let admitted = Admitted {
-                    standing,
-                    reservation,
-                };
+                let admitted = Admitted::new(standing, reservation);
                 ResponseFuture::passed(self.inner.call(req), Some(Box::new(admitted)))
             }
             Err((refusal, standing)) => {
@@ -168,20 +162,21 @@ fn refused(applied: &Applied, refusal: &Refusal, standing: &Standing) -> Gateway
         .as_ref()
         .map_or_else(|| "a limit".to_string(), |s| s.whose());
     // Whole seconds for a person (the headers have the milliseconds).
-    let wait = headers::go_duration(Duration::from_secs(
-        refusal.retry_after.as_millis().div_ceil(1000).max(1) as u64,
-    ));
+    let secs = u64::try_from(refusal.retry_after.as_millis().div_ceil(1000)).unwrap_or(u64::MAX);
+    let wait = headers::go_duration(Duration::from_secs(secs.max(1)));
+    let per_minute = |limit: u64, what: &str| {
+        let s = if limit == 1 { "" } else { "s" };
+        format!("{limit} {what}{s} per minute")
+    };
     let message = match refusal.kind {
         Kind::Requests => {
-            let limit = standing.requests.map_or(0, |f| f.limit);
-            format!(
-                "rate limit reached for {whose}: {limit} requests per minute; try again in {wait}"
-            )
+            let limit = per_minute(standing.requests.map_or(0, |f| f.limit), "request");
+            format!("rate limit reached for {whose}: {limit}; try again in {wait}")
         }
         Kind::Tokens => {
-            let limit = standing.tokens.map_or(0, |f| f.limit);
+            let limit = per_minute(standing.tokens.map_or(0, |f| f.limit), "token");
             format!(
-                "rate limit reached for {whose}: {limit} tokens per minute, and this request reserves {} (its input, estimated, and its max_tokens); try again in {wait}",
+                "rate limit reached for {whose}: {limit}, and this request reserves {} (its input, estimated, and its max_tokens); try again in {wait}",
                 refusal.estimate
             )
         }
@@ -194,7 +189,7 @@ fn refused(applied: &Applied, refusal: &Refusal, standing: &Standing) -> Gateway
 }
 
 /// `err` with the headers of `standing`.
-fn with_headers(err: GatewayError, standing: &Standing) -> GatewayError {
+pub(super) fn with_headers(err: GatewayError, standing: &Standing) -> GatewayError {
     let mut pairs = Vec::with_capacity(6);
     headers::each(standing, |k, v| pairs.push((k, v)));
     pairs.into_iter().fold(err, |e, (k, v)| e.with_header(k, v))
@@ -216,164 +211,4 @@ pub(crate) fn estimate_tokens(req: &GatewayRequest, default_output: u64) -> u64 
         .find_map(|k| raw.get_as::<u64>(k).ok().flatten())
         .unwrap_or(default_output);
     input.saturating_add(output)
-}
-
-/// The tokens a request took from its limits, until its answer settles:
-/// then the difference with what it used is given back or charged. Given
-/// back whole if the request fails, or is dropped, before that.
-struct Reservation {
-    buckets: [Option<Arc<Counters>>; 3],
-    tokens: u64,
-    clock: LimitClock,
-    settled: bool,
-}
-
-impl Reservation {
-    fn new(applied: &Applied, tokens: u64, table: &Table) -> Self {
-        let bucket = |i: usize| {
-            applied[i]
-                .as_ref()
-                .filter(|s| s.counters.tokens.is_some())
-                .map(|s| s.counters.clone())
-        };
-        Reservation {
-            buckets: [bucket(0), bucket(1), bucket(2)],
-            tokens,
-            clock: table.clock.clone(),
-            settled: false,
-        }
-    }
-
-    /// The request used `used` tokens.
-    fn settle(mut self, used: u64) {
-        self.settled = true;
-        let now = self.clock.nanos();
-        for bucket in self
-            .buckets
-            .iter()
-            .flatten()
-            .filter_map(|c| c.tokens.as_ref())
-        {
-            if used > self.tokens {
-                bucket.charge(used - self.tokens, now);
-            } else {
-                bucket.give_back(self.tokens - used);
-            }
-        }
-    }
-
-    /// The answer says nothing of what it used: the estimate stands.
-    fn keep(mut self) {
-        self.settled = true;
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if !self.settled {
-            for bucket in self
-                .buckets
-                .iter()
-                .flatten()
-                .filter_map(|c| c.tokens.as_ref())
-            {
-                bucket.give_back(self.tokens);
-            }
-        }
-    }
-}
-
-/// What an admitted request carries to its answer.
-struct Admitted {
-    standing: Standing,
-    reservation: Option<Reservation>,
-}
-
-impl Admitted {
-    fn on_response(self, resp: &mut GatewayResponse) {
-        headers::set(&self.standing, &mut resp.meta.headers);
-        let Some(reservation) = self.reservation else {
-            return;
-        };
-        if let Some(settlement) = resp.extensions.get::<Settlement>() {
-            settlement.on_settle(move |summary| {
-                let u = &summary.usage;
-                reservation.settle(u.input_tokens.saturating_add(u.output_tokens));
-                None
-            });
-        } else if let Some(u) = &resp.meta.usage {
-            reservation.settle(u.input_tokens.saturating_add(u.output_tokens));
-        } else {
-            reservation.keep();
-        }
-    }
-
-    fn on_error(self, err: GatewayError) -> GatewayError {
-        // Dropping the reservation gives its tokens back.
-        with_headers(err, &self.standing)
-    }
-}
-
-pin_project! {
-    /// The future of [`RateLimit`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Passed {
-            #[pin]
-            fut: F,
-            admitted: Option<Box<Admitted>>,
-        },
-        Refused {
-            err: Option<GatewayError>,
-        },
-    }
-}
-
-impl<F> ResponseFuture<F> {
-    fn passed(fut: F, admitted: Option<Box<Admitted>>) -> Self {
-        ResponseFuture {
-            state: State::Passed { fut, admitted },
-        }
-    }
-
-    fn refused(err: GatewayError) -> Self {
-        ResponseFuture {
-            state: State::Refused { err: Some(err) },
-        }
-    }
-}
-
-impl<F> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<GatewayResponse, GatewayError>>,
-{
-    type Output = Result<GatewayResponse, GatewayError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Refused { err } => {
-                Poll::Ready(Err(err.take().expect("polled after completion")))
-            }
-            StateProj::Passed { fut, admitted } => {
-                let result = std::task::ready!(fut.poll(cx));
-                let Some(admitted) = admitted.take() else {
-                    return Poll::Ready(result);
-                };
-                Poll::Ready(match result {
-                    Ok(mut resp) => {
-                        admitted.on_response(&mut resp);
-                        Ok(resp)
-                    }
-                    Err(e) => Err(admitted.on_error(e)),
-                })
-            }
-        }
-    }
 }

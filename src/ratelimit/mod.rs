@@ -96,17 +96,19 @@
 //! costs one extension lookup and two branches.
 
 mod clock;
+mod future;
 mod headers;
 mod layer;
 mod limits;
 mod tokens;
 
 pub use clock::LimitClock;
+pub use future::ResponseFuture;
 pub use headers::{
     LIMIT_REQUESTS, LIMIT_TOKENS, REMAINING_REQUESTS, REMAINING_TOKENS, RESET_REQUESTS,
     RESET_TOKENS,
 };
-pub use layer::{RateLimit, RateLimitLayer, ResponseFuture, DEFAULT_OUTPUT_TOKENS};
+pub use layer::{RateLimit, RateLimitLayer, DEFAULT_OUTPUT_TOKENS};
 
 #[cfg(test)]
 mod tests;
