@@ -36,6 +36,7 @@ impl KeyStore for OneKey {
             revoked_at: None,
             last_used_at: None,
             rotated_from: None,
+            limits: Default::default(),
         });
         Box::pin(std::future::ready(Ok(found)))
     }

@@ -47,6 +47,7 @@ fn user(key: &str, id: &str, team: &str) -> (KeyHash, KeyRecord) {
         revoked_at: None,
         last_used_at: None,
         rotated_from: None,
+        limits: Default::default(),
     };
     (KeyHash::of(key), record)
 }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 /// The longest wait an error can ask for (a day): no provider means more,
 /// and a larger one would overflow the clock it is added to.
@@ -112,6 +112,7 @@ pub struct GatewayError {
     retry_after: Option<Duration>,
     cause: Option<Cause>,
     limit_scope: Option<LimitScope>,
+    headers: Option<Box<HeaderMap>>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -143,6 +144,7 @@ impl GatewayError {
             retry_after: None,
             cause: None,
             limit_scope: None,
+            headers: None,
             source: None,
         }
     }
@@ -252,6 +254,15 @@ impl GatewayError {
         self
     }
 
+    /// Sets a response header the client gets with this error (the
+    /// gateway's own `x-ratelimit-*`), replacing one of that name.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers
+            .get_or_insert_with(Default::default)
+            .insert(name, value);
+        self
+    }
+
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Arc::new(source));
@@ -296,6 +307,11 @@ impl GatewayError {
     /// What the rate limit that was hit covers, when the answer said.
     pub fn limit_scope(&self) -> Option<LimitScope> {
         self.limit_scope
+    }
+
+    /// The response headers set with [`GatewayError::with_header`].
+    pub fn headers(&self) -> Option<&HeaderMap> {
+        self.headers.as_deref()
     }
 
     /// Whether another attempt may succeed.

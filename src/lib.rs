@@ -36,6 +36,7 @@ pub mod fuzzing;
 pub mod json;
 pub mod mock;
 pub mod provider;
+pub mod ratelimit;
 pub mod request;
 pub mod response;
 pub mod routing;

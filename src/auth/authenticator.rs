@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName};
 
-use super::{AuthMethod, KeyHash, KeyRecord, ModelPatterns, Principal, KEY_PREFIX};
+use super::{AuthMethod, KeyHash, KeyLimits, KeyRecord, ModelPatterns, Principal, KEY_PREFIX};
 use crate::config::{AuthConfig, AuthMode, StaticKeyConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::store::KeyStore;
@@ -121,6 +121,7 @@ impl CachedKey {
             tags: record.tags.iter().map(|t| t.as_str().into()).collect(),
             models: ModelPatterns::new(&record.models),
             method: AuthMethod::Key,
+            limits: record.limits,
         };
         let last = record.last_used_at.unwrap_or(0);
         CachedKey {
@@ -541,6 +542,7 @@ fn static_principal(k: &StaticKeyConfig) -> Principal {
         tags: k.tags.iter().map(|t| t.as_str().into()).collect(),
         models: ModelPatterns::new(&k.models),
         method: AuthMethod::StaticKey,
+        limits: KeyLimits::default(),
     }
 }
 

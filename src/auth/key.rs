@@ -157,6 +157,8 @@ pub struct KeyRecord {
     pub last_used_at: Option<i64>,
     /// The id of the key it replaced (`keys rotate`).
     pub rotated_from: Option<String>,
+    /// Its own rate limits.
+    pub limits: super::KeyLimits,
 }
 
 impl KeyRecord {
@@ -259,6 +261,7 @@ mod tests {
             revoked_at: None,
             last_used_at: None,
             rotated_from: None,
+            limits: Default::default(),
         };
         assert_eq!(r.unusable_at(99), None);
         assert_eq!(r.status_at(99), KeyStatus::Active);

@@ -23,7 +23,8 @@
 //! // The gateway's routes behind this authenticator (`assemble` mounts
 //! // the `AuthLayer`); in front of any other axum router:
 //! // `router.layer(AuthLayer::new(auth))`.
-//! let app = tollgate::server::assemble(&config, Layers::Default, Some(auth), Default::default())?;
+//! let control = tollgate::server::Control::from_config(&config);
+//! let app = tollgate::server::assemble(&config, Layers::Default, Some(auth), control)?;
 //! # let _ = app; let _ = AuthLayer::new; Ok(()) }
 //! ```
 //!
@@ -62,7 +63,7 @@ pub use authenticator::{
 pub use key::{display_prefix, new_key_id, KeyHash, KeyRecord, KeyStatus, NewKey, KEY_PREFIX};
 pub use layer::{Auth, AuthLayer, ResponseFuture};
 pub use oidc::{looks_like_jwt, OidcError, OidcVerifier};
-pub use principal::{AuthMethod, ModelPatterns, Principal};
+pub use principal::{AuthMethod, KeyLimits, ModelPatterns, Principal};
 
 #[cfg(test)]
 mod tests;

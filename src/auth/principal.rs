@@ -1,5 +1,6 @@
 //! Who a request is from, as the `Auth` layer found out.
 
+use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
 /// Who sent a request; the `Auth` layer puts one in the request's
@@ -20,6 +21,27 @@ pub struct Principal {
     pub models: ModelPatterns,
     /// How it authenticated.
     pub method: AuthMethod,
+    /// The key's own rate limits (the config's `[[rate_limits]]` may add
+    /// tighter ones).
+    pub limits: KeyLimits,
+}
+
+/// A key's own rate limits (`tollgate keys create --rpm N --tpm N`);
+/// `None`: the key sets none. The `RateLimit` layer applies the tightest
+/// of these and the config's (see [`crate::ratelimit`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct KeyLimits {
+    /// Requests per minute.
+    pub rpm: Option<NonZeroU32>,
+    /// Tokens per minute, input and output together.
+    pub tpm: Option<NonZeroU64>,
+}
+
+impl KeyLimits {
+    /// Whether the key sets no limit.
+    pub fn is_none(&self) -> bool {
+        self.rpm.is_none() && self.tpm.is_none()
+    }
 }
 
 impl Principal {
@@ -33,6 +55,7 @@ impl Principal {
             tags: Arc::new([]),
             models: ModelPatterns::any(),
             method: AuthMethod::None,
+            limits: KeyLimits::default(),
         }
     }
 }

@@ -40,6 +40,7 @@ impl MemStore {
             revoked_at: None,
             last_used_at: None,
             rotated_from: None,
+            limits: Default::default(),
         };
         self.keys.lock().unwrap().insert(KeyHash::of(key), rec);
         self.revision.fetch_add(1, Ordering::SeqCst);

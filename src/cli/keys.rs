@@ -7,11 +7,12 @@
 //! the key instead. Nothing else ever prints a key: the store does not
 //! have it.
 
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use tollgate::auth::{KeyRecord, NewKey};
+use tollgate::auth::{KeyLimits, KeyRecord, NewKey};
 use tollgate::config::StoreConfig;
 use tollgate::store::{unix_now, KeyAdmin, KeySpec, SqliteStore};
 
@@ -55,8 +56,8 @@ enum KeysCommand {
         /// The key's id (`key_…`, from `tollgate keys list`).
         id: String,
     },
-    /// Replace a key with a new one (same name, owner, tags, models and
-    /// expiry) and print the new key, this once, like `create`.
+    /// Replace a key with a new one (same name, owner, tags, models, rate
+    /// limits and expiry) and print the new key, this once, like `create`.
     ///
     /// The old key keeps working for the grace period, so that whatever
     /// uses it can be switched over. Use `--grace 0` for a key that leaked.
@@ -94,6 +95,14 @@ struct CreateArgs {
     /// 3650d). Default: it does not expire.
     #[arg(long, value_name = "DURATION", value_parser = duration::expiry)]
     expires: Option<Duration>,
+    /// Requests per minute it may make (at least 1). Default: no limit of
+    /// its own (`[[rate_limits]]` in the config may still set one).
+    #[arg(long, value_name = "N")]
+    rpm: Option<NonZeroU32>,
+    /// Tokens per minute it may use, input and output together (at least
+    /// 1). Default: no limit of its own.
+    #[arg(long, value_name = "N")]
+    tpm: Option<NonZeroU64>,
     /// Print the key and its details as one JSON object.
     #[arg(long)]
     json: bool,
@@ -196,6 +205,10 @@ impl CreateArgs {
             tags: many("--tag", &self.tags)?,
             models: many("--models (each pattern)", &self.models)?,
             expires_in: self.expires,
+            limits: KeyLimits {
+                rpm: self.rpm,
+                tpm: self.tpm,
+            },
         })
     }
 }

@@ -19,6 +19,8 @@ pub fn json(r: &KeyRecord, now: i64) -> Value {
         "expires_at": r.expires_at,
         "revoked_at": r.revoked_at,
         "rotated_from": r.rotated_from,
+        "rpm": r.limits.rpm,
+        "tpm": r.limits.tpm,
         "status": r.status_at(now).as_str(),
     })
 }
@@ -144,6 +146,7 @@ mod tests {
             revoked_at: None,
             last_used_at: None,
             rotated_from: None,
+            limits: Default::default(),
         }
     }
 

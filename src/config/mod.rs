@@ -60,6 +60,12 @@
 //! usd = 50
 //! period = "monthly"               # daily | weekly | monthly (UTC) | none
 //! soft = false                     # true: serve past it, marked `x-tollgate-budget: over`
+//!
+//! [[rate_limits]]                  # requests and tokens per minute (see `ratelimit`)
+//! scope = "team"                   # key | user | team
+//! name = "research"                # leave out: every key (user, team) on its own
+//! rpm = 600
+//! tpm = 2000000
 //! ```
 //!
 //! `${VAR}` is replaced inside string values (not in keys or comments); a
@@ -81,11 +87,13 @@ use serde::Deserialize;
 mod auth;
 mod budgets;
 mod prices;
+mod rate_limits;
 
 pub(crate) use auth::KeysUrl;
 pub use auth::{AuthConfig, AuthMode, OidcConfig, StaticKeyConfig, StoreConfig};
 pub use budgets::BudgetConfig;
 pub use prices::PriceConfig;
+pub use rate_limits::{RateLimitConfig, RateLimitScope};
 
 use crate::routing::ProviderSort;
 
@@ -118,6 +126,9 @@ pub struct Config {
     /// Spend caps (`[[budgets]]`; see [`BudgetConfig`]).
     #[serde(default)]
     pub budgets: Vec<BudgetConfig>,
+    /// Requests and tokens per minute, per key, user or team.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitConfig>,
 }
 
 /// `[routing]`: how the routing layers treat failures. Zero turns a
@@ -707,6 +718,7 @@ impl Config {
         self.auth.check()?;
         self.check_prices()?;
         budgets::check(&self.budgets)?;
+        rate_limits::check(&self.rate_limits)?;
         for (name, p) in &self.providers {
             if name.is_empty() || name.contains('/') {
                 return Err(ConfigError(format!(

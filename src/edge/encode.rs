@@ -19,13 +19,19 @@ use crate::usage::splice::splice_cost;
 use crate::usage::Settlement;
 
 /// The HTTP answer for `err` in `format`, with `Retry-After` when the
-/// provider gave one.
+/// provider (or a rate limit of ours) gave one, and the headers the
+/// layers set on the error ([`GatewayError::headers`]).
 pub fn error_response(format: WireFormat, err: &GatewayError, request_id: &str) -> Response {
     let mut resp = json_response(err.status(), error_body(format, err));
     if let Some(after) = err.retry_after() {
         let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
         resp.headers_mut()
             .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    for (k, v) in err.headers().into_iter().flatten() {
+        if !resp.headers().contains_key(k) {
+            resp.headers_mut().insert(k.clone(), v.clone());
+        }
     }
     set_request_id(&mut resp, request_id);
     resp

@@ -35,6 +35,7 @@ use crate::config::{AuthMode, Config, ServerConfig};
 use crate::edge::{router, EdgeConfig, GraceOver};
 use crate::error::GatewayError;
 use crate::provider::Providers;
+use crate::ratelimit::RateLimitLayer;
 use crate::request::GatewayRequest;
 use crate::response::GatewayResponse;
 use crate::routing::{
@@ -162,9 +163,10 @@ pub fn check_exposure(config: &Config, auth: Option<&Authenticator>) -> Result<(
     Ok(())
 }
 
-/// The routing layers of `[routing]` around `providers`, outermost first:
-/// budgets, usage (pricing and the ledger), model fallback, provider
-/// order (with cooldowns), same-target retries, timeouts.
+/// The layers around `providers`, outermost first: rate limits (keys'
+/// own and `[[rate_limits]]`), budgets, usage (pricing and the ledger),
+/// then the routing layers of `[routing]`: model fallback, provider order
+/// (with cooldowns), same-target retries, timeouts.
 pub fn routing_stack(
     config: &Config,
     providers: Providers,
@@ -177,6 +179,7 @@ pub fn routing_stack(
     let r = &config.routing;
     let routes = providers.routes();
     ServiceBuilder::new()
+        .layer(RateLimitLayer::from_config(config))
         .layer(BudgetLayer::new(
             control.budgets.clone(),
             Pricing::new(routes.clone(), control.metering.prices.clone()),

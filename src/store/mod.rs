@@ -22,7 +22,8 @@
 //! migrated at open; a file from a newer tollgate is refused.
 //!
 //! For each gateway key: an id, a name, the owner (user, team), tags, the
-//! model patterns it may use, when it was created, expires, was revoked
+//! model patterns it may use, its own rate limits (requests and tokens
+//! per minute), when it was created, expires, was revoked
 //! and was last used, the key it replaced, and, of the key itself, only
 //! its SHA-256 and the `tg_` + 4 characters that lists show. The key is
 //! returned once, when it is made, and cannot be recovered from the file.
@@ -103,6 +104,8 @@ pub struct KeySpec {
     pub models: Vec<String>,
     /// How long until it stops working; `None`: never.
     pub expires_in: Option<Duration>,
+    /// Its own rate limits (requests and tokens per minute).
+    pub limits: crate::auth::KeyLimits,
 }
 
 /// Managing keys: `tollgate keys create | list | revoke | rotate`.
@@ -118,7 +121,7 @@ pub trait KeyAdmin: KeyStore {
     fn revoke<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
 
     /// Replaces key `id` with a new one with the same name, owner, tags,
-    /// models and expiry; the old key keeps working for `grace` (zero:
+    /// models, rate limits and expiry; the old key keeps working for `grace` (zero:
     /// it stops now). `None` when there is no such key, it no longer
     /// works, or it was already rotated (rotate its successor instead).
     fn rotate<'a>(

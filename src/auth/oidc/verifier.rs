@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::jwks::{Jwks, KeySet, Source};
 use super::token::TokenHeader;
 use super::OidcError;
-use crate::auth::{AuthMethod, ModelPatterns, Principal};
+use crate::auth::{AuthMethod, KeyLimits, ModelPatterns, Principal};
 use crate::config::{ConfigError, KeysUrl, OidcConfig};
 use crate::provider::HttpClient;
 
@@ -170,6 +170,7 @@ impl OidcVerifier {
             tags: tags.into_iter().map(Arc::from).collect(),
             models,
             method: AuthMethod::Jwt,
+            limits: KeyLimits::default(),
         })
     }
 }

@@ -10,19 +10,20 @@
 //! `revision` row in the same transaction, so a reader that sees the new
 //! revision sees the change.
 
+use std::num::{NonZeroU32, NonZeroU64};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
 use super::store_error;
-use crate::auth::{new_key_id, KeyRecord, NewKey};
+use crate::auth::{new_key_id, KeyLimits, KeyRecord, NewKey};
 use crate::store::{KeySpec, StoreError};
 
 /// The columns [`record`] reads, in its order; a macro so that the
 /// statements below are `concat!`ed constants, not strings built per call.
 macro_rules! columns {
     () => {
-        "id, name, prefix, user, team, tags, models, created_at, expires_at, revoked_at, last_used_at, rotated_from"
+        "id, name, prefix, user, team, tags, models, created_at, expires_at, revoked_at, last_used_at, rotated_from, rpm, tpm"
     };
 }
 
@@ -49,7 +50,31 @@ fn record(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         revoked_at: row.get(9)?,
         last_used_at: row.get(10)?,
         rotated_from: row.get(11)?,
+        limits: KeyLimits {
+            rpm: limit(row, 12, |v| u32::try_from(v).ok().and_then(NonZeroU32::new))?,
+            tpm: limit(row, 13, |v| u64::try_from(v).ok().and_then(NonZeroU64::new))?,
+        },
     })
+}
+
+/// A limit column: NULL is none; anything but a positive integer that
+/// fits is an error rather than a limit silently dropped.
+fn limit<T>(row: &Row<'_>, i: usize, valid: fn(i64) -> Option<T>) -> rusqlite::Result<Option<T>> {
+    let Some(v) = row.get::<_, Option<i64>>(i)? else {
+        return Ok(None);
+    };
+    valid(v).map(Some).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Integer,
+            format!("{v} is not a rate limit (a positive integer)").into(),
+        )
+    })
+}
+
+/// A limit as the column keeps it.
+fn limit_column<T: Into<u64>>(limit: Option<T>) -> Option<i64> {
+    limit.map(|v| i64::try_from(v.into()).unwrap_or(i64::MAX))
 }
 
 fn json_list(row: &Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
@@ -158,10 +183,11 @@ fn insert(
         revoked_at: None,
         last_used_at: None,
         rotated_from: rotated_from.map(str::to_owned),
+        limits: spec.limits,
     };
     tx.execute(
-        "INSERT INTO keys (id, name, hash, prefix, user, team, tags, models, created_at, expires_at, rotated_from)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO keys (id, name, hash, prefix, user, team, tags, models, created_at, expires_at, rotated_from, rpm, tpm)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             record.id,
             record.name,
@@ -174,6 +200,8 @@ fn insert(
             record.created_at,
             record.expires_at,
             record.rotated_from,
+            limit_column(record.limits.rpm.map(|v| v.get())),
+            limit_column(record.limits.tpm.map(|v| v.get())),
         ],
     )
     .map_err(store_error)?;
@@ -263,6 +291,7 @@ pub(super) fn rotate(
         tags: old.tags.clone(),
         models: old.models.clone(),
         expires_in: None,
+        limits: old.limits,
     };
     // The same end as the old key's: rotating never extends a key's life.
     let made = insert(&tx, now, &spec, old.expires_at, Some(&old.id))?;

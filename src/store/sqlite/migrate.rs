@@ -97,6 +97,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     INSERT INTO budget_revision (id, value) VALUES (1, 0);
     "#,
+    // 4: a key's own rate limits, requests and tokens per minute (NULL:
+    // none; the config's `[[rate_limits]]` may still apply).
+    r#"
+    ALTER TABLE keys ADD COLUMN rpm INTEGER CHECK (rpm > 0);
+    ALTER TABLE keys ADD COLUMN tpm INTEGER CHECK (tpm > 0);
+    "#,
 ];
 
 /// Applies the `steps` that `conn`'s file lacks.

@@ -49,6 +49,36 @@ fn a_new_step_is_applied_once_to_an_existing_file() {
     assert_eq!(tables, 0);
 }
 
+#[tokio::test]
+async fn a_key_made_before_rate_limits_has_none_and_a_bad_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    // A file as the tollgate before key limits left it.
+    let conn = connect(&path, &migrate::MIGRATIONS[..2]).unwrap();
+    let hash = KeyHash::of("tg_old").to_hex();
+    conn.execute(
+        "INSERT INTO keys (id, name, hash, prefix, created_at) VALUES ('key_old', 'old', ?1, 'tg_old', 1)",
+        [&hash],
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    let old = store.lookup(&KeyHash::of("tg_old")).await.unwrap().unwrap();
+    assert_eq!(old.limits, KeyLimits::default());
+    // The column refuses a limit of zero; one too large for its type is
+    // an error, not a key without limits.
+    {
+        let conn = store.conn.lock().unwrap();
+        assert!(conn
+            .execute("UPDATE keys SET rpm = 0 WHERE id = 'key_old'", [])
+            .is_err());
+        conn.execute("UPDATE keys SET rpm = 5000000000 WHERE id = 'key_old'", [])
+            .unwrap();
+    }
+    let err = store.lookup(&KeyHash::of("tg_old")).await.unwrap_err();
+    assert!(err.to_string().contains("not a rate limit"), "{err}");
+}
+
 #[test]
 fn a_file_from_a_newer_tollgate_is_refused() {
     let dir = tempfile::tempdir().unwrap();

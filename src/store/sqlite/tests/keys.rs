@@ -11,6 +11,10 @@ async fn a_created_key_is_found_by_its_hash_with_what_it_was_made_for() {
             tags: vec!["ci".into(), "nightly".into()],
             models: vec!["gpt-*".into(), "anthropic/*".into()],
             expires_in: Some(Duration::from_secs(60)),
+            limits: KeyLimits {
+                rpm: NonZeroU32::new(60),
+                tpm: NonZeroU64::new(5_000_000_000),
+            },
         })
         .await
         .unwrap();
@@ -26,6 +30,8 @@ async fn a_created_key_is_found_by_its_hash_with_what_it_was_made_for() {
     assert_eq!(found.team.as_deref(), Some("platform"));
     assert_eq!(found.tags, ["ci", "nightly"]);
     assert_eq!(found.models, ["gpt-*", "anthropic/*"]);
+    assert_eq!(found.limits.rpm.map(|v| v.get()), Some(60));
+    assert_eq!(found.limits.tpm.map(|v| v.get()), Some(5_000_000_000));
 
     assert_eq!(store.lookup(&KeyHash::of("tg_other")).await.unwrap(), None);
     assert_eq!(
@@ -160,6 +166,10 @@ async fn rotate_copies_the_key_and_gives_the_old_one_a_grace_period() {
             tags: vec!["prod".into()],
             models: vec!["gpt-*".into()],
             expires_in: Some(Duration::from_secs(86_400)),
+            limits: KeyLimits {
+                rpm: NonZeroU32::new(5),
+                tpm: None,
+            },
         })
         .await
         .unwrap();
@@ -178,6 +188,7 @@ async fn rotate_copies_the_key_and_gives_the_old_one_a_grace_period() {
         (&new.name, &new.user, &new.team, &new.tags, &new.models),
         (&old.name, &old.user, &old.team, &old.tags, &old.models)
     );
+    assert_eq!(new.limits, old.limits, "rotation dropped the rate limits");
     assert_eq!(new.created_at, 2_000);
     assert_eq!(new.expires_at, old.expires_at, "rotation extended the key");
     assert_eq!(

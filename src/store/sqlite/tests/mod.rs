@@ -5,13 +5,14 @@ mod file;
 mod keys;
 mod ledger;
 
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::auth::KeyHash;
+use crate::auth::{KeyHash, KeyLimits};
 
 /// A store in a fresh folder, its clock at `t` (Unix seconds) and moved
 /// by the returned handle.
