@@ -43,7 +43,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // model's price was unknown. Times in Unix milliseconds. `tags` and
     // `attempts` are JSON arrays. Every index is paid for on each insert:
     // only time and key are indexed (a user's, team's or tag's spend is
-    // read from the period's time range, once per budget).
+    // read from the period's time range, once per budget), and the rows
+    // live in the id's B-tree (no rowid: ids are UUIDv7, in time order).
     r#"
     CREATE TABLE requests (
         id                 TEXT PRIMARY KEY NOT NULL,
@@ -74,7 +75,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         disconnected       INTEGER NOT NULL DEFAULT 0,
         estimated          INTEGER NOT NULL DEFAULT 0,
         attempts           TEXT NOT NULL DEFAULT '[]'
-    ) STRICT;
+    ) STRICT, WITHOUT ROWID;
     CREATE INDEX requests_by_time ON requests (created_at_ms);
     CREATE INDEX requests_by_key ON requests (key_id, created_at_ms);
     "#,
