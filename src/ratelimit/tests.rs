@@ -214,6 +214,10 @@ fn the_estimate_is_the_body_over_four_and_the_maximum_output() {
         assert!(layer::estimate_tokens(&req, 7) > 64, "{field}");
         assert!(layer::estimate_tokens(&req, 7) < 64 + 20, "{field}");
     }
+    // Several maximums: the largest, whichever a decoder would read.
+    let both =
+        json!({"model": "m", "messages": [], "max_completion_tokens": 10, "max_tokens": 5000});
+    assert!(layer::estimate_tokens(&request_with(&p, both), 7) > 5000);
     // `{"model":"m","messages":[]}`, 27 bytes: 7 tokens.
     let req = request_with(&p, json!({"model": "m", "messages": []}));
     assert_eq!(layer::estimate_tokens(&req, 7), 7 + 7);
