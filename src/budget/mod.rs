@@ -91,10 +91,13 @@ mod state;
 mod store;
 
 pub use credits::credits_router;
-pub use estimate::Pricing;
+pub use estimate::{Priced, Pricing};
 pub use layer::{Budget, BudgetLayer, ResponseFuture, BUDGET_HEADER};
 pub use spec::{BudgetSpec, Period, Scope};
-pub use state::{BudgetStats, BudgetStatus, Budgets, Clock, Refusal, Reservation, REFRESH_EVERY};
+pub use state::{
+    Applicable, BudgetStats, BudgetStatus, Budgets, Clock, Refusal, Reservation,
+    RECONCILED_PER_TICK, REFRESH_EVERY,
+};
 pub use store::{BudgetAdmin, BudgetStore};
 
 #[cfg(test)]

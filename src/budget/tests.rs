@@ -384,10 +384,19 @@ struct FakeStore {
     revision: AtomicU64,
     ledger: Mutex<Vec<(Scope, i64, u64)>>,
     reads: AtomicU64,
+    lists: AtomicU64,
+}
+
+impl FakeStore {
+    fn set(&self, budgets: Vec<BudgetSpec>) {
+        *self.budgets.lock().unwrap() = budgets;
+        self.revision.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl BudgetStore for FakeStore {
     fn budgets(&self) -> StoreFuture<'_, Vec<BudgetSpec>> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
         let b = self.budgets.lock().unwrap().clone();
         Box::pin(async move { Ok(b) })
     }
@@ -430,10 +439,10 @@ async fn the_stores_budgets_start_from_the_ledger_and_keep_their_spend_across_ch
     assert_eq!(spent(&b, "team:ml"), (40, 0));
     let ml = principal("k", None, Some("ml"), &[]);
     let held = b.reserve(Some(&ml), Nanos(50)).unwrap();
-    // Nothing changed: nothing is read again.
-    let reads = store.reads.load(Ordering::SeqCst);
+    // Nothing changed: the budgets are not read again.
+    let lists = store.lists.load(Ordering::SeqCst);
     b.refresh().await.unwrap();
-    assert_eq!(store.reads.load(Ordering::SeqCst), reads);
+    assert_eq!(store.lists.load(Ordering::SeqCst), lists);
     // A new amount for the team, a budget for a tag: the team keeps what
     // it spent and holds; the tag starts from the ledger.
     *store.budgets.lock().unwrap() = vec![
@@ -500,4 +509,111 @@ fn credits_answer_the_tightest_budget_in_vercels_shape() {
         v,
         serde_json::json!({"balance": null, "total_used": null, "budget": null})
     );
+}
+
+// Budgets changed while requests are in flight.
+
+/// Budgets with `store`'s, at `WED`, read once.
+async fn with_store(store: &Arc<FakeStore>) -> Budgets {
+    let b = Budgets::none().with_store(store.clone()).with_clock(|| WED);
+    b.refresh().await.unwrap();
+    b
+}
+
+#[tokio::test]
+async fn a_new_period_keeps_what_requests_in_flight_hold_and_their_spend() {
+    let store = Arc::new(FakeStore::default());
+    let today_ms = (WED - WED % DAY) * 1000;
+    let month_ms = 1_772_323_200 * 1000; // 2026-03-01
+    store.ledger.lock().unwrap().extend([
+        (Scope::Team("ml".into()), month_ms, 20),
+        (Scope::Team("ml".into()), today_ms, 40),
+    ]);
+    store.set(vec![spec("team:ml", 100, Period::Daily, false)]);
+    let b = with_store(&store).await;
+    let ml = principal("k", None, Some("ml"), &[]);
+    assert_eq!(spent(&b, "team:ml"), (40, 0));
+    let held = b.reserve(Some(&ml), Nanos(50)).unwrap();
+    store.set(vec![spec("team:ml", 200, Period::Monthly, false)]);
+    b.refresh().await.unwrap();
+    // The month's spend from the ledger, and the request still held.
+    assert_eq!(spent(&b, "team:ml"), (60, 50));
+    assert!(b.reserve(Some(&ml), Nanos(91)).is_err());
+    held.settle(Nanos(45));
+    assert_eq!(spent(&b, "team:ml"), (105, 0));
+}
+
+#[tokio::test]
+async fn a_budget_deleted_and_set_again_keeps_its_requests_in_flight() {
+    let store = Arc::new(FakeStore::default());
+    store.set(vec![spec("team:ml", 100, Period::Daily, false)]);
+    let b = with_store(&store).await;
+    let ml = principal("k", None, Some("ml"), &[]);
+    let held = b.reserve(Some(&ml), Nanos(60)).unwrap();
+    store.set(Vec::new());
+    b.refresh().await.unwrap();
+    assert!(b.status(Some(&ml)).is_empty());
+    store.set(vec![spec("team:ml", 100, Period::Daily, false)]);
+    b.refresh().await.unwrap();
+    // Set again while the request is in flight: it still holds its 60.
+    assert_eq!(spent(&b, "team:ml"), (0, 60));
+    assert!(b.reserve(Some(&ml), Nanos(50)).is_err());
+    held.settle(Nanos(55));
+    assert_eq!(spent(&b, "team:ml"), (55, 0));
+}
+
+#[tokio::test]
+async fn spend_the_ledger_has_and_the_budget_missed_is_caught_up_each_tick() {
+    let store = Arc::new(FakeStore::default());
+    let today_ms = (WED - WED % DAY) * 1000;
+    store.set(vec![spec("global", 1_000, Period::None, false)]);
+    let b = with_store(&store).await;
+    // A request in flight before the team had a budget holds nothing on
+    // it; when it ends, the ledger has its spend.
+    let ml = principal("k", None, Some("ml"), &[]);
+    let early = b.reserve(Some(&ml), Nanos(30)).unwrap();
+    store.set(vec![
+        spec("global", 1_000, Period::None, false),
+        spec("team:ml", 100, Period::Daily, false),
+    ]);
+    b.refresh().await.unwrap();
+    assert_eq!(spent(&b, "team:ml"), (0, 0));
+    early.settle(Nanos(30));
+    store.ledger.lock().unwrap().extend([
+        (Scope::Team("ml".into()), today_ms + 1, 30),
+        (Scope::Global, today_ms + 1, 30),
+    ]);
+    b.refresh().await.unwrap();
+    assert_eq!(spent(&b, "team:ml"), (30, 0));
+    // Spend settled here and not yet in the ledger is never lowered.
+    assert_eq!(spent(&b, "global"), (30, 0));
+    b.reserve(None, Nanos(5)).unwrap().settle(Nanos(5));
+    b.refresh().await.unwrap();
+    assert_eq!(spent(&b, "global"), (35, 0));
+}
+
+#[tokio::test]
+async fn many_budgets_are_caught_up_in_turns() {
+    let store = Arc::new(FakeStore::default());
+    let count = RECONCILED_PER_TICK + 4;
+    let specs = (0..count)
+        .map(|i| spec(&format!("team:t{i}"), 100, Period::None, false))
+        .collect();
+    store.set(specs);
+    let b = with_store(&store).await;
+    store
+        .ledger
+        .lock()
+        .unwrap()
+        .extend((0..count).map(|i| (Scope::Team(format!("t{i}").into()), 1, 7)));
+    let reads = store.reads.load(Ordering::SeqCst);
+    b.refresh().await.unwrap();
+    assert_eq!(
+        store.reads.load(Ordering::SeqCst) - reads,
+        RECONCILED_PER_TICK as u64
+    );
+    b.refresh().await.unwrap();
+    for i in 0..count {
+        assert_eq!(spent(&b, &format!("team:t{i}")), (7, 0), "t{i}");
+    }
 }
