@@ -62,14 +62,20 @@
 //! settlement on the response) the worst case is charged: a budget never
 //! under-counts for want of a meter.
 //!
+//! Counting tokens (`count_tokens`) costs nothing: it reserves nothing
+//! and no budget refuses it.
+//!
 //! # Unknown prices
 //!
-//! A request none of whose targets has a known price is served with
-//! nothing reserved, logged and counted ([`BudgetStats::unknown_price`]):
-//! refusing would block every self-hosted model behind a global budget.
-//! It still needs its budgets to have something left, and when its
-//! settlement brings no cost either, nothing is charged. Give such models
-//! a price in the config to cap them.
+//! A hard budget cannot cap what a model of unknown price costs: a
+//! request under one that may be served by such a model (its own, one it
+//! names to fall back to, a configured fallback) is refused with a 402
+//! (code `price_unknown`) naming the model and how to price it
+//! (`[prices]`, or `[providers.NAME] price`; a self-hosted server can be
+//! priced at 0). Under soft budgets only, it is served with what its
+//! priced targets may cost reserved (nothing when none is), logged and
+//! counted ([`BudgetStats::unknown_price`]). A request no budget applies
+//! to is never priced.
 //!
 //! # Periods, the store and the ledger
 //!

@@ -617,3 +617,83 @@ async fn many_budgets_are_caught_up_in_turns() {
         assert_eq!(spent(&b, &format!("team:t{i}")), (7, 0), "t{i}");
     }
 }
+
+// Unknown prices and free requests.
+
+#[tokio::test]
+async fn a_hard_budget_refuses_a_model_of_unknown_price_and_says_how_to_price_it() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let c = calls.clone();
+    let layer = |b: &Budgets| {
+        let c = c.clone();
+        ServiceBuilder::new()
+            .layer(BudgetLayer::new(b.clone(), pricing()))
+            .service(service_fn(move |_req: GatewayRequest| {
+                c.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, GatewayError>(GatewayResponse::new(ResponseBody::TokenCount(0))) }
+            }))
+    };
+    let (hard, _) = budgets(vec![spec("team:ml", 1_000_000_000, Period::Daily, false)]);
+    let ml = principal("k", None, Some("ml"), &[]);
+    let err = layer(&hard)
+        .oneshot(ask("p/llama", 10, Some(&ml)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 402);
+    assert_eq!(err.kind(), crate::error::ErrorKind::InsufficientFunds);
+    let msg = err.message();
+    assert!(msg.contains("`llama`") && msg.contains("`p`"), "{msg}");
+    assert!(msg.contains("team `ml`'s daily budget"), "{msg}");
+    assert!(
+        msg.contains("[prices]") && msg.contains("[providers.p] price"),
+        "{msg}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(hard.stats().refused, 1);
+    // A priced model that names an unpriced one to fall back to: the
+    // fallback could be what serves it.
+    let body = r#"{"model":"m","models":["p/llama"],"messages":[],"max_tokens":10}"#;
+    let mut req = GatewayRequest::new(
+        WireFormat::OpenAiChat,
+        Operation::Generate,
+        RawObject::parse(body.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    req.extensions.insert(ml.clone());
+    assert_eq!(layer(&hard).oneshot(req).await.unwrap_err().status(), 402);
+    // Another team, no budget: served, never priced.
+    let ops = principal("k2", None, Some("ops"), &[]);
+    layer(&hard)
+        .oneshot(ask("p/llama", 10, Some(&ops)))
+        .await
+        .unwrap();
+    // Under a soft budget only: served.
+    let (soft, _) = budgets(vec![spec("team:ml", 1_000_000_000, Period::Daily, true)]);
+    layer(&soft)
+        .oneshot(ask("p/llama", 10, Some(&ml)))
+        .await
+        .unwrap();
+    assert_eq!(soft.stats().unknown_price, 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn counting_tokens_is_never_refused_and_reserves_nothing() {
+    let (b, _) = budgets(vec![spec("global", 1, Period::None, false)]);
+    b.reserve(None, Nanos(1)).unwrap().settle(Nanos(1));
+    let svc = ServiceBuilder::new()
+        .layer(BudgetLayer::new(b.clone(), pricing()))
+        .service(service_fn(|_req: GatewayRequest| async {
+            Ok::<_, GatewayError>(GatewayResponse::new(ResponseBody::TokenCount(3)))
+        }));
+    let body = RawObject::parse(br#"{"model":"m","messages":[]}"#).unwrap();
+    let count = GatewayRequest::new(WireFormat::Anthropic, Operation::CountTokens, body).unwrap();
+    svc.clone().oneshot(count).await.unwrap();
+    assert_eq!(spent(&b, "global"), (1, 0));
+    assert_eq!(b.stats().refused, 0);
+    // A generation is still refused.
+    assert_eq!(
+        svc.oneshot(ask("m", 1, None)).await.unwrap_err().status(),
+        402
+    );
+}
