@@ -67,10 +67,12 @@
 //!   ([`Settlement`](crate::usage::Settlement), from the `Usage` layer
 //!   inside this one), the difference with the tokens it used is given
 //!   back or charged; a request that fails, or is dropped, gives its
-//!   reservation back. Without a settlement, a complete answer's usage
-//!   corrects it, and a stream's estimate stands. A request larger than
-//!   the whole limit passes when the bucket is full, and the bucket then
-//!   owes the rest.
+//!   reservation back. What comes back is less what the bucket refilled
+//!   since the reservation was taken: the bucket may have forgotten it
+//!   already, and giving it back then would pay other requests' debt.
+//!   Without a settlement, a complete answer's usage corrects it, and a
+//!   stream's estimate stands. A request larger than the whole limit
+//!   passes when the bucket is full, and the bucket then owes the rest.
 //!
 //! A request refused is counted as a request (a GCRA cell cannot be
 //! given back), and takes no tokens.

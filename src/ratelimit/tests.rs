@@ -511,3 +511,38 @@ async fn keys_with_no_limit_pass_untouched() {
     );
     assert_eq!(tokens_headers(&resp.meta.headers), [None, None, None]);
 }
+
+#[tokio::test]
+async fn long_requests_in_turn_cannot_pass_more_than_the_limit_a_minute() {
+    let inner = Inner::default();
+    inner.answer(Answer::Settles);
+    let (svc, clock) = stack(RateLimitLayer::new(), &inner);
+    let p = principal("key_a", None, None, limits(None, Some(1000)));
+    let whole_minute = 1000 - INPUT;
+    // The first holds the whole minute for a minute; then the bucket is
+    // full again and the second takes it.
+    svc.clone()
+        .oneshot(request(&p, whole_minute))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(60));
+    svc.clone()
+        .oneshot(request(&p, whole_minute))
+        .await
+        .unwrap();
+    // The first ends having used nothing: the bucket forgot its tokens
+    // already, so giving them back would hand the second's to a third.
+    inner.settle(0);
+    let err = svc
+        .clone()
+        .oneshot(request(&p, whole_minute))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited);
+    // The second ends at once having used nothing: all of it comes back.
+    inner.settle(0);
+    svc.clone()
+        .oneshot(request(&p, whole_minute))
+        .await
+        .unwrap();
+}
