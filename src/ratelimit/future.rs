@@ -14,6 +14,7 @@ use super::layer::with_headers;
 use super::limits::{Applied, Counters, Standing, Table};
 use crate::error::GatewayError;
 use crate::response::GatewayResponse;
+use crate::routing::CredentialKind;
 use crate::usage::Settlement;
 
 /// The tokens a request took from its limits, until its answer settles:
@@ -174,7 +175,15 @@ where
                 Poll::Ready(Err(err.take().expect("polled after completion")))
             }
             StateProj::Passed { fut, admitted } => {
-                let result = std::task::ready!(fut.poll(cx));
+                let mut result = std::task::ready!(fut.poll(cx));
+                if let Ok(resp) = &mut result {
+                    // The gateway's provider account's limits are not the
+                    // caller's; a client's own credential's are (Claude
+                    // Code reads its subscription's).
+                    if resp.meta.credential == Some(CredentialKind::Gateway) {
+                        headers::remove_upstream(&mut resp.meta.headers);
+                    }
+                }
                 let Some(admitted) = admitted.take() else {
                     return Poll::Ready(result);
                 };

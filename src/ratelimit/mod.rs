@@ -86,8 +86,15 @@
 //! Every answer, served or refused, carries OpenAI's
 //! `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for the caller's
 //! tightest limit of each kind (fewest remaining), resets as Go durations
-//! (`1s`, `6m0s`). They replace an upstream's headers of the same names,
-//! which describe the gateway's provider account, not the caller.
+//! (`1s`, `6m0s`).
+//!
+//! An answer served with the gateway's own provider credential loses the
+//! upstream's `x-ratelimit-*` and `anthropic-ratelimit-*` headers, ours
+//! or not: they describe the gateway's provider account, shared by every
+//! caller. An answer served with the client's own credential (BYOK, a
+//! Claude subscription passed through) keeps them: they are the client's
+//! (Claude Code reads its subscription's), and ours of the same names
+//! replace theirs.
 //!
 //! # Cost
 //!

@@ -546,3 +546,58 @@ async fn long_requests_in_turn_cannot_pass_more_than_the_limit_a_minute() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_upstreams_limits_are_dropped_when_the_gateways_credential_served() {
+    use crate::routing::CredentialKind;
+    for (credential, kept) in [
+        (Some(CredentialKind::Gateway), false),
+        (Some(CredentialKind::Subscription), true),
+        (Some(CredentialKind::Byok), true),
+    ] {
+        let svc = RateLimitLayer::new()
+            .clock(LimitClock::manual())
+            .layer(service_fn(move |_req: GatewayRequest| async move {
+                let mut resp = GatewayResponse::new(ResponseBody::TokenCount(0));
+                for (name, value) in [
+                    ("x-ratelimit-limit-requests", "10000"),
+                    ("x-ratelimit-remaining-tokens-usage-based", "7"),
+                    ("anthropic-ratelimit-unified-status", "allowed"),
+                    ("x-request-id", "req_1"),
+                ] {
+                    resp.meta
+                        .headers
+                        .insert(name, HeaderValue::from_static(value));
+                }
+                resp.meta.credential = credential;
+                Ok::<_, GatewayError>(resp)
+            }));
+        // A caller with limits gets ours; one without gets none.
+        let limited = principal("key_a", None, None, limits(Some(5), None));
+        let resp = svc.clone().oneshot(request(&limited, 1)).await.unwrap();
+        let h = &resp.meta.headers;
+        assert_eq!(
+            h.contains_key("anthropic-ratelimit-unified-status"),
+            kept,
+            "{credential:?}"
+        );
+        assert_eq!(
+            h.contains_key("x-ratelimit-remaining-tokens-usage-based"),
+            kept
+        );
+        assert_eq!(header(h, "x-ratelimit-limit-requests"), Some("5"));
+        assert_eq!(header(h, "x-request-id"), Some("req_1"));
+        let resp = svc
+            .oneshot(request(&Principal::anonymous(), 1))
+            .await
+            .unwrap();
+        let h = &resp.meta.headers;
+        assert_eq!(
+            header(h, "x-ratelimit-limit-requests").is_some(),
+            kept,
+            "{credential:?}"
+        );
+        assert_eq!(h.contains_key("anthropic-ratelimit-unified-status"), kept);
+        assert_eq!(header(h, "x-request-id"), Some("req_1"));
+    }
+}
