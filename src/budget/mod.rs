@@ -87,7 +87,10 @@
 //! each has spent this period is read from the store's ledger when it is
 //! first seen, then kept in memory: the hot path never waits for the store.
 //!
-//! `GET /v1/credits` ([`credits_router`]) answers the caller's tightest budget.
+//! `GET /v1/credits` ([`credits_router`]) answers the caller's tightest
+//! budget among those whose figures are its to see: its key's, its
+//! user's, its team's; never a tag's; the global one only to the operator
+//! of an open gateway.
 
 mod credits;
 pub mod estimate;

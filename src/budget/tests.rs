@@ -481,34 +481,72 @@ async fn a_running_gateway_reads_a_changed_budget_within_a_second() {
 #[test]
 fn credits_answer_the_tightest_budget_in_vercels_shape() {
     let (b, _) = budgets(vec![
-        spec("global", 100_000_000_000, Period::None, false), // $100
+        spec("user:ana", 100_000_000_000, Period::None, false), // $100
         spec("team:ml", 50_000_000_000, Period::Monthly, false), // $50
-        spec("tag:ci", 1_000_000_000, Period::Daily, true),   // $1, soft
+        spec("key:k", 1_000_000_000, Period::Daily, true),      // $1, soft
     ]);
-    let ml = principal("k", None, Some("ml"), &["ci"]);
-    b.reserve(Some(&ml), Nanos(4_500_000_000))
+    let ana = principal("k", Some("ana"), Some("ml"), &[]);
+    b.reserve(Some(&ana), Nanos(4_500_000_000))
         .unwrap()
         .settle(Nanos(4_500_000_000));
-    let v = credits_body(&b.status(Some(&ml)));
+    let v = credits_body(&b.status(Some(&ana)), Some(&ana));
     assert_eq!(v["balance"], "45.5");
     assert_eq!(v["total_used"], "4.5");
     assert_eq!(v["budget"]["scope"], "team:ml");
     assert_eq!(v["budget"]["period"], "monthly");
     assert_eq!(v["budget"]["resets_at"], "2026-04-01T00:00:00Z");
     // A caller under a soft budget only, past it: a negative balance.
-    let (b, _) = budgets(vec![spec("tag:ci", 1_000_000_000, Period::None, true)]);
-    b.reserve(Some(&ml), Nanos(1_250_000_000))
+    let (b, _) = budgets(vec![spec("key:k", 1_000_000_000, Period::None, true)]);
+    b.reserve(Some(&ana), Nanos(1_250_000_000))
         .unwrap()
         .settle(Nanos(1_250_000_000));
-    let v = credits_body(&b.status(Some(&ml)));
+    let v = credits_body(&b.status(Some(&ana)), Some(&ana));
     assert_eq!(v["balance"], "-0.25");
     assert_eq!(v["budget"]["resets_at"], Value::Null);
     // No budget applies: nothing to say.
-    let v = credits_body(&b.status(Some(&principal("x", None, None, &[]))));
+    let x = principal("x", None, None, &[]);
+    let v = credits_body(&b.status(Some(&x)), Some(&x));
     assert_eq!(
         v,
         serde_json::json!({"balance": null, "total_used": null, "budget": null})
     );
+}
+
+#[test]
+fn credits_never_show_other_tenants_figures() {
+    let (b, _) = budgets(vec![
+        spec("global", 100_000_000_000, Period::None, false),
+        spec("tag:ci", 2_000_000_000, Period::Daily, false),
+        spec("team:ml", 50_000_000_000, Period::Monthly, false),
+    ]);
+    // Another team's key, tagged `ci` too, spends.
+    let other = Principal {
+        method: crate::auth::AuthMethod::Key,
+        ..principal("key_o", None, Some("ops"), &["ci"])
+    };
+    b.reserve(Some(&other), Nanos(1_500_000_000))
+        .unwrap()
+        .settle(Nanos(1_500_000_000));
+    let ml = Principal {
+        method: crate::auth::AuthMethod::Key,
+        ..principal("key_m", None, Some("ml"), &["ci"])
+    };
+    // The tag's and the gateway's budgets are tighter, and not ml's to see.
+    let v = credits_body(&b.status(Some(&ml)), Some(&ml));
+    assert_eq!(v["budget"]["scope"], "team:ml", "{v}");
+    assert_eq!(v["total_used"], "0");
+    // Only budgets over many tenants apply: nothing is shown.
+    let lone = Principal {
+        method: crate::auth::AuthMethod::Jwt,
+        ..principal("sub", None, None, &["ci"])
+    };
+    let v = credits_body(&b.status(Some(&lone)), Some(&lone));
+    assert_eq!(v["budget"], Value::Null, "{v}");
+    // The operator of an open gateway sees the gateway's.
+    let operator = Principal::anonymous();
+    let v = credits_body(&b.status(Some(&operator)), Some(&operator));
+    assert_eq!(v["budget"]["scope"], "global", "{v}");
+    assert_eq!(v["total_used"], "1.5");
 }
 
 // Budgets changed while requests are in flight.
