@@ -91,6 +91,14 @@
 //! budget among those whose figures are its to see: its key's, its
 //! user's, its team's; never a tag's; the global one only to the operator
 //! of an open gateway.
+//!
+//! # Known limits
+//!
+//! - A `key:` budget follows the key's id: a rotated key is a new id, and
+//!   its successor starts outside the old key's budget (set one for it,
+//!   or budget the user or team instead).
+//! - Input a request's body does not show (a stored conversation, files
+//!   by id) is not reserved: see [`estimate`].
 
 mod credits;
 pub mod estimate;

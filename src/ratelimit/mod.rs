@@ -103,6 +103,15 @@
 //! `moka` cache that forgets a subject idle for ten minutes, by then back
 //! to full) and updated with atomics. A request to which no limit applies
 //! costs one extension lookup and two branches.
+//!
+//! # Known limits
+//!
+//! - A key's counters are its id's: a rotated key (a new id) starts with
+//!   fresh ones, and limits written for the old id in `[[rate_limits]]`
+//!   do not follow it to its successor.
+//! - Counters are forgotten after ten minutes without a request (by then
+//!   back to full); a token correction of a stream longer than that is
+//!   then lost.
 
 mod clock;
 mod future;
