@@ -314,12 +314,15 @@ impl Drop for Reservation {
 }
 
 /// The budgets that apply to one request ([`Budgets::applicable`]).
-pub struct Applicable {
+///
+/// It borrows the budgets: a request that no budget applies to costs no
+/// reference count.
+pub struct Applicable<'a> {
     entries: Vec<Arc<Entry>>,
-    budgets: Budgets,
+    budgets: &'a Budgets,
 }
 
-impl std::fmt::Debug for Applicable {
+impl std::fmt::Debug for Applicable<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Applicable")
             .field("budgets", &self.entries.len())
@@ -327,7 +330,7 @@ impl std::fmt::Debug for Applicable {
     }
 }
 
-impl Applicable {
+impl Applicable<'_> {
     /// Whether no budget applies.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -354,7 +357,7 @@ impl Applicable {
             holds: Vec::with_capacity(entries.len()),
             amount: cost.0,
             over_soft: false,
-            budgets: Some(budgets),
+            budgets: Some(budgets.clone()),
         };
         for entry in entries {
             let mut w = entry.current(now);
@@ -546,7 +549,7 @@ impl Budgets {
 
     /// The budgets that apply to `principal` (the global ones only,
     /// without one), to look at before reserving on them.
-    pub fn applicable(&self, principal: Option<&Principal>) -> Applicable {
+    pub fn applicable(&self, principal: Option<&Principal>) -> Applicable<'_> {
         self.start_refresher();
         let table = self.table();
         let entries = if table.len == 0 {
@@ -556,7 +559,7 @@ impl Budgets {
         };
         Applicable {
             entries,
-            budgets: self.clone(),
+            budgets: self,
         }
     }
 
