@@ -12,10 +12,11 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::estimate::Pricing;
+use super::spec::{BudgetSpec, Period};
 use super::state::{Budgets, Reservation};
 use crate::auth::Principal;
-use crate::error::GatewayError;
-use crate::request::GatewayRequest;
+use crate::error::{ErrorKind, GatewayError};
+use crate::request::{GatewayRequest, Operation, Target};
 use crate::response::GatewayResponse;
 use crate::usage::{Nanos, Settlement};
 
@@ -74,16 +75,35 @@ where
     }
 
     fn call(&mut self, req: GatewayRequest) -> Self::Future {
-        let principal = req.extensions.get::<Principal>();
-        let reserved = self.budgets.reserve_with(principal, || {
-            self.pricing.worst_case(&req).unwrap_or_else(|| {
-                // Nothing to reserve: see "Unknown prices" in the module docs.
-                self.budgets.count_unknown_price();
-                tracing::warn!(model = %req.model, "price unknown: the request is served with nothing reserved on its budgets");
-                Nanos::ZERO
-            })
+        // Counting tokens is free: nothing to reserve, nothing to refuse.
+        let applicable = match req.operation {
+            Operation::CountTokens => None,
+            _ => Some(self.budgets.applicable(req.extensions.get::<Principal>())),
+        };
+        let Some(applicable) = applicable.filter(|a| !a.is_empty()) else {
+            return ResponseFuture {
+                state: State::Called {
+                    fut: self.inner.call(req),
+                    reservation: None,
+                },
+            };
+        };
+        let priced = self.pricing.price(&req);
+        if let (Some(target), Some(hard)) = (&priced.unpriced, applicable.hard()) {
+            // See "Unknown prices" in the module docs.
+            self.budgets.count_refused();
+            tracing::info!(budget = %hard.scope, provider = %target.provider, model = %target.model, "refused: a hard budget cannot cap a model of unknown price");
+            let err = unpriced_error(target, hard);
+            return ResponseFuture {
+                state: State::Refused { err: Some(err) },
+            };
+        }
+        let cost = priced.cost.unwrap_or_else(|| {
+            self.budgets.count_unknown_price();
+            tracing::warn!(model = %req.model, "price unknown: the request is served with nothing reserved on its soft budgets");
+            Nanos::ZERO
         });
-        match reserved {
+        match applicable.reserve(cost) {
             Ok(reservation) => ResponseFuture {
                 state: State::Called {
                     fut: self.inner.call(req),
@@ -146,6 +166,27 @@ where
             }
         }
     }
+}
+
+/// The 402 for a request that a hard budget applies to and that may be
+/// served by `target`, whose price is unknown: it says how to price it.
+fn unpriced_error(target: &Target, hard: &BudgetSpec) -> GatewayError {
+    let model: String = target.model.chars().take(200).collect();
+    let provider = &target.provider;
+    let period = match hard.period {
+        Period::None => String::new(),
+        p => format!("{} ", p.as_str()),
+    };
+    GatewayError::new(
+        ErrorKind::InsufficientFunds,
+        format!(
+            "model `{model}` on provider `{provider}` has no known price, so {} {period}budget cannot cap this request; \
+             give it a price in the gateway's config: `[prices]` `\"{provider}/{model}\" = {{ input = …, output = … }}` \
+             (USD per million tokens), or `[providers.{provider}] price = {{ input = 0, output = 0 }}` for every model of a self-hosted server",
+            hard.scope.described()
+        ),
+    )
+    .with_code("price_unknown")
 }
 
 /// Whether the missing-meter warning was logged.

@@ -2,8 +2,17 @@
 //! reservations that requests in flight hold on it.
 //!
 //! The hot path is two hash lookups per scope of the principal and a short
-//! lock per budget that applies; the store is read only at startup and
-//! when its revision moves (polled every [`REFRESH_EVERY`]).
+//! lock per budget that applies; the store's budgets are read only at
+//! startup and when its revision moves (polled every [`REFRESH_EVERY`]).
+//!
+//! A budget's window of spend outlives a change to the budget: a new
+//! amount, a new period (the window restarts from the ledger, keeping
+//! what requests in flight hold), even a delete and a set again while
+//! requests reserved on it are in flight. Requests in flight when a
+//! budget is set for the first time hold nothing on it; their spend
+//! reaches it through the ledger: every [`REFRESH_EVERY`] each window's
+//! spend is raised to the ledger's for its period, if that is more (at
+//! most [`RECONCILED_PER_TICK`] budgets a tick, in turn).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -21,6 +30,10 @@ use super::store::BudgetStore;
 /// How often the store is asked whether its budgets changed: a budget
 /// set with `tollgate budgets` applies within this.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
+
+/// How many budgets' spend each refresh compares with the ledger (one
+/// sum over the ledger each): with more budgets, they take turns.
+pub const RECONCILED_PER_TICK: usize = 16;
 
 /// Where the current time comes from, in Unix seconds.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -51,9 +64,19 @@ struct Inner {
     /// The store's budget revision last read; -1 before the first read.
     revision: AtomicI64,
     /// One rebuild at a time: two would each load the ledger's spend.
-    rebuilding: tokio::sync::Mutex<()>,
+    rebuilding: tokio::sync::Mutex<StoreSync>,
     refresher: OnceLock<()>,
     stats: Stats,
+}
+
+/// What the store sync keeps between refreshes.
+#[derive(Default)]
+struct StoreSync {
+    /// The windows of budgets deleted from the store, while requests in
+    /// flight still hold them: set again, a budget takes its window back.
+    retired: HashMap<(Origin, Scope), Weak<Mutex<Window>>>,
+    /// Where the next reconciliation with the ledger starts.
+    cursor: usize,
 }
 
 #[derive(Default)]
@@ -92,14 +115,16 @@ struct Entry {
     spec: BudgetSpec,
     origin: Origin,
     /// Shared with the entry that replaces this one when the store's
-    /// budgets are read again, so reservations held across the rebuild
-    /// settle where they were taken.
+    /// budgets are read again, and held by the reservations taken on it,
+    /// so that they settle where the budget is now.
     window: Arc<Mutex<Window>>,
 }
 
 /// One budget's current window.
 #[derive(Debug, Clone, Copy)]
 struct Window {
+    /// The budget's period, which the window rolls over by.
+    period: Period,
     start: i64,
     end: Option<i64>,
     spent: u64,
@@ -109,25 +134,42 @@ struct Window {
 }
 
 impl Entry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
-        self.window.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The window at `now`: a new period starts from zero spent; what
-    /// requests in flight reserved stays until they settle.
     fn current(&self, now: i64) -> std::sync::MutexGuard<'_, Window> {
-        let mut w = self.lock();
-        if w.end.is_some_and(|end| now >= end) {
-            let (start, end) = self.spec.period.window(now);
-            *w = Window {
-                start,
-                end,
-                spent: 0,
-                reserved: w.reserved,
-                loaded: true,
-            };
+        current(&self.window, now)
+    }
+}
+
+fn lock(window: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
+    window.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The window at `now`: a new period starts from zero spent; what
+/// requests in flight reserved stays until they settle.
+fn current(window: &Mutex<Window>, now: i64) -> std::sync::MutexGuard<'_, Window> {
+    let mut w = lock(window);
+    if w.end.is_some_and(|end| now >= end) {
+        *w = Window {
+            spent: 0,
+            loaded: true,
+            ..Window::new(w.period, now, w.reserved)
+        };
+    }
+    w
+}
+
+impl Window {
+    /// The window of `period` at `now`, nothing spent, `reserved` held,
+    /// the ledger not read.
+    fn new(period: Period, now: i64, reserved: u64) -> Window {
+        let (start, end) = period.window(now);
+        Window {
+            period,
+            start,
+            end,
+            spent: 0,
+            reserved,
+            loaded: false,
         }
-        w
     }
 }
 
@@ -201,8 +243,10 @@ pub struct Reservation {
 }
 
 struct Hold {
-    entry: Arc<Entry>,
-    window_start: i64,
+    window: Arc<Mutex<Window>>,
+    /// When it was taken (Unix seconds): its spend counts in the window
+    /// the request started in, as the ledger has it.
+    at: i64,
 }
 
 impl std::fmt::Debug for Reservation {
@@ -254,9 +298,9 @@ impl Reservation {
         };
         let now = budgets.now();
         for hold in self.holds.drain(..) {
-            let mut w = hold.entry.current(now);
+            let mut w = current(&hold.window, now);
             w.reserved = w.reserved.saturating_sub(self.amount);
-            if w.start == hold.window_start {
+            if hold.at >= w.start {
                 w.spent = w.spent.saturating_add(cost);
             }
         }
@@ -266,6 +310,90 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         self.finish(0);
+    }
+}
+
+/// The budgets that apply to one request ([`Budgets::applicable`]).
+///
+/// It borrows the budgets: a request that no budget applies to costs no
+/// reference count.
+pub struct Applicable<'a> {
+    entries: Vec<Arc<Entry>>,
+    budgets: &'a Budgets,
+}
+
+impl std::fmt::Debug for Applicable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applicable")
+            .field("budgets", &self.entries.len())
+            .finish()
+    }
+}
+
+impl Applicable<'_> {
+    /// Whether no budget applies.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The first hard budget among them, if any.
+    pub fn hard(&self) -> Option<&BudgetSpec> {
+        self.entries.iter().map(|e| &e.spec).find(|s| !s.soft)
+    }
+
+    /// Reserves `cost` on every one of them, or on none: the first hard
+    /// budget it does not fit is refused.
+    ///
+    /// A reservation fits when what was spent, what is held and `cost`
+    /// stay within the amount. A zero `cost` (the price is unknown) fits
+    /// a budget only while it has something left.
+    pub fn reserve(self, cost: Nanos) -> Result<Reservation, Refusal> {
+        let Applicable { entries, budgets } = self;
+        if entries.is_empty() {
+            return Ok(Reservation::none());
+        }
+        let now = budgets.now();
+        let mut res = Reservation {
+            holds: Vec::with_capacity(entries.len()),
+            amount: cost.0,
+            over_soft: false,
+            budgets: Some(budgets.clone()),
+        };
+        for entry in entries {
+            let mut w = entry.current(now);
+            let used = w.spent.saturating_add(w.reserved);
+            let amount = entry.spec.amount.0;
+            let fits = used.checked_add(cost.0).is_some_and(|u| u <= amount)
+                && (cost.0 > 0 || used < amount);
+            if !fits && !entry.spec.soft {
+                let refusal = Refusal {
+                    scope: entry.spec.scope.clone(),
+                    period: entry.spec.period,
+                    resets_at: w.end,
+                };
+                drop(w);
+                if let Some(b) = &res.budgets {
+                    b.count_refused();
+                }
+                // Dropping `res` releases what it took on the others.
+                drop(res);
+                return Err(refusal);
+            }
+            if !fits && !res.over_soft {
+                res.over_soft = true;
+                if let Some(b) = &res.budgets {
+                    b.inner.stats.over_soft.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::warn!(budget = %entry.spec.scope, period = entry.spec.period.as_str(), "soft budget exceeded: serving anyway");
+            }
+            w.reserved = w.reserved.saturating_add(cost.0);
+            drop(w);
+            res.holds.push(Hold {
+                window: entry.window.clone(),
+                at: now,
+            });
+        }
+        Ok(res)
     }
 }
 
@@ -294,7 +422,10 @@ impl Budgets {
             .map(|spec| Entry {
                 spec: spec.clone(),
                 origin: Origin::Config,
-                window: Arc::new(Mutex::new(fresh(spec.period, now, 0, store.is_none()))),
+                window: Arc::new(Mutex::new(Window {
+                    loaded: store.is_none(),
+                    ..Window::new(spec.period, now, 0)
+                })),
             })
             .collect();
         Budgets {
@@ -304,7 +435,7 @@ impl Budgets {
                 configured,
                 store,
                 revision: AtomicI64::new(-1),
-                rebuilding: tokio::sync::Mutex::new(()),
+                rebuilding: tokio::sync::Mutex::new(StoreSync::default()),
                 refresher: OnceLock::new(),
                 stats: Stats::default(),
             }),
@@ -362,7 +493,7 @@ impl Budgets {
 
     /// The budgets that apply to `principal` (the global ones only,
     /// without one), found by one hash lookup per scope it has.
-    fn applicable(&self, table: &Table, principal: Option<&Principal>) -> Vec<Arc<Entry>> {
+    fn entries_for(&self, table: &Table, principal: Option<&Principal>) -> Vec<Arc<Entry>> {
         let mut out: Vec<Arc<Entry>> = Vec::new();
         let mut add = |scope: Scope| {
             for e in table.by_scope.get(&scope).into_iter().flatten() {
@@ -409,55 +540,33 @@ impl Budgets {
         principal: Option<&Principal>,
         cost: impl FnOnce() -> Nanos,
     ) -> Result<Reservation, Refusal> {
+        let applicable = self.applicable(principal);
+        if applicable.is_empty() {
+            return Ok(Reservation::none());
+        }
+        applicable.reserve(cost())
+    }
+
+    /// The budgets that apply to `principal` (the global ones only,
+    /// without one), to look at before reserving on them.
+    pub fn applicable(&self, principal: Option<&Principal>) -> Applicable<'_> {
         self.start_refresher();
         let table = self.table();
-        if table.len == 0 {
-            return Ok(Reservation::none());
-        }
-        let entries = self.applicable(&table, principal);
-        if entries.is_empty() {
-            return Ok(Reservation::none());
-        }
-        let cost = cost();
-        let now = self.now();
-        let mut res = Reservation {
-            holds: Vec::with_capacity(entries.len()),
-            amount: cost.0,
-            over_soft: false,
-            budgets: Some(self.clone()),
+        let entries = if table.len == 0 {
+            Vec::new()
+        } else {
+            self.entries_for(&table, principal)
         };
-        for entry in entries {
-            let mut w = entry.current(now);
-            let used = w.spent.saturating_add(w.reserved);
-            let amount = entry.spec.amount.0;
-            let fits = used.checked_add(cost.0).is_some_and(|u| u <= amount)
-                && (cost.0 > 0 || used < amount);
-            if !fits && !entry.spec.soft {
-                let refusal = Refusal {
-                    scope: entry.spec.scope.clone(),
-                    period: entry.spec.period,
-                    resets_at: w.end,
-                };
-                drop(w);
-                // Dropping `res` releases what it took on the others.
-                drop(res);
-                self.inner.stats.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(refusal);
-            }
-            if !fits && !res.over_soft {
-                res.over_soft = true;
-                self.inner.stats.over_soft.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(budget = %entry.spec.scope, period = entry.spec.period.as_str(), "soft budget exceeded: serving anyway");
-            }
-            w.reserved = w.reserved.saturating_add(cost.0);
-            let window_start = w.start;
-            drop(w);
-            res.holds.push(Hold {
-                entry,
-                window_start,
-            });
+        Applicable {
+            entries,
+            budgets: self,
         }
-        Ok(res)
+    }
+
+    /// Counts a request refused for a reason of its own (its price is
+    /// unknown under a hard budget).
+    pub(crate) fn count_refused(&self) {
+        self.inner.stats.refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every budget that applies to `principal`, as it stands now.
@@ -465,7 +574,7 @@ impl Budgets {
         self.start_refresher();
         let table = self.table();
         let now = self.now();
-        self.applicable(&table, principal)
+        self.entries_for(&table, principal)
             .iter()
             .map(|e| status_of(e, now))
             .collect()
@@ -486,20 +595,21 @@ impl Budgets {
     }
 
     /// Reads the store's budgets again if its revision moved (or on the
-    /// first call), and the ledger's spend for each budget not read yet.
-    /// The binary calls it before it listens; then it runs every
-    /// [`REFRESH_EVERY`] by itself (from the first call, reservation or
-    /// status inside a Tokio runtime).
+    /// first call), and the ledger's spend for each budget not read yet;
+    /// otherwise raises budgets' spend to the ledger's where that is
+    /// more (see the [module docs](self)). The binary calls it before it
+    /// listens; then it runs every [`REFRESH_EVERY`] by itself (from the
+    /// first call, reservation or status inside a Tokio runtime).
     pub async fn refresh(&self) -> Result<(), StoreError> {
         let Some(store) = self.inner.store.clone() else {
             return Ok(());
         };
         self.start_refresher();
-        let _one = self.inner.rebuilding.lock().await;
+        let mut sync = self.inner.rebuilding.lock().await;
         let rev = store.budget_revision().await?;
         let rev = i64::try_from(rev).unwrap_or(i64::MAX);
         if self.inner.revision.load(Ordering::Acquire) == rev {
-            return Ok(());
+            return self.reconcile(&*store, &mut sync).await;
         }
         let stored = store.budgets().await?;
         let old = self.table();
@@ -510,27 +620,18 @@ impl Budgets {
             .iter()
             .map(|s| (s, Origin::Config))
             .chain(stored.iter().map(|s| (s, Origin::Store)));
-        let mut entries = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
         for (spec, origin) in specs {
-            let kept = old
-                .by_scope
-                .get(&spec.scope)
-                .into_iter()
-                .flatten()
-                .find(|e| e.origin == origin && e.spec.period == spec.period);
-            let window = match kept {
-                Some(e) => e.window.clone(),
-                None => Arc::new(Mutex::new(fresh(spec.period, now, 0, false))),
-            };
+            let window = window_for(&old, &entries, &sync, spec, origin, now);
             let unread = {
-                let w = window.lock().unwrap_or_else(|p| p.into_inner());
+                let w = lock(&window);
                 (!w.loaded).then_some(w.start)
             };
             if let Some(start) = unread {
                 let ledger = store
                     .spent_since(&spec.scope, start.saturating_mul(1000))
                     .await?;
-                let mut w = window.lock().unwrap_or_else(|p| p.into_inner());
+                let mut w = lock(&window);
                 if w.start == start {
                     // Spend settled meanwhile is in the ledger too (or
                     // will be): the larger of the two, not their sum.
@@ -544,8 +645,55 @@ impl Budgets {
                 window,
             });
         }
+        // The windows of budgets gone from the store, while something
+        // holds them: a budget set again takes its window back.
+        for e in old.by_scope.values().flatten() {
+            if !entries.iter().any(|n| Arc::ptr_eq(&n.window, &e.window)) {
+                let key = (e.origin, e.spec.scope.clone());
+                sync.retired.insert(key, Arc::downgrade(&e.window));
+            }
+        }
+        sync.retired.retain(|_, w| {
+            !entries
+                .iter()
+                .any(|e| Weak::as_ptr(w) == Arc::as_ptr(&e.window))
+        });
+        drop(old);
         *self.inner.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Table::of(entries));
+        // Windows nothing holds any more are forgotten.
+        sync.retired.retain(|_, w| w.strong_count() > 0);
         self.inner.revision.store(rev, Ordering::Release);
+        Ok(())
+    }
+
+    /// Raises the spend of up to [`RECONCILED_PER_TICK`] budgets, in turn,
+    /// to what the ledger holds for their window: spend of requests in
+    /// flight when a budget was set, and of other gateways sharing the
+    /// store. Never lowers it: spend settled here may not be written yet.
+    async fn reconcile(
+        &self,
+        store: &dyn BudgetStore,
+        sync: &mut StoreSync,
+    ) -> Result<(), StoreError> {
+        let table = self.table();
+        let entries: Vec<&Arc<Entry>> = table.by_scope.values().flatten().collect();
+        let n = entries.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let now = self.now();
+        for i in 0..n.min(RECONCILED_PER_TICK) {
+            let e = entries[(sync.cursor + i) % n];
+            let start = e.current(now).start;
+            let ledger = store
+                .spent_since(&e.spec.scope, start.saturating_mul(1000))
+                .await?;
+            let mut w = e.current(self.now());
+            if w.start == start {
+                w.spent = w.spent.max(ledger.0);
+            }
+        }
+        sync.cursor = (sync.cursor + RECONCILED_PER_TICK) % n;
         Ok(())
     }
 
@@ -576,15 +724,46 @@ impl Budgets {
     }
 }
 
-fn fresh(period: Period, now: i64, spent: u64, loaded: bool) -> Window {
-    let (start, end) = period.window(now);
-    Window {
-        start,
-        end,
-        spent,
-        reserved: 0,
-        loaded,
+/// The window `spec` (from `origin`) counts its spend in after a
+/// rebuild: the one it had (its period changed: restarted from the
+/// ledger, what requests in flight hold kept), the one it had before it
+/// was deleted if something still holds it, or a new one.
+fn window_for(
+    old: &Table,
+    taken: &[Entry],
+    sync: &StoreSync,
+    spec: &BudgetSpec,
+    origin: Origin,
+    now: i64,
+) -> Arc<Mutex<Window>> {
+    let free = |w: &Arc<Mutex<Window>>| !taken.iter().any(|e| Arc::ptr_eq(&e.window, w));
+    let same_scope = || {
+        old.by_scope
+            .get(&spec.scope)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.origin == origin && free(&e.window))
+    };
+    // The config may give one scope several periods; the store, one
+    // budget per scope, whose period may change.
+    let kept = same_scope()
+        .find(|e| e.spec.period == spec.period)
+        .or_else(|| same_scope().find(|_| origin == Origin::Store))
+        .map(|e| e.window.clone())
+        .or_else(|| {
+            let key = (origin, spec.scope.clone());
+            sync.retired.get(&key)?.upgrade().filter(free)
+        });
+    let Some(window) = kept else {
+        return Arc::new(Mutex::new(Window::new(spec.period, now, 0)));
+    };
+    {
+        let mut w = current(&window, now);
+        if w.period != spec.period {
+            *w = Window::new(spec.period, now, w.reserved);
+        }
     }
+    window
 }
 
 fn status_of(e: &Entry, now: i64) -> BudgetStatus {

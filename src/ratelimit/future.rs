@@ -14,15 +14,20 @@ use super::layer::with_headers;
 use super::limits::{Applied, Counters, Standing, Table};
 use crate::error::GatewayError;
 use crate::response::GatewayResponse;
+use crate::routing::CredentialKind;
 use crate::usage::Settlement;
 
 /// The tokens a request took from its limits, until its answer settles:
 /// then the difference with what it used is given back or charged. Given
-/// back whole if the request fails, or is dropped, before that.
+/// back if the request fails, or is dropped, before that. What comes
+/// back is less what the buckets refilled since it was taken (see
+/// `TokenBucket::give_back`).
 pub(super) struct Reservation {
     buckets: [Option<Arc<Counters>>; 3],
     tokens: u64,
     clock: LimitClock,
+    /// When the tokens were taken, in the clock's nanoseconds.
+    taken_at: u64,
     settled: bool,
 }
 
@@ -38,6 +43,7 @@ impl Reservation {
             buckets: [bucket(0), bucket(1), bucket(2)],
             tokens,
             clock: table.clock.clone(),
+            taken_at: table.clock.nanos(),
             settled: false,
         }
     }
@@ -46,6 +52,7 @@ impl Reservation {
     fn settle(mut self, used: u64) {
         self.settled = true;
         let now = self.clock.nanos();
+        let elapsed = now.saturating_sub(self.taken_at);
         for bucket in self
             .buckets
             .iter()
@@ -55,7 +62,7 @@ impl Reservation {
             if used > self.tokens {
                 bucket.charge(used - self.tokens, now);
             } else {
-                bucket.give_back(self.tokens - used);
+                bucket.give_back(self.tokens - used, elapsed);
             }
         }
     }
@@ -69,13 +76,14 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
+            let elapsed = self.clock.nanos().saturating_sub(self.taken_at);
             for bucket in self
                 .buckets
                 .iter()
                 .flatten()
                 .filter_map(|c| c.tokens.as_ref())
             {
-                bucket.give_back(self.tokens);
+                bucket.give_back(self.tokens, elapsed);
             }
         }
     }
@@ -167,7 +175,15 @@ where
                 Poll::Ready(Err(err.take().expect("polled after completion")))
             }
             StateProj::Passed { fut, admitted } => {
-                let result = std::task::ready!(fut.poll(cx));
+                let mut result = std::task::ready!(fut.poll(cx));
+                if let Ok(resp) = &mut result {
+                    // The gateway's provider account's limits are not the
+                    // caller's; a client's own credential's are (Claude
+                    // Code reads its subscription's).
+                    if resp.meta.credential == Some(CredentialKind::Gateway) {
+                        headers::remove_upstream(&mut resp.meta.headers);
+                    }
+                }
                 let Some(admitted) = admitted.take() else {
                     return Poll::Ready(result);
                 };

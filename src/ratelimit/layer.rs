@@ -196,8 +196,9 @@ pub(super) fn with_headers(err: GatewayError, standing: &Standing) -> GatewayErr
 }
 
 /// What a request reserves: its input estimated from the body's size
-/// (about four bytes a token), and its output from the maximum it names,
-/// else `default_output`.
+/// (about four bytes a token), and its output from the largest maximum it
+/// names (each format's decoder prefers a different field), else
+/// `default_output`.
 pub(crate) fn estimate_tokens(req: &GatewayRequest, default_output: u64) -> u64 {
     let raw = req.body.raw();
     let bytes: usize = raw
@@ -208,7 +209,8 @@ pub(crate) fn estimate_tokens(req: &GatewayRequest, default_output: u64) -> u64 
     let input = (bytes as u64).div_ceil(4);
     let output = ["max_tokens", "max_completion_tokens", "max_output_tokens"]
         .iter()
-        .find_map(|k| raw.get_as::<u64>(k).ok().flatten())
+        .filter_map(|k| raw.get_as::<u64>(k).ok().flatten())
+        .max()
         .unwrap_or(default_output);
     input.saturating_add(output)
 }
