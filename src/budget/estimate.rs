@@ -1,15 +1,14 @@
 //! A request's worst-case cost: what its reservation holds until the
 //! answer's real cost replaces it.
 //!
-//! - Input tokens: the body's size in bytes / 4, rounded up (a token is
-//!   about four bytes of English or JSON; the mock counts the same way).
-//! - Output tokens: the request's own cap (`max_tokens`,
-//!   `max_completion_tokens`, `max_output_tokens`), else the model's
-//!   largest answer from the price table, else [`DEFAULT_MAX_OUTPUT`].
+//! - Tokens: the request's [`Estimate`](crate::usage::Estimate), its
+//!   input from the body's size and its output from its own cap, else the
+//!   model's largest answer from the price table, else
+//!   [`DEFAULT_MAX_OUTPUT`].
 //! - Price: the dearest of every target the request may be served by:
 //!   its model's, those of the models it names to fall back to, and the
-//!   configured fallbacks'. Input is priced as a cache write where that
-//!   costs more, output as reasoning where that does.
+//!   configured fallbacks'; at each, the highest input and output rates
+//!   the price has ([`Price::worst_case`]).
 //!
 //! Only the raw top-level fields are read: no canonical decode.
 
@@ -22,9 +21,6 @@ use crate::usage::{Nanos, Price, PriceTable};
 /// Output tokens reserved when neither the request nor the price table
 /// says how long the answer may be.
 pub const DEFAULT_MAX_OUTPUT: u64 = 32_768;
-
-/// The body fields that cap an answer's length, in each client format.
-const OUTPUT_CAPS: &[&str] = &["max_tokens", "max_completion_tokens", "max_output_tokens"];
 
 /// Prices a request's worst case from the routes and the price table.
 #[derive(Debug, Clone, Default)]
@@ -42,8 +38,7 @@ impl Pricing {
     /// The most `req` can cost, or `None` when no target it may be served
     /// by has a known price.
     pub fn worst_case(&self, req: &GatewayRequest) -> Option<Nanos> {
-        let input = input_tokens(req);
-        let cap = output_cap(req);
+        let estimate = req.body.estimate();
         let mut worst: Option<Nanos> = None;
         let fallbacks = self.routes.fallbacks(&req.model);
         let models = std::iter::once(&req.model)
@@ -55,10 +50,11 @@ impl Pricing {
             };
             for t in targets {
                 if let Some(price) = self.prices.lookup(&t.provider, &t.model) {
-                    let output = cap
+                    let output = estimate
+                        .max_output_tokens
                         .or(price.max_output_tokens)
                         .unwrap_or(DEFAULT_MAX_OUTPUT);
-                    let cost = worst_case(&price, input, output);
+                    let cost = price.worst_case(estimate.input_tokens, output);
                     worst = Some(worst.map_or(cost, |w| w.max(cost)));
                 }
             }
@@ -67,36 +63,11 @@ impl Pricing {
     }
 }
 
-/// The input tokens of `req` by its body's size: bytes / 4, rounded up.
-pub fn input_tokens(req: &GatewayRequest) -> u64 {
-    // The body as compact JSON: `{`, each `"key":value` and its comma, `}`.
-    let bytes: usize = req
-        .body
-        .raw()
-        .iter()
-        .map(|(k, v)| k.len() + v.get().len() + 4)
-        .sum::<usize>()
-        + 1;
-    (bytes as u64).div_ceil(4)
-}
-
-/// The request's own cap on its answer's tokens, if it sets one.
-pub fn output_cap(req: &GatewayRequest) -> Option<u64> {
-    let raw = req.body.raw();
-    OUTPUT_CAPS
-        .iter()
-        .find_map(|f| raw.get_as::<u64>(f).ok().flatten())
-}
-
-/// What `input` and `output` tokens cost at `price` at worst: input at
-/// the dearer of plain input and a cache write, output at the dearer of
-/// output and reasoning; rounded up to the nano-dollar.
+/// What `input` and `output` tokens cost at `price` at worst
+/// ([`Price::worst_case`]): every token at the dearest rate of its kind,
+/// rounded up to the nano-dollar.
 pub fn worst_case(price: &Price, input: u64, output: u64) -> Nanos {
-    let per_input = price.input.max(price.cache_write.unwrap_or(price.input));
-    let per_output = price.output.max(price.reasoning.unwrap_or(price.output));
-    let total =
-        u128::from(input) * u128::from(per_input.0) + u128::from(output) * u128::from(per_output.0);
-    Nanos(u64::try_from(total.div_ceil(1_000_000)).unwrap_or(u64::MAX))
+    price.worst_case(input, output)
 }
 
 #[cfg(test)]
@@ -114,36 +85,6 @@ mod tests {
 
     fn usd(per_mtok: u64) -> Nanos {
         Nanos(per_mtok * crate::usage::NANOS_PER_USD)
-    }
-
-    #[test]
-    fn input_is_the_compact_bodys_bytes_over_four() {
-        let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
-        assert_eq!(
-            input_tokens(&request(body)),
-            (body.len() as u64).div_ceil(4)
-        );
-        // Whitespace between top-level fields is not the client's prompt.
-        let spaced = r#"{ "model" : "m" ,  "messages":[{"role":"user","content":"hi"}] }"#;
-        assert_eq!(
-            input_tokens(&request(spaced)),
-            (body.len() as u64).div_ceil(4)
-        );
-    }
-
-    #[test]
-    fn the_cap_comes_from_any_formats_field() {
-        for f in OUTPUT_CAPS {
-            let body = format!(r#"{{"model":"m","messages":[],"{f}":77}}"#);
-            assert_eq!(output_cap(&request(&body)), Some(77), "{f}");
-        }
-        assert_eq!(output_cap(&request(r#"{"model":"m","messages":[]}"#)), None);
-        // A cap of the wrong type is the provider's 400 to give, not a
-        // reason to reserve nothing.
-        assert_eq!(
-            output_cap(&request(r#"{"model":"m","messages":[],"max_tokens":"x"}"#)),
-            None
-        );
     }
 
     #[test]
@@ -182,7 +123,7 @@ cheap = "o/mini"
         let gpt = worst_case(&price(5, 10, None), input, DEFAULT_MAX_OUTPUT);
         assert_eq!(pricing.worst_case(&req), Some(gpt));
         let capped = request(r#"{"model":"big","messages":[],"max_tokens":10}"#);
-        let input = input_tokens(&capped);
+        let input = capped.body.estimate().input_tokens;
         let claude = worst_case(&price(3, 15, None), input, 10);
         let gpt = worst_case(&price(5, 10, None), input, 10);
         assert_eq!(pricing.worst_case(&capped), Some(claude.max(gpt)));

@@ -17,7 +17,8 @@ use crate::request::{GatewayRequest, Operation};
 use crate::response::GatewayResponse;
 
 /// The output tokens a request is assumed to ask for when its body names
-/// no `max_tokens`, `max_completion_tokens` or `max_output_tokens`.
+/// no maximum (`max_tokens`, `max_completion_tokens`, `max_output_tokens`,
+/// `generationConfig.maxOutputTokens`).
 pub const DEFAULT_OUTPUT_TOKENS: u64 = 4096;
 
 /// Builds [`RateLimit`] services; see the [module docs](super).
@@ -195,20 +196,10 @@ pub(super) fn with_headers(err: GatewayError, standing: &Standing) -> GatewayErr
     pairs.into_iter().fold(err, |e, (k, v)| e.with_header(k, v))
 }
 
-/// What a request reserves: its input estimated from the body's size
-/// (about four bytes a token), and its output from the maximum it names,
-/// else `default_output`.
+/// What a request reserves: its input and the output it asks for at
+/// most ([`Estimate`](crate::usage::Estimate)), else `default_output`.
 pub(crate) fn estimate_tokens(req: &GatewayRequest, default_output: u64) -> u64 {
-    let raw = req.body.raw();
-    let bytes: usize = raw
-        .iter()
-        .map(|(k, v)| k.len() + v.get().len() + 4)
-        .sum::<usize>()
-        + 2;
-    let input = (bytes as u64).div_ceil(4);
-    let output = ["max_tokens", "max_completion_tokens", "max_output_tokens"]
-        .iter()
-        .find_map(|k| raw.get_as::<u64>(k).ok().flatten())
-        .unwrap_or(default_output);
-    input.saturating_add(output)
+    let e = req.body.estimate();
+    e.input_tokens
+        .saturating_add(e.max_output_tokens.unwrap_or(default_output))
 }
