@@ -1,20 +1,19 @@
 //! [`RateLimitLayer`] and its service, [`RateLimit`].
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tower::{Layer, Service};
+use tower::Layer;
 
 use super::clock::LimitClock;
-use super::future::{Admitted, Reservation, ResponseFuture};
+use super::future::{Admitted, Reservation};
 use super::headers;
 use super::limits::{Applied, Kind, Refusal, Rules, Standing, Table};
 use crate::auth::Principal;
 use crate::config::{Config, RateLimitConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::{GatewayRequest, Operation};
-use crate::response::GatewayResponse;
+use crate::usage::{Admit, Gate};
 
 /// The output tokens a request is assumed to ask for when its body names
 /// no maximum (`max_tokens`, `max_completion_tokens`, `max_output_tokens`,
@@ -84,17 +83,17 @@ impl<S> Layer<S> for RateLimitLayer {
         for r in self.rules.iter() {
             rules.add(r);
         }
-        RateLimit {
-            inner,
-            shared: Arc::new(Shared {
-                table: Table::new(rules, self.clock.clone()),
-                default_output_tokens: self.default_output_tokens,
-            }),
-        }
+        let limiter = Limiter {
+            table: Table::new(rules, self.clock.clone()),
+            default_output_tokens: self.default_output_tokens,
+        };
+        Gate::new(inner, Arc::new(limiter))
     }
 }
 
-struct Shared {
+/// The limits of a [`RateLimit`] service, shared by its clones: its
+/// policy.
+pub struct Limiter {
     table: Table,
     default_output_tokens: u64,
 }
@@ -104,32 +103,19 @@ struct Shared {
 /// refuses one that does not fit with a 429 and `Retry-After`; puts the
 /// `x-ratelimit-*` headers of the caller's tightest limits on every
 /// answer; and corrects the tokens reserved once the answer settles.
-#[derive(Clone)]
-pub struct RateLimit<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
+pub type RateLimit<S> = Gate<S, Arc<Limiter>>;
 
-impl<S> Service<GatewayRequest> for RateLimit<S>
-where
-    S: Service<GatewayRequest, Response = GatewayResponse, Error = GatewayError>,
-{
-    type Response = GatewayResponse;
-    type Error = GatewayError;
-    type Future = ResponseFuture<S::Future>;
+impl Admit for Arc<Limiter> {
+    type Ticket = Box<Admitted>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: GatewayRequest) -> Self::Future {
-        let table = &self.shared.table;
+    fn admit(&self, req: &GatewayRequest) -> Result<Option<Box<Admitted>>, GatewayError> {
+        let table = &self.table;
         let Some(p) = req
             .extensions
             .get::<Principal>()
             .filter(|p| !table.none_for(p))
         else {
-            return ResponseFuture::passed(self.inner.call(req), None);
+            return Ok(None);
         };
         let applied = table.applied(p);
         let any_tokens = applied
@@ -137,21 +123,16 @@ where
             .flatten()
             .any(|s| s.counters.tokens.is_some());
         let estimate = match req.operation {
-            Operation::Generate if any_tokens => {
-                estimate_tokens(&req, self.shared.default_output_tokens)
-            }
+            Operation::Generate if any_tokens => estimate_tokens(req, self.default_output_tokens),
             _ => 0,
         };
         match table.admit(&applied, estimate) {
             Ok(standing) => {
                 let reservation =
                     (estimate > 0).then(|| Reservation::new(&applied, estimate, table));
-                let admitted = Admitted::new(standing, reservation);
-                ResponseFuture::passed(self.inner.call(req), Some(Box::new(admitted)))
+                Ok(Some(Box::new(Admitted::new(standing, reservation))))
             }
-            Err((refusal, standing)) => {
-                ResponseFuture::refused(refused(&applied, &refusal, &standing))
-            }
+            Err((refusal, standing)) => Err(refused(&applied, &refusal, &standing)),
         }
     }
 }

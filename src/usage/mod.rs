@@ -9,11 +9,14 @@
 //!   it is sent; one per request, shared by every layer that needs it.
 //! - [`UsageLayer`]: the tower layer that prices, meters and records
 //!   every answer.
+//! - [`Gate`]: what the layers that reserve before a request and settle
+//!   after it (budgets, rate limits) share.
 //! - [`Ledger`]: one durable row per request, and [`api`], the routes
 //!   that read it (`/v1/generation`, `/v1/report`).
 
 pub mod api;
 mod estimate;
+pub mod gate;
 pub mod layer;
 mod ledger;
 mod meter;
@@ -25,6 +28,7 @@ pub mod summary;
 mod wire;
 
 pub use estimate::{estimate_input_tokens, requested_max_output_tokens, Estimate};
+pub use gate::{Admit, Gate, Ticket};
 pub use layer::{UsageLayer, UsageService};
 pub use ledger::{Ledger, LedgerRow};
 pub use meter::{attach, complete_summary, Meter};
