@@ -7,20 +7,21 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::auth::Principal;
-use crate::error::{ErrorKind, GatewayError};
-use crate::store::StoreError;
 use crate::usage::Nanos;
 
-use super::spec::{rfc3339, BudgetSpec, Period, Scope};
+use super::spec::{BudgetSpec, Period, Scope};
 use super::store::BudgetStore;
 
-/// How often the store is asked whether its budgets changed: a budget
-/// set with `tollgate budgets` applies within this.
-pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
+mod reservation;
+mod sync;
+
+pub use reservation::{Refusal, Reservation};
+pub use sync::REFRESH_EVERY;
+
+use reservation::Hold;
 
 /// Where the current time comes from, in Unix seconds.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -131,40 +132,6 @@ impl Entry {
     }
 }
 
-/// A hard budget that could not take a request's reservation.
-#[derive(Debug, Clone)]
-pub struct Refusal {
-    /// The budget's scope.
-    pub scope: Scope,
-    /// Its period.
-    pub period: Period,
-    /// When its window ends, in Unix seconds.
-    pub resets_at: Option<i64>,
-}
-
-impl Refusal {
-    /// The client's 402: names the budget's scope and period and when it
-    /// resets, never an amount (a team's figures are not every member's
-    /// to see in an error).
-    pub fn to_error(&self) -> GatewayError {
-        let period = match self.period {
-            Period::None => String::new(),
-            p => format!("{} ", p.as_str()),
-        };
-        let reset = self
-            .resets_at
-            .map_or(String::new(), |t| format!("; it resets at {}", rfc3339(t)));
-        GatewayError::new(
-            ErrorKind::InsufficientFunds,
-            format!(
-                "budget exceeded: {} {period}budget does not cover this request{reset}",
-                self.scope.described()
-            ),
-        )
-        .with_code("budget_exceeded")
-    }
-}
-
 /// What a budget stands at now: what `GET /v1/credits` and `tollgate
 /// budgets list` show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,85 +154,6 @@ impl BudgetStatus {
             .amount
             .saturating_sub(self.spent)
             .saturating_sub(self.reserved)
-    }
-}
-
-/// What one request holds on each budget that applies to it. Settle it
-/// with the request's real cost; dropped unsettled, it releases what it
-/// holds (the request failed before a provider answered).
-pub struct Reservation {
-    holds: Vec<Hold>,
-    amount: u64,
-    over_soft: bool,
-    budgets: Option<Budgets>,
-}
-
-struct Hold {
-    entry: Arc<Entry>,
-    window_start: i64,
-}
-
-impl std::fmt::Debug for Reservation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reservation")
-            .field("budgets", &self.holds.len())
-            .field("amount", &self.amount)
-            .field("over_soft", &self.over_soft)
-            .finish()
-    }
-}
-
-impl Reservation {
-    /// A reservation on no budget.
-    pub fn none() -> Self {
-        Reservation {
-            holds: Vec::new(),
-            amount: 0,
-            over_soft: false,
-            budgets: None,
-        }
-    }
-
-    /// What it holds on each budget.
-    pub fn amount(&self) -> Nanos {
-        Nanos(self.amount)
-    }
-
-    /// Whether it holds nothing on any budget (none applies).
-    pub fn is_empty(&self) -> bool {
-        self.holds.is_empty()
-    }
-
-    /// Whether a soft budget was past its amount: the answer is marked.
-    pub fn is_over_soft(&self) -> bool {
-        self.over_soft
-    }
-
-    /// Replaces what it holds with `cost`, the request's real cost.
-    /// Spend settled after its budget's window ended counts in the
-    /// window the request started in, as the ledger has it.
-    pub fn settle(mut self, cost: Nanos) {
-        self.finish(cost.0);
-    }
-
-    fn finish(&mut self, cost: u64) {
-        let Some(budgets) = self.budgets.take() else {
-            return;
-        };
-        let now = budgets.now();
-        for hold in self.holds.drain(..) {
-            let mut w = hold.entry.current(now);
-            w.reserved = w.reserved.saturating_sub(self.amount);
-            if w.start == hold.window_start {
-                w.spent = w.spent.saturating_add(cost);
-            }
-        }
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.finish(0);
     }
 }
 
@@ -483,96 +371,6 @@ impl Budgets {
             .collect();
         out.sort_by(|a, b| a.spec.scope.cmp(&b.spec.scope));
         out
-    }
-
-    /// Reads the store's budgets again if its revision moved (or on the
-    /// first call), and the ledger's spend for each budget not read yet.
-    /// The binary calls it before it listens; then it runs every
-    /// [`REFRESH_EVERY`] by itself (from the first call, reservation or
-    /// status inside a Tokio runtime).
-    pub async fn refresh(&self) -> Result<(), StoreError> {
-        let Some(store) = self.inner.store.clone() else {
-            return Ok(());
-        };
-        self.start_refresher();
-        let _one = self.inner.rebuilding.lock().await;
-        let rev = store.budget_revision().await?;
-        let rev = i64::try_from(rev).unwrap_or(i64::MAX);
-        if self.inner.revision.load(Ordering::Acquire) == rev {
-            return Ok(());
-        }
-        let stored = store.budgets().await?;
-        let old = self.table();
-        let now = self.now();
-        let specs = self
-            .inner
-            .configured
-            .iter()
-            .map(|s| (s, Origin::Config))
-            .chain(stored.iter().map(|s| (s, Origin::Store)));
-        let mut entries = Vec::new();
-        for (spec, origin) in specs {
-            let kept = old
-                .by_scope
-                .get(&spec.scope)
-                .into_iter()
-                .flatten()
-                .find(|e| e.origin == origin && e.spec.period == spec.period);
-            let window = match kept {
-                Some(e) => e.window.clone(),
-                None => Arc::new(Mutex::new(fresh(spec.period, now, 0, false))),
-            };
-            let unread = {
-                let w = window.lock().unwrap_or_else(|p| p.into_inner());
-                (!w.loaded).then_some(w.start)
-            };
-            if let Some(start) = unread {
-                let ledger = store
-                    .spent_since(&spec.scope, start.saturating_mul(1000))
-                    .await?;
-                let mut w = window.lock().unwrap_or_else(|p| p.into_inner());
-                if w.start == start {
-                    // Spend settled meanwhile is in the ledger too (or
-                    // will be): the larger of the two, not their sum.
-                    w.spent = w.spent.max(ledger.0);
-                }
-                w.loaded = true;
-            }
-            entries.push(Entry {
-                spec: spec.clone(),
-                origin,
-                window,
-            });
-        }
-        *self.inner.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Table::of(entries));
-        self.inner.revision.store(rev, Ordering::Release);
-        Ok(())
-    }
-
-    /// Starts the task that keeps the store's budgets current, once, from
-    /// inside a runtime; it holds the budgets weakly and ends with them.
-    fn start_refresher(&self) {
-        if self.inner.store.is_none() || self.inner.refresher.get().is_some() {
-            return;
-        }
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        self.inner.refresher.get_or_init(|| {
-            let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-            handle.spawn(async move {
-                let mut tick = tokio::time::interval(REFRESH_EVERY);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let Some(inner) = weak.upgrade() else { break };
-                    let budgets = Budgets { inner };
-                    if let Err(e) = budgets.refresh().await {
-                        tracing::warn!(error = %e, "cannot refresh the budgets");
-                    }
-                }
-            });
-        });
     }
 }
 
