@@ -8,20 +8,30 @@ start-up and shutdown taken out.
 
     python3 bench/callgrind_ab.py BASE_BIN NEW_BIN [small,stream20,large,cross]
     python3 bench/callgrind_ab.py --auth BIN [scenarios]
+    python3 bench/callgrind_ab.py --control BIN [scenarios]
 
 With `--auth`, one binary twice: `base` without authentication
 (`[auth] mode = "none"`: no auth layer), `new` with a key made by
 `tollgate keys create` in its store and sent on every request, so
 new - base is what checking a gateway key costs per request.
 
+With `--control`, one binary twice: `base` with `--layers routing` and no
+authentication (no rate limit, budget, usage or ledger layer), `new` with
+the default layers, a key sent on every request and a global budget in
+its store (set by `tollgate budgets set`), every request metered and
+written to the ledger: new - base is what the control plane of issues 9
+and 10 costs per request, the ledger's writer thread included.
+
 Needs valgrind (apt). Takes about 4 minutes for the four scenarios.
 """
 import sys, os, subprocess, time, json, signal, http.client, re, tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as B
-AUTH = sys.argv[1] == '--auth'
-# `--auth BIN` and `BASE NEW` both leave the scenarios in argv[3].
+CONTROL = sys.argv[1] == '--control'
+AUTH = sys.argv[1] == '--auth' or CONTROL
+# `--auth BIN`, `--control BIN` and `BASE NEW` all leave the scenarios in argv[3].
 BINS = {'base': sys.argv[2 if AUTH else 1], 'new': sys.argv[2]}
+LAYERS = {'base': ['--layers', 'routing'] if CONTROL else [], 'new': []}
 SCEN_ARG = sys.argv[3] if len(sys.argv) > 3 else None
 MOCK = 9391
 N1, N2 = 20, 220
@@ -49,6 +59,10 @@ if AUTH:
     KEY = subprocess.run([BINS['new'], 'keys', 'create', '--name', 'bench', '--store',
                           f"{DATA['new']}/tollgate/tollgate.db"],
                          capture_output=True, text=True, check=True).stdout.strip()
+    if CONTROL:
+        subprocess.run([BINS['new'], 'budgets', 'set', '--global', '--usd', '1000000',
+                        '--period', 'monthly', '--store', f"{DATA['new']}/tollgate/tollgate.db"],
+                       capture_output=True, text=True, check=True)
 def headers_for(name, hdr):
     if not (AUTH and name == 'new'):
         return hdr
@@ -78,7 +92,7 @@ try:
             for n in (N1, N2):
                 port = 9400 + n
                 out = f'{WORK}/{scen}-{name}-{n}.out'
-                gw = subprocess.Popen(['valgrind', '--tool=callgrind', f'--callgrind-out-file={out}', binp, 'serve', '--config', f'{WORK}/{name}.toml', '--listen', f'127.0.0.1:{port}'], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env={**os.environ, 'RUST_LOG': 'warn', 'XDG_DATA_HOME': DATA[name]})
+                gw = subprocess.Popen(['valgrind', '--tool=callgrind', f'--callgrind-out-file={out}', binp, 'serve', '--config', f'{WORK}/{name}.toml', '--listen', f'127.0.0.1:{port}', *LAYERS[name]], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env={**os.environ, 'RUST_LOG': 'warn', 'XDG_DATA_HOME': DATA[name]})
                 wait_port(port)
                 c = http.client.HTTPConnection('127.0.0.1', port, timeout=60)
                 for i in range(n):

@@ -989,10 +989,13 @@ class Run:
 def start_tollgate(binary: Path, layers: str, work: Path, mock_url: str,
                    cpus: set[int], with_key: bool = False) -> Target:
     """tollgate with `--layers layers`. `with_key`: its store holds a gateway
-    key (made with `tollgate keys create`) and every request carries it, so
-    the auth layer checks a key on every request; without, the store is
-    empty and the gateway serves openly on loopback."""
-    name = f"tollgate {layers}" + ("+key" if with_key else "")
+    key (made with `tollgate keys create`) that every request carries, so
+    the auth layer checks a key on every request, and a global budget (set
+    with `tollgate budgets set`), so every request reserves and settles its
+    cost; without, the store is empty and the gateway serves openly on
+    loopback. With the default layers every request is metered and written
+    to the ledger in the store either way."""
+    name = f"tollgate {layers}" + ("+key+budget" if with_key else "")
     slug = name.replace(" ", "-").replace("+", "-")
     port = free_port()
     data = work / f"{slug}-data"
@@ -1006,6 +1009,11 @@ def start_tollgate(binary: Path, layers: str, work: Path, mock_url: str,
         if made.returncode != 0:
             raise StartError(f"keys create failed: {made.stderr.strip()}")
         key = made.stdout.strip().splitlines()[0]
+        budget = subprocess.run([str(binary), "budgets", "set", "--global", "--usd", "1000000",
+                                 "--period", "monthly", "--store", str(store)],
+                                capture_output=True, text=True, timeout=30)
+        if budget.returncode != 0:
+            raise StartError(f"budgets set failed: {budget.stderr.strip()}")
         for req in requests.values():
             for h in ("authorization", "x-api-key"):
                 if h in req.headers:
@@ -1106,19 +1114,15 @@ def summarize(run: Run) -> dict:
         p = by.get((sc.id, gw, c_high))
         add(f"{sc.id}, c={c_high}, throughput vs direct",
             p.get("rps_vs_direct") if p else None, 0.35, "x", higher_is_better=True)
-    # Issue 9: what checking a gateway key on every request costs, in CPU
-    # per request, the same stack with and without a key, in the same run.
+    # Issue 10: the default stack with auth, budget and ledger on (a key
+    # and a global budget, every request metered and written to the
+    # ledger) against the routing layers alone, in the same run.
+    full, bare = gw + "+key+budget", "tollgate routing"
     for sc in SCENARIOS:
-        for conc in run.s.concurrency:
-            a, b = by.get((sc.id, gw, conc)), by.get((sc.id, gw + "+key", conc))
-            cost = None
-            if a and b and a.get("cpu_s_per_1k") is not None and b.get("cpu_s_per_1k") is not None:
-                cost = (b["cpu_s_per_1k"] - a["cpu_s_per_1k"]) * 1000  # µs per request
-            # A point's schedstat CPU is too coarse for the 2 µs bar (see
-            # docs/BENCHMARKS.md: criterion and callgrind measure that);
-            # this catches a gross regression only.
-            add(f"{sc.id}, c={conc}, CPU per request with a key minus without (gross check)",
-                cost, 50, "µs")
+        a, b = by.get((sc.id, bare, c_high)), by.get((sc.id, full, c_high))
+        ratio = b["rps"] / a["rps"] if a and b and a["rps"] else None
+        add(f"{sc.id}, c={c_high}, throughput with auth, budget and ledger vs routing alone",
+            ratio, 0.85, "x", higher_is_better=True)
     for peer, limit in (("portkey", 20), ("litellm", 150)):
         for sc in SCENARIOS:
             p, q = by.get((sc.id, gw, c_high)), by.get((sc.id, peer, c_high))
@@ -1349,7 +1353,8 @@ def main() -> int:
             both = direct_requests()
             targets.append(Target(CALIBRATION, "calibration", port2, mock2,
                                   {k: both[k] for k in ("small", "stream20")}))
-        for layers, with_key in (("none", False), ("default", False), ("default", True)):
+        for layers, with_key in (("none", False), ("routing", False), ("default", False),
+                                 ("default", True)):
             try:
                 targets.append(start_tollgate(binary, layers, work, mock_url, server_cpus,
                                               with_key))

@@ -45,8 +45,10 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
         /// Which layers to assemble around the providers: `default` (the
-        /// full stack) or `none` (the edge straight onto the providers, to
-        /// measure what the layers cost).
+        /// full stack), `routing` (fallback, provider order, retries and
+        /// timeouts, without rate limits, budgets or the ledger) or `none`
+        /// (the edge straight onto the providers), to measure what the
+        /// layers cost.
         #[arg(long, value_enum, default_value_t = Layers::Default)]
         layers: Layers,
     },

@@ -1,270 +1,76 @@
 //! Budgets end to end over loopback: the race (500 concurrent requests
 //! against a budget that fits 20), the 402 in each client format, a soft
-//! budget's mark, `GET /v1/credits`, and `tollgate budgets` changing
-//! what a running binary enforces.
+//! budget's mark, `GET /v1/credits` and the ledger after spending, and
+//! `tollgate budgets` changing what a running binary enforces.
 //!
-//! The in-process gateway is the edge, the `Auth` layer (keys from the
-//! config), the `BudgetLayer`, and a stand-in for the usage meter that
-//! settles each complete answer with the cost of the usage the mock
-//! reported (until the meter of issue 10 lands in `routing_stack`), over
-//! the providers and the mock.
+//! The in-process gateway is the binary's assembly (`server::assemble`:
+//! auth, rate limits, budgets, the usage meter and a real ledger on a
+//! temporary SQLite store, the routing layers, the providers) in front of
+//! the mock, with its prices from the test config's `[prices]`. What was
+//! spent is read back from the ledger.
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::assembled::Assembled;
 use serde_json::{json, Value};
-use tollgate::auth::{AuthLayer, Authenticator};
-use tollgate::budget::{credits_router, BudgetLayer, Budgets, Pricing};
-use tollgate::canonical::Usage;
-use tollgate::config::Config;
-use tollgate::edge::{router, EdgeConfig};
-use tollgate::provider::Providers;
-use tollgate::usage::{Nanos, Outcome, Price, PriceTable, Settlement, Summary};
-use tollgate::{GatewayResponse, ResponseBody};
-use tower::ServiceBuilder;
+use tollgate::store::GroupBy;
+use tollgate::usage::{Nanos, Price};
 
 const KEY: &str = "race-team-key-0123456789";
 const OTHER_KEY: &str = "other-team-key-0123456789";
 
-/// $10 per million input tokens, $30 per million output tokens.
+/// $10 per million input tokens, $30 per million output tokens: a token
+/// is 10,000 or 30,000 nano-dollars, so every cost is exact.
+const PRICES: &str = r#"
+[prices]
+"gpt-4o" = { input = 10.0, output = 30.0 }
+"claude-sonnet-4-5" = { input = 10.0, output = 30.0 }
+"#;
+const INPUT_NANOS: u64 = 10_000;
+const OUTPUT_NANOS: u64 = 30_000;
+
+/// What `PRICES` says, for the worst cases the budget layer reserves.
 fn price() -> Price {
     Price {
-        input: Nanos(10_000_000_000),
-        output: Nanos(30_000_000_000),
+        input: Nanos(INPUT_NANOS * 1_000_000),
+        output: Nanos(OUTPUT_NANOS * 1_000_000),
         ..Price::default()
     }
 }
 
-/// A gateway in front of the mock, with `budgets` (TOML) for the team
-/// `race` (key [`KEY`]) and `other` ([`OTHER_KEY`]), and what the stand-in
-/// meter has settled.
-struct Gateway {
-    addr: SocketAddr,
-    settled: Arc<AtomicU64>,
-    client: reqwest::Client,
-    _mock: tollgate::mock::MockUpstream,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-impl Gateway {
-    async fn start(budgets: &str) -> Gateway {
-        let mock = tollgate::mock::spawn().await.unwrap();
-        let text = format!(
-            r#"
-[providers.mock-openai]
-kind = "openai"
-base_url = "{base}/v1"
-api_key = "sk-test-openai"
-[providers.mock-anthropic]
-kind = "anthropic"
-base_url = "{base}"
-api_key = "sk-ant-test"
+/// The binary's gateway with the keys of team `race` ([`KEY`]) and
+/// `other` ([`OTHER_KEY`]), [`PRICES`], and `budgets` (TOML).
+async fn gateway(budgets: &str) -> Assembled {
+    Assembled::start(&format!(
+        r#"
 [auth]
 mode = "required"
 keys = [
   {{ name = "race", key = "{KEY}", team = "race" }},
   {{ name = "other", key = "{OTHER_KEY}", team = "other" }},
 ]
+{PRICES}
 {budgets}
-"#,
-            base = mock.base_url()
-        );
-        let config = Config::parse(&text, &|_| None).unwrap();
-        let providers = Providers::from_config(&config).unwrap();
-        let prices = PriceTable::default()
-            .with_price(Some("mock-openai"), "gpt-4o", price())
-            .with_price(Some("mock-anthropic"), "claude-sonnet-4-5", price());
-        let pricing = Pricing::new(providers.routes(), Arc::new(prices));
-        let budgets = Budgets::new(config.budget_specs());
-        let settled = Arc::new(AtomicU64::new(0));
-        let meter = settled.clone();
-        let stack = ServiceBuilder::new()
-            .layer(BudgetLayer::new(budgets.clone(), pricing))
-            .map_response(move |resp| settle_from_usage(resp, &meter))
-            .service(providers);
-        let auth = Authenticator::from_config(&config.auth, None, true).unwrap();
-        let app = router(stack, EdgeConfig::from_config(&config))
-            .merge(credits_router(budgets))
-            .layer(AuthLayer::new(auth));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(tollgate::server::serve(
-            app,
-            listener,
-            async move {
-                let _ = rx.await;
-            },
-            Duration::from_secs(1),
-        ));
-        Gateway {
-            addr,
-            settled,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap(),
-            _mock: mock,
-            _stop: tx,
-        }
-    }
-
-    async fn post(
-        &self,
-        path: &str,
-        key: &str,
-        body: &Value,
-    ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut req = self
-            .client
-            .post(format!("http://{}{path}", self.addr))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        req = if path.starts_with("/v1/messages") {
-            req.header("x-api-key", key)
-                .header("anthropic-version", "2023-06-01")
-        } else {
-            req.bearer_auth(key)
-        };
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.unwrap();
-        let v = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
-        (status, headers, v)
-    }
-
-    async fn credits(&self, key: &str) -> Value {
-        let resp = self
-            .client
-            .get(format!("http://{}/v1/credits", self.addr))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
-    }
+"#
+    ))
+    .await
 }
 
-/// The stand-in meter: a complete JSON answer settles at once with the
-/// cost of the usage it reports (OpenAI `prompt_tokens` /
-/// `completion_tokens`, Anthropic `input_tokens` / `output_tokens`).
-fn settle_from_usage(mut resp: GatewayResponse, settled: &AtomicU64) -> GatewayResponse {
-    let ResponseBody::Raw(bytes) = &resp.body else {
-        return resp;
-    };
-    let v: Value = serde_json::from_slice(bytes).unwrap();
-    let u = &v["usage"];
-    let n = |a: &str, b: &str| u[a].as_u64().or(u[b].as_u64()).unwrap();
-    let usage = Usage {
-        input_tokens: n("prompt_tokens", "input_tokens"),
-        output_tokens: n("completion_tokens", "output_tokens"),
-        ..Usage::default()
-    };
-    let cost = price().cost(&usage);
-    settled.fetch_add(cost.0, Ordering::SeqCst);
-    let settlement = Settlement::new();
-    resp.extensions.insert(settlement.clone());
-    settlement.settle(Summary {
-        usage,
-        finish: None,
-        ttft: None,
-        duration: Duration::ZERO,
-        provider: None,
-        model: None,
-        credential: None,
-        attempts: Vec::new(),
-        streamed: false,
-        outcome: Outcome::Complete,
-        estimated: false,
-        cost: Some(cost),
-        list_cost: Some(cost),
-    });
-    resp
-}
-
-/// A chat request whose worst case is its real cost, near enough: the
-/// mock answers "Hello from the mock openai upstream. You said: hi", nine
-/// words, nine tokens, and counts the input as the body's bytes / 4 (of
-/// the body it receives, whose model is shorter by the provider's name).
-fn race_request() -> Value {
-    json!({"model": "mock-openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 9})
-}
-
-/// Its worst case, as the budget layer prices it.
-fn worst_case() -> Nanos {
-    let input = (race_request().to_string().len() as u64).div_ceil(4);
-    tollgate::budget::estimate::worst_case(&price(), input, 9)
-}
-
-fn usd(n: Nanos) -> String {
-    n.to_string()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn five_hundred_concurrent_requests_never_overspend_a_budget_that_fits_twenty() {
-    let budget = Nanos(worst_case().0 * 20);
-    let gw = Arc::new(
-        Gateway::start(&format!(
-            "[[budgets]]\nscope = \"team:race\"\nusd = {}\nperiod = \"daily\"\n",
-            usd(budget)
-        ))
-        .await,
-    );
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..500 {
-        let gw = gw.clone();
-        tasks.spawn(async move { gw.post("/v1/chat/completions", KEY, &race_request()).await });
-    }
-    let (mut ok, mut refused) = (0, 0);
-    while let Some(r) = tasks.join_next().await {
-        let (status, _, body) = r.unwrap();
-        match status {
-            200 => ok += 1,
-            402 => {
-                assert_eq!(body["error"]["type"], "insufficient_funds", "{body}");
-                refused += 1;
-            }
-            s => panic!("{s}: {body}"),
-        }
-    }
-    let spent = gw.settled.load(Ordering::SeqCst);
-    assert_eq!(ok + refused, 500);
-    assert!(
-        spent <= budget.0,
-        "spent {spent} of a budget of {}",
-        budget.0
-    );
-    assert!(ok >= 15, "only {ok} requests were served");
-    // The worst case is the real cost but for a few input tokens: the
-    // budget stops near twenty, not far past it.
-    assert!(ok <= 21, "{ok} requests were served");
-    // What /v1/credits says is what was settled.
-    let c = gw.credits(KEY).await;
-    assert_eq!(c["total_used"], usd(Nanos(spent)), "{c}");
-    assert_eq!(c["balance"], usd(Nanos(budget.0 - spent)), "{c}");
-    // Another team's requests are not this budget's business.
-    let (s, _, b) = gw
-        .post("/v1/chat/completions", OTHER_KEY, &race_request())
-        .await;
-    assert_eq!(s, 200, "{b}");
-}
-
-#[tokio::test]
-async fn an_exhausted_budget_is_a_402_in_each_client_format_naming_it() {
-    let gw = Gateway::start(
-        "[[budgets]]\nscope = \"team:race\"\nusd = 0.000001\nperiod = \"monthly\"\n",
-    )
-    .await;
-    let cases = [
-        ("/v1/chat/completions", race_request()),
+/// The three requests of the race, one per client format, whose worst
+/// case is near their real cost: the mock answers "Hello from the mock
+/// <api> upstream. You said: hi", nine words, nine tokens, and counts the
+/// input as the body's bytes / 4 (of the body it receives, whose model is
+/// shorter by the provider's name).
+fn requests() -> [(&'static str, Value); 3] {
+    [
+        (
+            "/v1/chat/completions",
+            json!({"model": "mock-openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 9}),
+        ),
         (
             "/v1/responses",
             json!({"model": "mock-openai/gpt-4o", "input": "hi", "max_output_tokens": 9}),
@@ -273,19 +79,109 @@ async fn an_exhausted_budget_is_a_402_in_each_client_format_naming_it() {
             "/v1/messages",
             json!({"model": "mock-anthropic/claude-sonnet-4-5", "max_tokens": 9, "messages": [{"role": "user", "content": "hi"}]}),
         ),
-    ];
-    for (path, body) in cases {
+    ]
+}
+
+/// The dearest worst case of the three, as the budget layer prices it.
+fn worst_case() -> Nanos {
+    requests()
+        .iter()
+        .map(|(_, body)| {
+            let input = (body.to_string().len() as u64).div_ceil(4);
+            tollgate::budget::estimate::worst_case(&price(), input, 9)
+        })
+        .max()
+        .unwrap()
+}
+
+fn usd(n: Nanos) -> String {
+    n.to_string()
+}
+
+/// Asserts that `v` is a budget's 402 body in the format of `path`.
+fn assert_insufficient_funds(path: &str, v: &Value) {
+    if path == "/v1/messages" {
+        assert_eq!(v["type"], "error", "{v}");
+    } else {
+        assert_eq!(v["error"]["code"], "budget_exceeded", "{v}");
+    }
+    assert_eq!(v["error"]["type"], "insufficient_funds", "{path}: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_concurrent_requests_never_overspend_a_budget_that_fits_twenty() {
+    let budget = Nanos(worst_case().0 * 20);
+    let gw = Arc::new(
+        gateway(&format!(
+            "[[budgets]]\nscope = \"team:race\"\nusd = {}\nperiod = \"daily\"\n",
+            usd(budget)
+        ))
+        .await,
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..500 {
+        let gw = gw.clone();
+        tasks.spawn(async move {
+            let (path, body) = requests()[i % 3].clone();
+            let (status, _, v) = gw.post(path, KEY, &body).await;
+            (path, status, v)
+        });
+    }
+    let (mut ok, mut refused) = (0u64, 0u64);
+    while let Some(r) = tasks.join_next().await {
+        let (path, status, v) = r.unwrap();
+        match status {
+            200 => ok += 1,
+            402 => {
+                assert_insufficient_funds(path, &v);
+                refused += 1;
+            }
+            s => panic!("{path}: {s}: {v}"),
+        }
+    }
+    assert_eq!(ok + refused, 500);
+    // The ledger: one row per served request (a refused one never
+    // reached a provider), and their sum within the budget.
+    let (spent, rows) = gw.spent_by_team("race").await;
+    assert_eq!(rows, ok, "rows in the ledger");
+    assert!(
+        spent <= budget,
+        "the ledger holds {spent} USD of a budget of {budget} USD"
+    );
+    // Not a budget that refuses everything: the worst case is the real
+    // cost but for a few input tokens.
+    assert!(ok >= 15, "only {ok} requests were served");
+    // Each row is priced with the config's price, to the nano-dollar.
+    let report = gw.report(GroupBy::Team).await;
+    let race = report
+        .iter()
+        .find(|r| r.group.as_deref() == Some("race"))
+        .unwrap();
+    assert_eq!(
+        race.total_cost.0,
+        race.input_tokens * INPUT_NANOS + race.output_tokens * OUTPUT_NANOS
+    );
+    assert_eq!(race.output_tokens, 9 * ok);
+    // What /v1/credits says is what the ledger holds.
+    let (status, c) = gw.get("/v1/credits", KEY).await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["total_used"], usd(spent), "{c}");
+    assert_eq!(c["balance"], usd(Nanos(budget.0 - spent.0)), "{c}");
+    // Another team's requests are not this budget's business.
+    let (path, body) = &requests()[0];
+    let (s, _, b) = gw.post(path, OTHER_KEY, body).await;
+    assert_eq!(s, 200, "{b}");
+}
+
+#[tokio::test]
+async fn an_exhausted_budget_is_a_402_in_each_client_format_naming_it() {
+    let gw =
+        gateway("[[budgets]]\nscope = \"team:race\"\nusd = 0.000001\nperiod = \"monthly\"\n").await;
+    for (path, body) in requests() {
         let (status, _, v) = gw.post(path, KEY, &body).await;
         assert_eq!(status, 402, "{path}: {v}");
-        let (ty, message) = if path == "/v1/messages" {
-            assert_eq!(v["type"], "error", "{v}");
-            (&v["error"]["type"], &v["error"]["message"])
-        } else {
-            assert_eq!(v["error"]["code"], "budget_exceeded", "{v}");
-            (&v["error"]["type"], &v["error"]["message"])
-        };
-        assert_eq!(ty, "insufficient_funds", "{path}: {v}");
-        let message = message.as_str().unwrap();
+        assert_insufficient_funds(path, &v);
+        let message = v["error"]["message"].as_str().unwrap();
         assert!(
             message.contains("team `race`'s monthly budget") && message.contains("resets at"),
             "{path}: {message}"
@@ -296,28 +192,35 @@ async fn an_exhausted_budget_is_a_402_in_each_client_format_naming_it() {
             "{message}"
         );
     }
-    assert_eq!(gw.settled.load(Ordering::SeqCst), 0);
-    let c = gw.credits(KEY).await;
+    // Nothing reached a provider: nothing in the ledger, nothing spent.
+    assert_eq!(gw.spent_by_team("race").await, (Nanos::ZERO, 0));
+    let (_, c) = gw.get("/v1/credits", KEY).await;
     assert_eq!(c["budget"]["scope"], "team:race", "{c}");
     assert_eq!(c["total_used"], "0", "{c}");
-    // A caller no budget applies to: nothing to say.
+    assert_eq!(c["balance"], "0.000001", "{c}");
+    // A caller no budget applies to: nothing to say, and served.
+    let (_, c) = gw.get("/v1/credits", OTHER_KEY).await;
     assert_eq!(
-        gw.credits(OTHER_KEY).await,
+        c,
         json!({"balance": null, "total_used": null, "budget": null})
     );
+    let (path, body) = &requests()[2];
+    let (s, _, b) = gw.post(path, OTHER_KEY, body).await;
+    assert_eq!(s, 200, "{b}");
 }
 
 #[tokio::test]
 async fn a_soft_budget_serves_past_its_amount_and_marks_the_answer() {
-    let gw = Gateway::start(&format!(
+    let budget = Nanos(worst_case().0 * 2);
+    let gw = gateway(&format!(
         "[[budgets]]\nscope = \"team:race\"\nusd = {}\nperiod = \"weekly\"\nsoft = true\n",
-        usd(Nanos(worst_case().0 * 2))
+        usd(budget)
     ))
     .await;
     let mut marks = Vec::new();
-    for _ in 0..4 {
-        let (status, headers, v) = gw.post("/v1/chat/completions", KEY, &race_request()).await;
-        assert_eq!(status, 200, "{v}");
+    for (path, body) in requests().iter().chain(&requests()[..1]) {
+        let (status, headers, v) = gw.post(path, KEY, body).await;
+        assert_eq!(status, 200, "{path}: {v}");
         marks.push(
             headers
                 .get("x-tollgate-budget")
@@ -329,9 +232,19 @@ async fn a_soft_budget_serves_past_its_amount_and_marks_the_answer() {
         marks,
         [None, None, Some("over".into()), Some("over".into())]
     );
-    let c = gw.credits(KEY).await;
-    assert!(c["balance"].as_str().unwrap().starts_with('-'), "{c}");
+    // Everything served is in the ledger, and /v1/credits says so.
+    let (spent, rows) = gw.spent_by_team("race").await;
+    assert_eq!(rows, 4);
+    assert!(spent > budget);
+    let (_, c) = gw.get("/v1/credits", KEY).await;
+    assert_eq!(c["total_used"], usd(spent), "{c}");
+    assert_eq!(
+        c["balance"],
+        format!("-{}", Nanos(spent.0 - budget.0)),
+        "{c}"
+    );
     assert_eq!(c["budget"]["soft"], true, "{c}");
+    assert_eq!(gw.budgets.stats().over_soft, 2);
 }
 
 // `tollgate budgets` and a running binary.
@@ -396,7 +309,7 @@ async fn budgets_set_with_the_cli_apply_to_a_running_gateway_within_seconds() {
             match client
                 .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
                 .header("content-type", "application/json")
-                .body(race_request().to_string())
+                .body(requests()[0].1.to_string())
                 .send()
                 .await
             {

@@ -2,7 +2,11 @@
 //! not, in every client format against every provider kind, same- and
 //! cross-format, against the mock's known token counts; a client that
 //! leaves mid-stream is costed from what it was sent; OpenAI clients see
-//! `usage.cost`; the end of a stream waits for its record to be durable.
+//! `usage.cost`; the end of a stream waits for its record to be durable;
+//! `/v1/generation` answers what the summary says.
+//!
+//! The gateway is the binary's routing stack with a real ledger on a
+//! temporary store, and prices from the test config's `[prices]`.
 //!
 //! The mock's `echo-request` directive makes the reply the exact body it
 //! received, so its counts are known from what the client reads: the
@@ -15,19 +19,26 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::assembled::Assembled;
 use common::{answer_text, sse, stream_text};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
+use tollgate::auth::AuthLayer;
 use tollgate::canonical::FinishReason;
-use tollgate::config::Config;
 use tollgate::edge::EdgeConfig;
 use tollgate::provider::Providers;
 use tollgate::routing::CredentialKind;
-use tollgate::usage::{Durable, Metering, Nanos, Outcome, Price, PriceTable, Settlement, Summary};
+use tollgate::usage::{Durable, Nanos, Outcome, Price, Settlement, Summary};
 use tower::ServiceBuilder;
 
-/// Per million tokens: $3 input, $15 output, $0.30 cache read, $3.75
-/// cache write, $20 reasoning; every token a whole number of nano-dollars.
+/// The price the test config sets (`[prices]`) for each model a test
+/// uses, in USD per million tokens: $3 input, $15 output, $0.30 cache
+/// read, $3.75 cache write, $20 reasoning.
+const PRICE: &str =
+    "{ input = 3.0, output = 15.0, cache_read = 0.3, cache_write = 3.75, reasoning = 20.0 }";
+
+/// [`PRICE`] in nano-dollars, for the expected costs: every token a
+/// whole number of nano-dollars.
 fn price() -> Price {
     Price {
         input: Nanos(3_000_000_000),
@@ -49,26 +60,19 @@ const CACHED: u64 = 4;
 type Observe = Arc<dyn Fn(&Settlement) + Send + Sync>;
 
 struct Gateway {
-    stack: common::Stack,
+    server: Assembled,
     summaries: mpsc::UnboundedReceiver<Summary>,
 }
 
-/// The mock and a gateway whose usage layer knows `price()` for `models`,
-/// with a layer outside it that sends every summary to the test (and
-/// runs `extra` on each settlement).
+/// The mock and the binary's gateway (its routing stack, ledger and
+/// `/v1/generation`), whose config prices `models` at [`PRICE`], with a
+/// layer outside the routing stack that sends every summary to the test
+/// (and runs `extra` on each settlement).
 async fn gateway(models: &[&str], extra: Option<Observe>) -> Gateway {
-    let mock = tollgate::mock::spawn().await.expect("mock starts");
-    let text = common::config_text(&mock.base_url(), "");
-    let config = Config::parse(&text, &|_| None).expect("test config parses");
-    let mut prices = PriceTable::default();
-    for m in models {
-        prices = prices.with_price(None, m, price());
-    }
-    let metering = Metering {
-        prices: Arc::new(prices),
-        ledger: None,
-    };
-    let providers = Providers::from_config(&config).unwrap();
+    let prices: String = models
+        .iter()
+        .map(|m| format!("\"{m}\" = {PRICE}\n"))
+        .collect();
     let (tx, summaries) = mpsc::unbounded_channel();
     let observe = move |resp: tollgate::response::GatewayResponse| {
         if let Some(s) = resp.extensions.get::<Settlement>() {
@@ -83,20 +87,21 @@ async fn gateway(models: &[&str], extra: Option<Observe>) -> Gateway {
         }
         resp
     };
-    let service =
-        ServiceBuilder::new()
+    let server = Assembled::start_with(&format!("[prices]\n{prices}"), |config, auth, control| {
+        let providers = Providers::from_config(config).unwrap();
+        let ledger = control.metering.ledger.clone().expect("a ledger");
+        let service = ServiceBuilder::new()
             .map_response(observe)
-            .service(tollgate::server::routing_stack(
-                &config,
-                providers,
-                &tollgate::server::Control {
-                    metering,
-                    budgets: tollgate::budget::Budgets::new(Vec::new()),
-                },
-            ));
-    let app = tollgate::edge::router(service, EdgeConfig::from_config(&config));
-    let stack = common::Stack::serve(mock, app).await;
-    Gateway { stack, summaries }
+            .service(tollgate::server::routing_stack(config, providers, &control));
+        let app = tollgate::edge::router(service, EdgeConfig::from_config(config))
+            .merge(tollgate::usage::api::router(ledger.store().clone()));
+        match auth {
+            Some(auth) => app.layer(AuthLayer::new(auth)),
+            None => app,
+        }
+    })
+    .await;
+    Gateway { server, summaries }
 }
 
 impl Gateway {
@@ -142,10 +147,86 @@ fn expected(reply: &str, provider: &str, think: bool) -> Expected {
 
 /// The text of `"cost":` in a body, as sent.
 fn cost_field(text: &str) -> Option<String> {
-    let at = text.find("\"cost\":")? + "\"cost\":".len();
+    number_field(text, "cost")
+}
+
+/// The text of the first `"name":` value in a body, as sent (a number
+/// exactly as printed, not as a float would read it).
+fn number_field(text: &str, name: &str) -> Option<String> {
+    let key = format!("\"{name}\":");
+    let at = text.find(&key)? + key.len();
     let rest = &text[at..];
     let end = rest.find([',', '}'])?;
     Some(rest[..end].to_string())
+}
+
+/// `/v1/generation?id=` for the answer whose `x-tollgate-request-id`
+/// is `id`: the body's text and its JSON.
+async fn generation(gw: &Gateway, id: &str) -> (String, Value) {
+    let stack = &gw.server.stack;
+    let resp = stack
+        .client
+        .get(stack.url(&format!("/v1/generation?id={id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap();
+    (text, v)
+}
+
+/// Asserts that the ledger's record of request `id`, as
+/// `/v1/generation` answers it, says what the summary `s` says.
+async fn assert_generation_agrees(gw: &Gateway, id: &str, s: &Summary) {
+    let (text, v) = generation(gw, id).await;
+    let d = &v["data"];
+    let cost = s.cost.map_or("null".to_string(), |c| c.to_string());
+    assert_eq!(
+        number_field(&text, "total_cost"),
+        Some(cost.clone()),
+        "{text}"
+    );
+    assert_eq!(number_field(&text, "usage"), Some(cost), "{text}");
+    let u = &s.usage;
+    assert_eq!(
+        (
+            &d["id"],
+            &d["native_tokens_prompt"],
+            &d["native_tokens_completion"],
+            &d["native_tokens_reasoning"],
+            &d["native_tokens_cached"],
+            &d["native_tokens_cache_creation"],
+        ),
+        (
+            &json!(id),
+            &json!(u.input_tokens),
+            &json!(u.output_tokens),
+            &json!(u.reasoning_tokens),
+            &json!(u.cache_read_tokens),
+            &json!(u.cache_write_tokens),
+        ),
+        "{text}"
+    );
+    assert_eq!(d["is_byok"], false, "{text}");
+    assert_eq!(d["streamed"], s.streamed, "{text}");
+    assert_eq!(d["provider_name"].as_str(), s.provider.as_deref(), "{text}");
+    assert_eq!(d["model"].as_str(), s.model.as_deref(), "{text}");
+    let ttft = s.ttft.map(|t| t.as_millis() as u64);
+    assert_eq!(d["latency"].as_u64(), ttft, "{text}");
+    assert_eq!(
+        d["generation_time"].as_u64(),
+        Some(s.duration.as_millis() as u64),
+        "{text}"
+    );
+}
+
+/// The `x-tollgate-request-id` of an answer.
+fn request_id(resp: &reqwest::Response) -> String {
+    resp.headers()["x-tollgate-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 fn model_for(provider: &str, think: bool) -> String {
@@ -168,8 +249,9 @@ async fn check(path: &str, provider: &str, stream: bool) {
     if stream && path == "/v1/chat/completions" {
         body["stream_options"] = json!({"include_usage": true});
     }
-    let resp = gw.stack.post(path, &body).await;
+    let resp = gw.server.stack.post(path, &body).await;
     assert_eq!(resp.status(), 200);
+    let id = request_id(&resp);
     let (reply, raw_text) = if stream {
         let events = sse(resp).await;
         let (text, complete) = stream_text(path, &events);
@@ -211,6 +293,12 @@ async fn check(path: &str, provider: &str, stream: bool) {
     } else {
         assert_eq!(cost, Some(want.cost.to_string()), "{raw_text}");
     }
+    // The ledger has it, durably, by the time the client has the answer.
+    assert_generation_agrees(&gw, &id, &s).await;
+    assert_eq!(
+        generation(&gw, &id).await.1["data"]["finish_reason"],
+        "stop"
+    );
 }
 
 macro_rules! matrix {
@@ -255,7 +343,7 @@ async fn the_usage_chunk_the_gateway_asked_for_is_counted_but_not_sent() {
         "hi",
         true,
     );
-    let events = sse(gw.stack.post("/v1/chat/completions", &body).await).await;
+    let events = sse(gw.server.stack.post("/v1/chat/completions", &body).await).await;
     let (reply, complete) = stream_text("/v1/chat/completions", &events);
     assert!(complete);
     assert!(
@@ -274,19 +362,28 @@ async fn the_usage_chunk_the_gateway_asked_for_is_counted_but_not_sent() {
 
 #[tokio::test]
 async fn an_unknown_price_is_no_cost_not_zero() {
+    // An OpenAI-compatible server's model: no shipped price, none in
+    // the config.
     let mut gw = gateway(&[], None).await;
     let body = common::request(
         "/v1/chat/completions",
-        "mock-openai/gpt-4o~cached=2",
+        "mock-compat/local-model~cached=2",
         "hi",
         false,
     );
-    let resp = gw.stack.post("/v1/chat/completions", &body).await;
+    let resp = gw.server.stack.post("/v1/chat/completions", &body).await;
+    let id = request_id(&resp);
     let text = resp.text().await.unwrap();
     assert_eq!(cost_field(&text), None, "{text}");
     let s = gw.summary().await;
     assert!(s.usage.output_tokens > 0);
     assert_eq!((s.cost, s.list_cost), (None, None));
+    // The ledger keeps the tokens and says the cost is unknown.
+    assert_generation_agrees(&gw, &id, &s).await;
+    assert_eq!(
+        generation(&gw, &id).await.1["data"]["total_cost"],
+        Value::Null
+    );
 }
 
 #[tokio::test]
@@ -300,7 +397,8 @@ async fn a_client_that_leaves_mid_stream_is_costed_from_what_it_was_sent() {
         true,
     );
     let input_estimate = (body.to_string().len() as u64).div_ceil(4);
-    let mut resp = gw.stack.post("/v1/chat/completions", &body).await;
+    let mut resp = gw.server.stack.post("/v1/chat/completions", &body).await;
+    let id = request_id(&resp);
     // Read until both text pieces before the stall are in, then leave.
     let mut received = String::new();
     let mut parser = tollgate::sse::SseParser::new();
@@ -335,6 +433,9 @@ async fn a_client_that_leaves_mid_stream_is_costed_from_what_it_was_sent() {
     let cost = (input_estimate * p.input.0 + s.usage.output_tokens * p.output.0) / 1_000_000;
     assert_eq!(s.cost, Some(Nanos(cost)));
     assert!(s.finish.is_none());
+    // The ledger has the same estimate (no client waits for this row).
+    gw.server.ledger.flush().await;
+    assert_generation_agrees(&gw, &id, &s).await;
 }
 
 #[tokio::test]
@@ -358,7 +459,7 @@ async fn the_last_event_waits_until_the_record_is_durable() {
         "hi",
         true,
     );
-    let resp = gw.stack.post("/v1/messages", &body).await;
+    let resp = gw.server.stack.post("/v1/messages", &body).await;
     let (chunks_tx, mut chunks) = mpsc::unbounded_channel::<String>();
     let reader = tokio::spawn(async move {
         let mut resp = resp;

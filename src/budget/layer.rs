@@ -8,10 +8,11 @@ use http::HeaderValue;
 use tower::Layer;
 
 use super::estimate::Pricing;
+use super::spec::{BudgetSpec, Period};
 use super::state::{Budgets, Reservation};
 use crate::auth::Principal;
-use crate::error::GatewayError;
-use crate::request::GatewayRequest;
+use crate::error::{ErrorKind, GatewayError};
+use crate::request::{GatewayRequest, Operation, Target};
 use crate::response::GatewayResponse;
 use crate::usage::gate::{self, Admit, Gate, Ticket};
 use crate::usage::{Nanos, Settlement};
@@ -57,16 +58,27 @@ impl Admit for BudgetLayer {
     type Ticket = Reservation;
 
     fn admit(&self, req: &GatewayRequest) -> Result<Option<Reservation>, GatewayError> {
-        let principal = req.extensions.get::<Principal>();
-        let reserved = self.budgets.reserve_with(principal, || {
-            self.pricing.worst_case(req).unwrap_or_else(|| {
-                // Nothing to reserve: see "Unknown prices" in the module docs.
-                self.budgets.count_unknown_price();
-                tracing::warn!(model = %req.model, "price unknown: the request is served with nothing reserved on its budgets");
-                Nanos::ZERO
-            })
+        // Counting tokens is free: nothing to reserve, nothing to refuse.
+        if req.operation == Operation::CountTokens {
+            return Ok(None);
+        }
+        let applicable = self.budgets.applicable(req.extensions.get::<Principal>());
+        if applicable.is_empty() {
+            return Ok(None);
+        }
+        let priced = self.pricing.price(req);
+        if let (Some(target), Some(hard)) = (&priced.unpriced, applicable.hard()) {
+            // See "Unknown prices" in the module docs.
+            self.budgets.count_refused();
+            tracing::info!(budget = %hard.scope, provider = %target.provider, model = %target.model, "refused: a hard budget cannot cap a model of unknown price");
+            return Err(unpriced_error(target, hard));
+        }
+        let cost = priced.cost.unwrap_or_else(|| {
+            self.budgets.count_unknown_price();
+            tracing::warn!(model = %req.model, "price unknown: the request is served with nothing reserved on its soft budgets");
+            Nanos::ZERO
         });
-        match reserved {
+        match applicable.reserve(cost) {
             Ok(reservation) => Ok(Some(reservation)),
             Err(refusal) => {
                 tracing::info!(budget = %refusal.scope, period = refusal.period.as_str(), model = %req.model, "refused by a budget");
@@ -81,6 +93,27 @@ impl Ticket for Reservation {
     fn on_response(self, resp: &mut GatewayResponse) {
         settle_on(resp, self);
     }
+}
+
+/// The 402 for a request that a hard budget applies to and that may be
+/// served by `target`, whose price is unknown: it says how to price it.
+fn unpriced_error(target: &Target, hard: &BudgetSpec) -> GatewayError {
+    let model: String = target.model.chars().take(200).collect();
+    let provider = &target.provider;
+    let period = match hard.period {
+        Period::None => String::new(),
+        p => format!("{} ", p.as_str()),
+    };
+    GatewayError::new(
+        ErrorKind::InsufficientFunds,
+        format!(
+            "model `{model}` on provider `{provider}` has no known price, so {} {period}budget cannot cap this request; \
+             give it a price in the gateway's config: `[prices]` `\"{provider}/{model}\" = {{ input = …, output = … }}` \
+             (USD per million tokens), or `[providers.{provider}] price = {{ input = 0, output = 0 }}` for every model of a self-hosted server",
+            hard.scope.described()
+        ),
+    )
+    .with_code("price_unknown")
 }
 
 /// Whether the missing-meter warning was logged.

@@ -62,14 +62,20 @@
 //! settlement on the response) the worst case is charged: a budget never
 //! under-counts for want of a meter.
 //!
+//! Counting tokens (`count_tokens`) costs nothing: it reserves nothing
+//! and no budget refuses it.
+//!
 //! # Unknown prices
 //!
-//! A request none of whose targets has a known price is served with
-//! nothing reserved, logged and counted ([`BudgetStats::unknown_price`]):
-//! refusing would block every self-hosted model behind a global budget.
-//! It still needs its budgets to have something left, and when its
-//! settlement brings no cost either, nothing is charged. Give such models
-//! a price in the config to cap them.
+//! A hard budget cannot cap what a model of unknown price costs: a
+//! request under one that may be served by such a model (its own, one it
+//! names to fall back to, a configured fallback) is refused with a 402
+//! (code `price_unknown`) naming the model and how to price it
+//! (`[prices]`, or `[providers.NAME] price`; a self-hosted server can be
+//! priced at 0). Under soft budgets only, it is served with what its
+//! priced targets may cost reserved (nothing when none is), logged and
+//! counted ([`BudgetStats::unknown_price`]). A request no budget applies
+//! to is never priced.
 //!
 //! # Periods, the store and the ledger
 //!
@@ -81,7 +87,18 @@
 //! each has spent this period is read from the store's ledger when it is
 //! first seen, then kept in memory: the hot path never waits for the store.
 //!
-//! `GET /v1/credits` ([`credits_router`]) answers the caller's tightest budget.
+//! `GET /v1/credits` ([`credits_router`]) answers the caller's tightest
+//! budget among those whose figures are its to see: its key's, its
+//! user's, its team's; never a tag's; the global one only to the operator
+//! of an open gateway.
+//!
+//! # Known limits
+//!
+//! - A `key:` budget follows the key's id: a rotated key is a new id, and
+//!   its successor starts outside the old key's budget (set one for it,
+//!   or budget the user or team instead).
+//! - Input a request's body does not show (a stored conversation, files
+//!   by id) is not reserved: see [`estimate`].
 
 mod credits;
 pub mod estimate;
@@ -91,10 +108,13 @@ mod state;
 mod store;
 
 pub use credits::credits_router;
-pub use estimate::Pricing;
+pub use estimate::{Priced, Pricing};
 pub use layer::{Budget, BudgetLayer, ResponseFuture, BUDGET_HEADER};
 pub use spec::{BudgetSpec, Period, Scope};
-pub use state::{BudgetStats, BudgetStatus, Budgets, Clock, Refusal, Reservation, REFRESH_EVERY};
+pub use state::{
+    Applicable, BudgetStats, BudgetStatus, Budgets, Clock, Refusal, Reservation,
+    RECONCILED_PER_TICK, REFRESH_EVERY,
+};
 pub use store::{BudgetAdmin, BudgetStore};
 
 #[cfg(test)]

@@ -370,10 +370,19 @@ struct FakeStore {
     revision: AtomicU64,
     ledger: Mutex<Vec<(Scope, i64, u64)>>,
     reads: AtomicU64,
+    lists: AtomicU64,
+}
+
+impl FakeStore {
+    fn set(&self, budgets: Vec<BudgetSpec>) {
+        *self.budgets.lock().unwrap() = budgets;
+        self.revision.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl BudgetStore for FakeStore {
     fn budgets(&self) -> StoreFuture<'_, Vec<BudgetSpec>> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
         let b = self.budgets.lock().unwrap().clone();
         Box::pin(async move { Ok(b) })
     }
@@ -416,10 +425,10 @@ async fn the_stores_budgets_start_from_the_ledger_and_keep_their_spend_across_ch
     assert_eq!(spent(&b, "team:ml"), (40, 0));
     let ml = principal("k", None, Some("ml"), &[]);
     let held = b.reserve(Some(&ml), Nanos(50)).unwrap();
-    // Nothing changed: nothing is read again.
-    let reads = store.reads.load(Ordering::SeqCst);
+    // Nothing changed: the budgets are not read again.
+    let lists = store.lists.load(Ordering::SeqCst);
     b.refresh().await.unwrap();
-    assert_eq!(store.reads.load(Ordering::SeqCst), reads);
+    assert_eq!(store.lists.load(Ordering::SeqCst), lists);
     // A new amount for the team, a budget for a tag: the team keeps what
     // it spent and holds; the tag starts from the ledger.
     *store.budgets.lock().unwrap() = vec![
@@ -458,32 +467,257 @@ async fn a_running_gateway_reads_a_changed_budget_within_a_second() {
 #[test]
 fn credits_answer_the_tightest_budget_in_vercels_shape() {
     let (b, _) = budgets(vec![
-        spec("global", 100_000_000_000, Period::None, false), // $100
+        spec("user:ana", 100_000_000_000, Period::None, false), // $100
         spec("team:ml", 50_000_000_000, Period::Monthly, false), // $50
-        spec("tag:ci", 1_000_000_000, Period::Daily, true),   // $1, soft
+        spec("key:k", 1_000_000_000, Period::Daily, true),      // $1, soft
     ]);
-    let ml = principal("k", None, Some("ml"), &["ci"]);
-    b.reserve(Some(&ml), Nanos(4_500_000_000))
+    let ana = principal("k", Some("ana"), Some("ml"), &[]);
+    b.reserve(Some(&ana), Nanos(4_500_000_000))
         .unwrap()
         .settle(Nanos(4_500_000_000));
-    let v = credits_body(&b.status(Some(&ml)));
+    let v = credits_body(&b.status(Some(&ana)), Some(&ana));
     assert_eq!(v["balance"], "45.5");
     assert_eq!(v["total_used"], "4.5");
     assert_eq!(v["budget"]["scope"], "team:ml");
     assert_eq!(v["budget"]["period"], "monthly");
     assert_eq!(v["budget"]["resets_at"], "2026-04-01T00:00:00Z");
     // A caller under a soft budget only, past it: a negative balance.
-    let (b, _) = budgets(vec![spec("tag:ci", 1_000_000_000, Period::None, true)]);
-    b.reserve(Some(&ml), Nanos(1_250_000_000))
+    let (b, _) = budgets(vec![spec("key:k", 1_000_000_000, Period::None, true)]);
+    b.reserve(Some(&ana), Nanos(1_250_000_000))
         .unwrap()
         .settle(Nanos(1_250_000_000));
-    let v = credits_body(&b.status(Some(&ml)));
+    let v = credits_body(&b.status(Some(&ana)), Some(&ana));
     assert_eq!(v["balance"], "-0.25");
     assert_eq!(v["budget"]["resets_at"], Value::Null);
     // No budget applies: nothing to say.
-    let v = credits_body(&b.status(Some(&principal("x", None, None, &[]))));
+    let x = principal("x", None, None, &[]);
+    let v = credits_body(&b.status(Some(&x)), Some(&x));
     assert_eq!(
         v,
         serde_json::json!({"balance": null, "total_used": null, "budget": null})
+    );
+}
+
+#[test]
+fn credits_never_show_other_tenants_figures() {
+    let (b, _) = budgets(vec![
+        spec("global", 100_000_000_000, Period::None, false),
+        spec("tag:ci", 2_000_000_000, Period::Daily, false),
+        spec("team:ml", 50_000_000_000, Period::Monthly, false),
+    ]);
+    // Another team's key, tagged `ci` too, spends.
+    let other = Principal {
+        method: crate::auth::AuthMethod::Key,
+        ..principal("key_o", None, Some("ops"), &["ci"])
+    };
+    b.reserve(Some(&other), Nanos(1_500_000_000))
+        .unwrap()
+        .settle(Nanos(1_500_000_000));
+    let ml = Principal {
+        method: crate::auth::AuthMethod::Key,
+        ..principal("key_m", None, Some("ml"), &["ci"])
+    };
+    // The tag's and the gateway's budgets are tighter, and not ml's to see.
+    let v = credits_body(&b.status(Some(&ml)), Some(&ml));
+    assert_eq!(v["budget"]["scope"], "team:ml", "{v}");
+    assert_eq!(v["total_used"], "0");
+    // Only budgets over many tenants apply: nothing is shown.
+    let lone = Principal {
+        method: crate::auth::AuthMethod::Jwt,
+        ..principal("sub", None, None, &["ci"])
+    };
+    let v = credits_body(&b.status(Some(&lone)), Some(&lone));
+    assert_eq!(v["budget"], Value::Null, "{v}");
+    // The operator of an open gateway sees the gateway's.
+    let operator = Principal::anonymous();
+    let v = credits_body(&b.status(Some(&operator)), Some(&operator));
+    assert_eq!(v["budget"]["scope"], "global", "{v}");
+    assert_eq!(v["total_used"], "1.5");
+}
+
+// Budgets changed while requests are in flight.
+
+/// Budgets with `store`'s, at `WED`, read once.
+async fn with_store(store: &Arc<FakeStore>) -> Budgets {
+    let b = Budgets::none().with_store(store.clone()).with_clock(|| WED);
+    b.refresh().await.unwrap();
+    b
+}
+
+#[tokio::test]
+async fn a_new_period_keeps_what_requests_in_flight_hold_and_their_spend() {
+    let store = Arc::new(FakeStore::default());
+    let today_ms = (WED - WED % DAY) * 1000;
+    let month_ms = 1_772_323_200 * 1000; // 2026-03-01
+    store.ledger.lock().unwrap().extend([
+        (Scope::Team("ml".into()), month_ms, 20),
+        (Scope::Team("ml".into()), today_ms, 40),
+    ]);
+    store.set(vec![spec("team:ml", 100, Period::Daily, false)]);
+    let b = with_store(&store).await;
+    let ml = principal("k", None, Some("ml"), &[]);
+    assert_eq!(spent(&b, "team:ml"), (40, 0));
+    let held = b.reserve(Some(&ml), Nanos(50)).unwrap();
+    store.set(vec![spec("team:ml", 200, Period::Monthly, false)]);
+    b.refresh().await.unwrap();
+    // The month's spend from the ledger, and the request still held.
+    assert_eq!(spent(&b, "team:ml"), (60, 50));
+    assert!(b.reserve(Some(&ml), Nanos(91)).is_err());
+    held.settle(Nanos(45));
+    assert_eq!(spent(&b, "team:ml"), (105, 0));
+}
+
+#[tokio::test]
+async fn a_budget_deleted_and_set_again_keeps_its_requests_in_flight() {
+    let store = Arc::new(FakeStore::default());
+    store.set(vec![spec("team:ml", 100, Period::Daily, false)]);
+    let b = with_store(&store).await;
+    let ml = principal("k", None, Some("ml"), &[]);
+    let held = b.reserve(Some(&ml), Nanos(60)).unwrap();
+    store.set(Vec::new());
+    b.refresh().await.unwrap();
+    assert!(b.status(Some(&ml)).is_empty());
+    store.set(vec![spec("team:ml", 100, Period::Daily, false)]);
+    b.refresh().await.unwrap();
+    // Set again while the request is in flight: it still holds its 60.
+    assert_eq!(spent(&b, "team:ml"), (0, 60));
+    assert!(b.reserve(Some(&ml), Nanos(50)).is_err());
+    held.settle(Nanos(55));
+    assert_eq!(spent(&b, "team:ml"), (55, 0));
+}
+
+#[tokio::test]
+async fn spend_the_ledger_has_and_the_budget_missed_is_caught_up_each_tick() {
+    let store = Arc::new(FakeStore::default());
+    let today_ms = (WED - WED % DAY) * 1000;
+    store.set(vec![spec("global", 1_000, Period::None, false)]);
+    let b = with_store(&store).await;
+    // A request in flight before the team had a budget holds nothing on
+    // it; when it ends, the ledger has its spend.
+    let ml = principal("k", None, Some("ml"), &[]);
+    let early = b.reserve(Some(&ml), Nanos(30)).unwrap();
+    store.set(vec![
+        spec("global", 1_000, Period::None, false),
+        spec("team:ml", 100, Period::Daily, false),
+    ]);
+    b.refresh().await.unwrap();
+    assert_eq!(spent(&b, "team:ml"), (0, 0));
+    early.settle(Nanos(30));
+    store.ledger.lock().unwrap().extend([
+        (Scope::Team("ml".into()), today_ms + 1, 30),
+        (Scope::Global, today_ms + 1, 30),
+    ]);
+    b.refresh().await.unwrap();
+    assert_eq!(spent(&b, "team:ml"), (30, 0));
+    // Spend settled here and not yet in the ledger is never lowered.
+    assert_eq!(spent(&b, "global"), (30, 0));
+    b.reserve(None, Nanos(5)).unwrap().settle(Nanos(5));
+    b.refresh().await.unwrap();
+    assert_eq!(spent(&b, "global"), (35, 0));
+}
+
+#[tokio::test]
+async fn many_budgets_are_caught_up_in_turns() {
+    let store = Arc::new(FakeStore::default());
+    let count = RECONCILED_PER_TICK + 4;
+    let specs = (0..count)
+        .map(|i| spec(&format!("team:t{i}"), 100, Period::None, false))
+        .collect();
+    store.set(specs);
+    let b = with_store(&store).await;
+    store
+        .ledger
+        .lock()
+        .unwrap()
+        .extend((0..count).map(|i| (Scope::Team(format!("t{i}").into()), 1, 7)));
+    let reads = store.reads.load(Ordering::SeqCst);
+    b.refresh().await.unwrap();
+    assert_eq!(
+        store.reads.load(Ordering::SeqCst) - reads,
+        RECONCILED_PER_TICK as u64
+    );
+    b.refresh().await.unwrap();
+    for i in 0..count {
+        assert_eq!(spent(&b, &format!("team:t{i}")), (7, 0), "t{i}");
+    }
+}
+
+// Unknown prices and free requests.
+
+#[tokio::test]
+async fn a_hard_budget_refuses_a_model_of_unknown_price_and_says_how_to_price_it() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let c = calls.clone();
+    let layer = |b: &Budgets| {
+        let c = c.clone();
+        ServiceBuilder::new()
+            .layer(BudgetLayer::new(b.clone(), pricing()))
+            .service(service_fn(move |_req: GatewayRequest| {
+                c.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, GatewayError>(GatewayResponse::new(ResponseBody::TokenCount(0))) }
+            }))
+    };
+    let (hard, _) = budgets(vec![spec("team:ml", 1_000_000_000, Period::Daily, false)]);
+    let ml = principal("k", None, Some("ml"), &[]);
+    let err = layer(&hard)
+        .oneshot(ask("p/llama", 10, Some(&ml)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 402);
+    assert_eq!(err.kind(), crate::error::ErrorKind::InsufficientFunds);
+    let msg = err.message();
+    assert!(msg.contains("`llama`") && msg.contains("`p`"), "{msg}");
+    assert!(msg.contains("team `ml`'s daily budget"), "{msg}");
+    assert!(
+        msg.contains("[prices]") && msg.contains("[providers.p] price"),
+        "{msg}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(hard.stats().refused, 1);
+    // A priced model that names an unpriced one to fall back to: the
+    // fallback could be what serves it.
+    let body = r#"{"model":"m","models":["p/llama"],"messages":[],"max_tokens":10}"#;
+    let mut req = GatewayRequest::new(
+        WireFormat::OpenAiChat,
+        Operation::Generate,
+        RawObject::parse(body.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    req.extensions.insert(ml.clone());
+    assert_eq!(layer(&hard).oneshot(req).await.unwrap_err().status(), 402);
+    // Another team, no budget: served, never priced.
+    let ops = principal("k2", None, Some("ops"), &[]);
+    layer(&hard)
+        .oneshot(ask("p/llama", 10, Some(&ops)))
+        .await
+        .unwrap();
+    // Under a soft budget only: served.
+    let (soft, _) = budgets(vec![spec("team:ml", 1_000_000_000, Period::Daily, true)]);
+    layer(&soft)
+        .oneshot(ask("p/llama", 10, Some(&ml)))
+        .await
+        .unwrap();
+    assert_eq!(soft.stats().unknown_price, 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn counting_tokens_is_never_refused_and_reserves_nothing() {
+    let (b, _) = budgets(vec![spec("global", 1, Period::None, false)]);
+    b.reserve(None, Nanos(1)).unwrap().settle(Nanos(1));
+    let svc = ServiceBuilder::new()
+        .layer(BudgetLayer::new(b.clone(), pricing()))
+        .service(service_fn(|_req: GatewayRequest| async {
+            Ok::<_, GatewayError>(GatewayResponse::new(ResponseBody::TokenCount(3)))
+        }));
+    let body = RawObject::parse(br#"{"model":"m","messages":[]}"#).unwrap();
+    let count = GatewayRequest::new(WireFormat::Anthropic, Operation::CountTokens, body).unwrap();
+    svc.clone().oneshot(count).await.unwrap();
+    assert_eq!(spent(&b, "global"), (1, 0));
+    assert_eq!(b.stats().refused, 0);
+    // A generation is still refused.
+    assert_eq!(
+        svc.oneshot(ask("m", 1, None)).await.unwrap_err().status(),
+        402
     );
 }

@@ -252,8 +252,10 @@ fn not_routed(req: &Request, status: StatusCode) -> Response {
     error_response(route_format(req), &err, &new_request_id())
 }
 
+/// A UUIDv7: unique, and in time order, so that the ledger's rows (keyed
+/// by it) are appended at the end of its index rather than all over it.
 pub(crate) fn new_request_id() -> Arc<str> {
-    uuid::Uuid::new_v4().simple().to_string().into()
+    uuid::Uuid::now_v7().simple().to_string().into()
 }
 
 async fn handle<S>(edge: Edge<S>, format: WireFormat, op: Operation, req: Request) -> Response

@@ -50,6 +50,7 @@ pub use anthropic::AnthropicProvider;
 pub use gemini::GeminiProvider;
 pub(crate) use models::ModelLister;
 pub use openai::OpenAiProvider;
+pub(crate) use redact::PASSTHROUGH_PREFIXES as RATE_LIMIT_HEADER_PREFIXES;
 
 use std::collections::HashMap;
 use std::future::Future;

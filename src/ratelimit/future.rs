@@ -9,15 +9,20 @@ use super::layer::with_headers;
 use super::limits::{Applied, Counters, Standing, Table};
 use crate::error::GatewayError;
 use crate::response::GatewayResponse;
+use crate::routing::CredentialKind;
 use crate::usage::{Settlement, Ticket};
 
 /// The tokens a request took from its limits, until its answer settles:
 /// then the difference with what it used is given back or charged. Given
-/// back whole if the request fails, or is dropped, before that.
+/// back if the request fails, or is dropped, before that. What comes
+/// back is less what the buckets refilled since it was taken (see
+/// `TokenBucket::give_back`).
 pub(super) struct Reservation {
     buckets: [Option<Arc<Counters>>; 3],
     tokens: u64,
     clock: LimitClock,
+    /// When the tokens were taken, in the clock's nanoseconds.
+    taken_at: u64,
     settled: bool,
 }
 
@@ -33,6 +38,7 @@ impl Reservation {
             buckets: [bucket(0), bucket(1), bucket(2)],
             tokens,
             clock: table.clock.clone(),
+            taken_at: table.clock.nanos(),
             settled: false,
         }
     }
@@ -41,6 +47,7 @@ impl Reservation {
     fn settle(mut self, used: u64) {
         self.settled = true;
         let now = self.clock.nanos();
+        let elapsed = now.saturating_sub(self.taken_at);
         for bucket in self
             .buckets
             .iter()
@@ -50,7 +57,7 @@ impl Reservation {
             if used > self.tokens {
                 bucket.charge(used - self.tokens, now);
             } else {
-                bucket.give_back(self.tokens - used);
+                bucket.give_back(self.tokens - used, elapsed);
             }
         }
     }
@@ -64,20 +71,31 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
+            let elapsed = self.clock.nanos().saturating_sub(self.taken_at);
             for bucket in self
                 .buckets
                 .iter()
                 .flatten()
                 .filter_map(|c| c.tokens.as_ref())
             {
-                bucket.give_back(self.tokens);
+                bucket.give_back(self.tokens, elapsed);
             }
         }
     }
 }
 
-/// What an admitted request carries to its answer: its ticket through
-/// the [`Gate`](crate::usage::Gate).
+/// What a request the rate limits let through carries to its answer:
+/// its ticket through the [`Gate`](crate::usage::Gate). No allocation
+/// for a caller no limit applies to.
+pub enum Passed {
+    /// No limit applies to the caller.
+    Unlimited,
+    /// Admitted under the caller's limits.
+    Limited(Box<Admitted>),
+}
+
+/// What a request admitted under limits carries to its answer: the
+/// headers of its standing, and its token reservation.
 pub struct Admitted {
     standing: Standing,
     reservation: Option<Reservation>,
@@ -93,12 +111,25 @@ impl Admitted {
 }
 
 /// The future of [`RateLimit`](super::RateLimit).
-pub type ResponseFuture<F> = crate::usage::gate::ResponseFuture<F, Box<Admitted>>;
+pub type ResponseFuture<F> = crate::usage::gate::ResponseFuture<F, Passed>;
 
-impl Ticket for Admitted {
+impl Ticket for Passed {
     fn on_response(self, resp: &mut GatewayResponse) {
-        headers::set(&self.standing, &mut resp.meta.headers);
-        let Some(reservation) = self.reservation else {
+        // The gateway's provider account's limits are not the caller's,
+        // limited or not; a client's own credential's are (Claude Code
+        // reads its subscription's).
+        if resp.meta.credential == Some(CredentialKind::Gateway) {
+            headers::remove_upstream(&mut resp.meta.headers);
+        }
+        let Passed::Limited(admitted) = self else {
+            return;
+        };
+        let Admitted {
+            standing,
+            reservation,
+        } = *admitted;
+        headers::set(&standing, &mut resp.meta.headers);
+        let Some(reservation) = reservation else {
             return;
         };
         if let Some(settlement) = resp.extensions.get::<Settlement>() {
@@ -115,7 +146,10 @@ impl Ticket for Admitted {
     }
 
     fn on_error(self, err: GatewayError) -> GatewayError {
-        // Dropping the reservation gives its tokens back.
-        with_headers(err, &self.standing)
+        match self {
+            Passed::Unlimited => err,
+            // Dropping the reservation gives its tokens back.
+            Passed::Limited(admitted) => with_headers(err, &admitted.standing),
+        }
     }
 }

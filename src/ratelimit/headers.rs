@@ -43,9 +43,24 @@ pub(crate) fn each(standing: &Standing, mut put: impl FnMut(HeaderName, HeaderVa
     );
 }
 
+/// Removes an upstream's rate-limit headers (`x-ratelimit-*`,
+/// `anthropic-ratelimit-*`, as the providers pass them on): on an answer
+/// served with the gateway's own credential they describe the gateway's
+/// provider account, its headroom shared by every caller, not this one.
+pub(crate) fn remove_upstream(headers: &mut HeaderMap) {
+    let is_limit = |n: &HeaderName| {
+        crate::provider::RATE_LIMIT_HEADER_PREFIXES
+            .iter()
+            .any(|p| n.as_str().starts_with(p))
+    };
+    let names: Vec<HeaderName> = headers.keys().filter(|n| is_limit(n)).cloned().collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
 /// Sets the headers of `standing` in `headers`, replacing any of the same
-/// names (an upstream's own, which describe the gateway's provider
-/// account, not the caller).
+/// names.
 pub(crate) fn set(standing: &Standing, headers: &mut HeaderMap) {
     each(standing, |k, v| {
         headers.insert(k, v);

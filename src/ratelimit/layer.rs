@@ -6,7 +6,7 @@ use std::time::Duration;
 use tower::Layer;
 
 use super::clock::LimitClock;
-use super::future::{Admitted, Reservation};
+use super::future::{Admitted, Passed, Reservation};
 use super::headers;
 use super::limits::{Applied, Kind, Refusal, Rules, Standing, Table};
 use crate::auth::Principal;
@@ -106,16 +106,16 @@ pub struct Limiter {
 pub type RateLimit<S> = Gate<S, Arc<Limiter>>;
 
 impl Admit for Arc<Limiter> {
-    type Ticket = Box<Admitted>;
+    type Ticket = Passed;
 
-    fn admit(&self, req: &GatewayRequest) -> Result<Option<Box<Admitted>>, GatewayError> {
+    fn admit(&self, req: &GatewayRequest) -> Result<Option<Passed>, GatewayError> {
         let table = &self.table;
         let Some(p) = req
             .extensions
             .get::<Principal>()
             .filter(|p| !table.none_for(p))
         else {
-            return Ok(None);
+            return Ok(Some(Passed::Unlimited));
         };
         let applied = table.applied(p);
         let any_tokens = applied
@@ -130,7 +130,10 @@ impl Admit for Arc<Limiter> {
             Ok(standing) => {
                 let reservation =
                     (estimate > 0).then(|| Reservation::new(&applied, estimate, table));
-                Ok(Some(Box::new(Admitted::new(standing, reservation))))
+                Ok(Some(Passed::Limited(Box::new(Admitted::new(
+                    standing,
+                    reservation,
+                )))))
             }
             Err((refusal, standing)) => Err(refused(&applied, &refusal, &standing)),
         }
@@ -178,7 +181,9 @@ pub(super) fn with_headers(err: GatewayError, standing: &Standing) -> GatewayErr
 }
 
 /// What a request reserves: its input and the output it asks for at
-/// most ([`Estimate`](crate::usage::Estimate)), else `default_output`.
+/// most ([`Estimate`](crate::usage::Estimate): the largest maximum it
+/// names, since each format's decoder prefers a different field), else
+/// `default_output`.
 pub(crate) fn estimate_tokens(req: &GatewayRequest, default_output: u64) -> u64 {
     let e = req.body.estimate();
     e.input_tokens

@@ -371,7 +371,7 @@ impl Table {
                 Ok(state) => standing.tokens = Figures::tighter(standing.tokens, state.into()),
                 Err(wait) => {
                     for (_, taken) in buckets.take_while(|(j, _)| *j < i) {
-                        taken.give_back(estimate);
+                        taken.give_back(estimate, 0);
                     }
                     standing.tokens = Some(bucket.state(now).into());
                     let refusal = Refusal {

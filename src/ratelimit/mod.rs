@@ -62,15 +62,19 @@
 //! - **Tokens per minute**, input and output together: a request reserves
 //!   its estimate before it is sent ([`Estimate`](crate::usage::Estimate),
 //!   shared with the budgets): its input at about four bytes of body a
-//!   token and its output at its `max_tokens` (`max_completion_tokens`,
-//!   `max_output_tokens`), else [`DEFAULT_OUTPUT_TOKENS`]. When its answer settles
+//!   token and its output at the largest maximum it names (`max_tokens`,
+//!   `max_completion_tokens`, `max_output_tokens`: each format's decoder
+//!   prefers a different one; Gemini's `maxOutputTokens`), else
+//!   [`DEFAULT_OUTPUT_TOKENS`]. When its answer settles
 //!   ([`Settlement`](crate::usage::Settlement), from the `Usage` layer
 //!   inside this one), the difference with the tokens it used is given
 //!   back or charged; a request that fails, or is dropped, gives its
-//!   reservation back. Without a settlement, a complete answer's usage
-//!   corrects it, and a stream's estimate stands. A request larger than
-//!   the whole limit passes when the bucket is full, and the bucket then
-//!   owes the rest.
+//!   reservation back. What comes back is less what the bucket refilled
+//!   since the reservation was taken: the bucket may have forgotten it
+//!   already, and giving it back then would pay other requests' debt.
+//!   Without a settlement, a complete answer's usage corrects it, and a
+//!   stream's estimate stands. A request larger than the whole limit
+//!   passes when the bucket is full, and the bucket then owes the rest.
 //!
 //! A request refused is counted as a request (a GCRA cell cannot be
 //! given back), and takes no tokens.
@@ -84,8 +88,15 @@
 //! Every answer, served or refused, carries OpenAI's
 //! `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for the caller's
 //! tightest limit of each kind (fewest remaining), resets as Go durations
-//! (`1s`, `6m0s`). They replace an upstream's headers of the same names,
-//! which describe the gateway's provider account, not the caller.
+//! (`1s`, `6m0s`).
+//!
+//! An answer served with the gateway's own provider credential loses the
+//! upstream's `x-ratelimit-*` and `anthropic-ratelimit-*` headers, ours
+//! or not: they describe the gateway's provider account, shared by every
+//! caller. An answer served with the client's own credential (BYOK, a
+//! Claude subscription passed through) keeps them: they are the client's
+//! (Claude Code reads its subscription's), and ours of the same names
+//! replace theirs.
 //!
 //! # Cost
 //!
@@ -94,6 +105,15 @@
 //! `moka` cache that forgets a subject idle for ten minutes, by then back
 //! to full) and updated with atomics. A request to which no limit applies
 //! costs one extension lookup and two branches.
+//!
+//! # Known limits
+//!
+//! - A key's counters are its id's: a rotated key (a new id) starts with
+//!   fresh ones, and limits written for the old id in `[[rate_limits]]`
+//!   do not follow it to its successor.
+//! - Counters are forgotten after ten minutes without a request (by then
+//!   back to full); a token correction of a stream longer than that is
+//!   then lost.
 
 mod clock;
 mod future;

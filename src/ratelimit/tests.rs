@@ -201,6 +201,10 @@ fn the_estimate_is_the_body_over_four_and_the_maximum_output() {
         assert!(layer::estimate_tokens(&req, 7) > 64, "{field}");
         assert!(layer::estimate_tokens(&req, 7) < 64 + 20, "{field}");
     }
+    // Several maximums: the largest, whichever a decoder would read.
+    let both =
+        json!({"model": "m", "messages": [], "max_completion_tokens": 10, "max_tokens": 5000});
+    assert!(layer::estimate_tokens(&request_with(&p, both), 7) > 5000);
     // `{"model":"m","messages":[]}`, 27 bytes: 7 tokens.
     let req = request_with(&p, json!({"model": "m", "messages": []}));
     assert_eq!(layer::estimate_tokens(&req, 7), 7 + 7);
@@ -493,4 +497,94 @@ async fn keys_with_no_limit_pass_untouched() {
         Some("10000")
     );
     assert_eq!(tokens_headers(&resp.meta.headers), [None, None, None]);
+}
+
+#[tokio::test]
+async fn long_requests_in_turn_cannot_pass_more_than_the_limit_a_minute() {
+    let inner = Inner::default();
+    inner.answer(Answer::Settles);
+    let (svc, clock) = stack(RateLimitLayer::new(), &inner);
+    let p = principal("key_a", None, None, limits(None, Some(1000)));
+    let whole_minute = 1000 - INPUT;
+    // The first holds the whole minute for a minute; then the bucket is
+    // full again and the second takes it.
+    svc.clone()
+        .oneshot(request(&p, whole_minute))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(60));
+    svc.clone()
+        .oneshot(request(&p, whole_minute))
+        .await
+        .unwrap();
+    // The first ends having used nothing: the bucket forgot its tokens
+    // already, so giving them back would hand the second's to a third.
+    inner.settle(0);
+    let err = svc
+        .clone()
+        .oneshot(request(&p, whole_minute))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited);
+    // The second ends at once having used nothing: all of it comes back.
+    inner.settle(0);
+    svc.clone()
+        .oneshot(request(&p, whole_minute))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_upstreams_limits_are_dropped_when_the_gateways_credential_served() {
+    use crate::routing::CredentialKind;
+    for (credential, kept) in [
+        (Some(CredentialKind::Gateway), false),
+        (Some(CredentialKind::Subscription), true),
+        (Some(CredentialKind::Byok), true),
+    ] {
+        let svc = RateLimitLayer::new()
+            .clock(LimitClock::manual())
+            .layer(service_fn(move |_req: GatewayRequest| async move {
+                let mut resp = GatewayResponse::new(ResponseBody::TokenCount(0));
+                for (name, value) in [
+                    ("x-ratelimit-limit-requests", "10000"),
+                    ("x-ratelimit-remaining-tokens-usage-based", "7"),
+                    ("anthropic-ratelimit-unified-status", "allowed"),
+                    ("x-request-id", "req_1"),
+                ] {
+                    resp.meta
+                        .headers
+                        .insert(name, HeaderValue::from_static(value));
+                }
+                resp.meta.credential = credential;
+                Ok::<_, GatewayError>(resp)
+            }));
+        // A caller with limits gets ours; one without gets none.
+        let limited = principal("key_a", None, None, limits(Some(5), None));
+        let resp = svc.clone().oneshot(request(&limited, 1)).await.unwrap();
+        let h = &resp.meta.headers;
+        assert_eq!(
+            h.contains_key("anthropic-ratelimit-unified-status"),
+            kept,
+            "{credential:?}"
+        );
+        assert_eq!(
+            h.contains_key("x-ratelimit-remaining-tokens-usage-based"),
+            kept
+        );
+        assert_eq!(header(h, "x-ratelimit-limit-requests"), Some("5"));
+        assert_eq!(header(h, "x-request-id"), Some("req_1"));
+        let resp = svc
+            .oneshot(request(&Principal::anonymous(), 1))
+            .await
+            .unwrap();
+        let h = &resp.meta.headers;
+        assert_eq!(
+            header(h, "x-ratelimit-limit-requests").is_some(),
+            kept,
+            "{credential:?}"
+        );
+        assert_eq!(h.contains_key("anthropic-ratelimit-unified-status"), kept);
+        assert_eq!(header(h, "x-request-id"), Some("req_1"));
+    }
 }

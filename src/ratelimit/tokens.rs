@@ -79,11 +79,19 @@ impl TokenBucket {
         }
     }
 
-    /// Gives back `n` tokens taken earlier (what was reserved and not
-    /// used). Never fills the bucket past full: a `tat` before now reads
+    /// Gives back `n` tokens taken `elapsed` nanoseconds ago (what was
+    /// reserved and not used), less what the bucket may have forgotten
+    /// of them since: in `elapsed` it refilled `elapsed` worth, and once
+    /// full it forgets what it was owed. Given back whole, a late refund
+    /// would pay the debt of requests taken since, and requests holding
+    /// long reservations in turn would pass several minutes' worth a
+    /// minute. Never fills the bucket past full: a `tat` before now reads
     /// as full.
-    pub(crate) fn give_back(&self, n: u64) {
-        let cost = self.cost(n);
+    pub(crate) fn give_back(&self, n: u64, elapsed: u64) {
+        let cost = self.cost(n).saturating_sub(elapsed);
+        if cost == 0 {
+            return;
+        }
         let _ = self
             .tat
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
@@ -150,10 +158,10 @@ mod tests {
         let b = bucket(600);
         b.try_take(600, 0).unwrap();
         assert!(b.try_take(100, 0).is_err());
-        b.give_back(100);
+        b.give_back(100, 0);
         assert_eq!(b.try_take(100, 0).unwrap().remaining, 0);
         // Giving back more than was ever taken leaves it just full.
-        b.give_back(10_000);
+        b.give_back(10_000, 0);
         assert_eq!(b.state(0).remaining, 600);
         assert_eq!(b.try_take(600, 0).unwrap().remaining, 0);
     }
@@ -182,5 +190,24 @@ mod tests {
             b.try_take(1, 0),
             Err(Duration::from_nanos(40 * SEC + SEC / 10))
         );
+    }
+
+    #[test]
+    fn a_late_refund_gives_back_only_what_the_bucket_has_not_forgotten() {
+        let b = bucket(600); // 10 tokens a second
+        b.try_take(600, 0).unwrap();
+        // Half a minute on, half of it is refilled: the other half of an
+        // unused reservation comes back, and the bucket is full.
+        b.give_back(600, 30 * SEC);
+        assert_eq!(b.state(30 * SEC).remaining, 600);
+
+        // A reservation forgotten (the bucket filled up while it was held)
+        // gives nothing back: the debt of the request taken since stands.
+        let b = bucket(600);
+        b.try_take(600, 0).unwrap();
+        b.try_take(600, 60 * SEC).unwrap();
+        b.give_back(600, 60 * SEC);
+        assert_eq!(b.try_take(600, 60 * SEC), Err(Duration::from_secs(60)));
+        assert_eq!(b.state(60 * SEC).remaining, 0);
     }
 }

@@ -20,6 +20,10 @@ struct ModelRoute {
 /// A provider's deployments, as the balancer needs them.
 #[derive(Debug, Clone)]
 pub struct ProviderRoute {
+    /// Its kind, when it comes from the config (`None` for a provider a
+    /// library user declared with [`Routes::with_provider`]): budgets
+    /// read it to know which requests are translated to Anthropic.
+    pub kind: Option<ProviderKind>,
     /// Each deployment's weight.
     pub weights: Vec<u32>,
     /// How load is shared.
@@ -82,6 +86,7 @@ impl Routes {
             routes.providers.insert(
                 name.clone(),
                 ProviderRoute {
+                    kind: Some(p.kind),
                     weights: p.deployment_configs().iter().map(|(_, w)| *w).collect(),
                     balance: p.balance,
                     rate_limits: ProviderRoute::rate_limit_scope(p.kind),
@@ -215,6 +220,7 @@ impl Routes {
         self.providers
             .entry(name.to_string())
             .or_insert(ProviderRoute {
+                kind: None,
                 weights: vec![1],
                 balance: Balance::Weighted,
                 rate_limits: LimitScope::Key,

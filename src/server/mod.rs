@@ -42,7 +42,7 @@ use crate::routing::{
     Cooldowns, FallbackLayer, ModelChain, ProviderOrderLayer, RetryTransient, TimeoutLayer,
 };
 use crate::store::KeyStore;
-use crate::usage::Metering;
+use crate::usage::{Metering, PriceTable};
 use tower::retry::RetryLayer;
 use tower::{Service, ServiceBuilder};
 
@@ -52,6 +52,10 @@ pub enum Layers {
     /// The default stack.
     #[default]
     Default,
+    /// The routing layers only (fallback, provider order, retries,
+    /// timeouts): no rate limits, budgets, metering or ledger (to measure
+    /// what those cost).
+    Routing,
     /// None: the edge straight onto the providers (to measure the layers).
     None,
 }
@@ -101,8 +105,9 @@ impl Control {
 ///
 /// Authentication is part of every assembly, `Layers::None` included:
 /// leaving out the routing layers must not open the gateway to anyone.
-/// `Layers::None` leaves out the budget and usage layers too: nothing is
-/// metered, costed, recorded or capped, and `/v1/credits` is not served.
+/// `Layers::Routing` and `Layers::None` leave out the rate limit, budget
+/// and usage layers: nothing is metered, costed, recorded or capped, and
+/// `/v1/credits` is not served.
 /// With a ledger, `/v1/generation` and `/v1/report` answer from it
 /// ([`crate::usage::api`]), behind the same authentication.
 pub fn assemble(
@@ -115,6 +120,10 @@ pub fn assemble(
     let edge = EdgeConfig::from_config(config);
     let mut app = match layers {
         Layers::None => router(providers, edge),
+        Layers::Routing => router(
+            routing_layers(config, providers, &control.metering.prices),
+            edge,
+        ),
         Layers::Default => router(routing_stack(config, providers, &control), edge)
             .merge(credits_router(control.budgets.clone())),
     };
@@ -165,8 +174,7 @@ pub fn check_exposure(config: &Config, auth: Option<&Authenticator>) -> Result<(
 
 /// The layers around `providers`, outermost first: rate limits (keys'
 /// own and `[[rate_limits]]`), budgets, usage (pricing and the ledger),
-/// then the routing layers of `[routing]`: model fallback, provider order
-/// (with cooldowns), same-target retries, timeouts.
+/// then [`routing_layers`].
 pub fn routing_stack(
     config: &Config,
     providers: Providers,
@@ -176,19 +184,36 @@ pub fn routing_stack(
        + Send
        + Sync
        + 'static {
-    let r = &config.routing;
     let routes = providers.routes();
+    let prices = &control.metering.prices;
     ServiceBuilder::new()
         .layer(RateLimitLayer::from_config(config))
         .layer(BudgetLayer::new(
             control.budgets.clone(),
-            Pricing::new(routes.clone(), control.metering.prices.clone()),
+            Pricing::new(routes, prices.clone()),
         ))
         .layer(control.metering.layer())
+        .service(routing_layers(config, providers, prices))
+}
+
+/// The routing layers of `[routing]` around `providers`, outermost first:
+/// model fallback, provider order (with cooldowns, sorting by `prices`
+/// when a request asks for the cheapest), same-target retries, timeouts.
+pub fn routing_layers(
+    config: &Config,
+    providers: Providers,
+    prices: &PriceTable,
+) -> impl Service<GatewayRequest, Response = GatewayResponse, Error = GatewayError, Future: Send>
+       + Clone
+       + Send
+       + Sync
+       + 'static {
+    let r = &config.routing;
+    let routes = providers.routes();
+    ServiceBuilder::new()
         .layer(FallbackLayer::new(ModelChain::new(routes.clone())))
         .layer(
-            ProviderOrderLayer::new(routes, Cooldowns::from_config(r))
-                .with_prices((*control.metering.prices).clone()),
+            ProviderOrderLayer::new(routes, Cooldowns::from_config(r)).with_prices(prices.clone()),
         )
         .layer(RetryLayer::new(RetryTransient::from_config(r)))
         .layer(TimeoutLayer::from_config(r))

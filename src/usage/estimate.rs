@@ -46,16 +46,23 @@ pub fn estimate_input_tokens(body: &RawObject) -> u64 {
     (bytes as u64).div_ceil(4)
 }
 
-/// The most output tokens the request asks for, in whichever field its
-/// format names it: `max_completion_tokens` (Chat Completions, which
-/// prefers it), `max_tokens` (Chat Completions, Anthropic),
-/// `max_output_tokens` (Responses), `generationConfig.maxOutputTokens`
-/// (Gemini). `None` when it asks for no limit, or gives one that is not a
-/// count (the provider's 400 to give, not a reason to reserve nothing).
+/// The top-level body fields that cap an answer's length, in each client
+/// format but Gemini's (which nests its own in `generationConfig`).
+pub(crate) const OUTPUT_CAPS: &[&str] =
+    &["max_tokens", "max_completion_tokens", "max_output_tokens"];
+
+/// The most output tokens the request asks for: the largest of
+/// `max_tokens` (Chat Completions, Anthropic), `max_completion_tokens`
+/// (Chat Completions) and `max_output_tokens` (Responses), whichever its
+/// format's decoder reads (each prefers a different one), else
+/// `generationConfig.maxOutputTokens` (Gemini). `None` when it asks for
+/// no limit, or gives one that is not a count (the provider's 400 to
+/// give, not a reason to reserve nothing).
 pub fn requested_max_output_tokens(body: &RawObject) -> Option<u64> {
-    ["max_completion_tokens", "max_tokens", "max_output_tokens"]
-        .into_iter()
-        .find_map(|f| body.get_as::<u64>(f).ok().flatten())
+    OUTPUT_CAPS
+        .iter()
+        .filter_map(|f| body.get_as::<u64>(f).ok().flatten())
+        .max()
         .or_else(|| {
             let config = body
                 .get_as::<serde_json::Value>("generationConfig")
@@ -108,6 +115,12 @@ mod tests {
                 r#"{"max_completion_tokens":200,"max_tokens":100}"#,
                 Some(200),
             ),
+            // Several: the largest, whichever a decoder would read.
+            (
+                r#"{"max_completion_tokens":10,"max_tokens":5000}"#,
+                Some(5000),
+            ),
+            (r#"{"max_output_tokens":300,"max_tokens":10}"#, Some(300)),
             (r#"{"max_output_tokens":300}"#, Some(300)),
             (r#"{"generationConfig":{"maxOutputTokens":400}}"#, Some(400)),
             (r#"{"max_tokens":-1}"#, None),

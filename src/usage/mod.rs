@@ -27,6 +27,7 @@ mod sse;
 pub mod summary;
 mod wire;
 
+pub(crate) use estimate::OUTPUT_CAPS;
 pub use estimate::{estimate_input_tokens, requested_max_output_tokens, Estimate};
 pub use gate::{Admit, Gate, Ticket};
 pub use layer::{UsageLayer, UsageService};

@@ -125,6 +125,76 @@ allow_byok = true
 targets = ["claude-sub/claude-sonnet-5-5", "mock-openai/gpt-4o"]
 """
 
+# The config keys of `metered_gateway`, by name; each is its own team.
+METERED_KEYS = {
+    name: f"tg-test-{name}-key-0123456789"
+    for name in ("usage", "report", "broke-openai", "broke-anthropic", "soft")
+}
+
+# Prices and budgets (the config's `[prices]` and `[[budgets]]`) on the
+# teams of `METERED_KEYS`, and a key made in the store (`sdk`, as for
+# `auth_gateway`) for `tollgate keys` and `tollgate budgets`. Braces are
+# doubled for `str.format`.
+METERED_CONFIG_TEMPLATE = (
+    """\
+[server]
+listen = "127.0.0.1:0"
+
+[store]
+path = "tollgate.db"
+
+[providers.mock-openai]
+kind = "openai"
+base_url = "http://127.0.0.1:{mock}/v1"
+api_key = "test-openai-key"
+
+[providers.mock-anthropic]
+kind = "anthropic"
+base_url = "http://127.0.0.1:{mock}"
+api_key = "test-anthropic-key"
+
+[auth]
+keys = [
+"""
+    + "".join(
+        f'  {{{{ name = "{name}", key = "{key}", team = "{name}" }}}},\n'
+        for name, key in METERED_KEYS.items()
+    )
+    + """\
+]
+
+# USD per million tokens. Claude Code's model has a cheap output: each of
+# its requests reserves Claude Code's own max_tokens of output, which the
+# test does not see, so the input (counted alike by the gateway's
+# estimate and by the mock) is most of what a turn reserves and costs.
+[prices]
+"gpt-4o" = {{ input = 2.5, output = 10.0 }}
+"claude-x" = {{ input = 3.0, output = 15.0, cache_read = 0.3, cache_write = 3.75 }}
+"mock-anthropic/claude-sonnet-4-5" = {{ input = 3.0, output = 0.3 }}
+
+[[budgets]]
+scope = "team:report"
+usd = 1
+period = "daily"
+
+[[budgets]]
+scope = "team:broke-openai"
+usd = 0.0005
+period = "daily"
+
+[[budgets]]
+scope = "team:broke-anthropic"
+usd = 0.0008
+period = "monthly"
+
+[[budgets]]
+scope = "team:soft"
+usd = 0.0003
+period = "weekly"
+soft = true
+"""
+)
+
 
 @dataclass
 class Proc:
@@ -360,21 +430,34 @@ def gateway(tmp_path_factory) -> Iterator[Gateway]:
     yield from run_stack(tmp_path_factory.mktemp("tollgate"), CONFIG_TEMPLATE)
 
 
+def make_key(binary: Path, config: Path) -> dict:
+    """Makes the key `sdk` in the store of `config`, before the gateway starts."""
+    # Plain `keys create` (the key alone on stdout), as a user runs it;
+    # its id from `keys list`, which never shows the key.
+    key = run_keys_cli(binary, config, "create", "--name", "sdk").strip()
+    listed = json.loads(run_keys_cli(binary, config, "list", "--json"))
+    (record,) = [k for k in listed if k["name"] == "sdk"]
+    assert key.startswith("tg_") and key not in json.dumps(listed)
+    return {"key": CreatedKey(id=record["id"], key=key)}
+
+
 @pytest.fixture(scope="session")
 def auth_gateway(tmp_path_factory) -> Iterator[AuthGateway]:
     """The gateway with keys: see `AuthGateway` and `AUTH_CONFIG_TEMPLATE`."""
-
-    def make_key(binary: Path, config: Path) -> dict:
-        # Plain `keys create` (the key alone on stdout), as a user runs it;
-        # its id from `keys list`, which never shows the key.
-        key = run_keys_cli(binary, config, "create", "--name", "sdk").strip()
-        listed = json.loads(run_keys_cli(binary, config, "list", "--json"))
-        (record,) = [k for k in listed if k["name"] == "sdk"]
-        assert key.startswith("tg_") and key not in json.dumps(listed)
-        return {"key": CreatedKey(id=record["id"], key=key)}
-
     yield from run_stack(
         tmp_path_factory.mktemp("tollgate-auth"), AUTH_CONFIG_TEMPLATE, AuthGateway, make_key
+    )
+
+
+@pytest.fixture(scope="session")
+def metered_gateway(tmp_path_factory) -> Iterator[AuthGateway]:
+    """The gateway with prices, budgets and keys: see `METERED_CONFIG_TEMPLATE`
+    (its config keys are `METERED_KEYS`)."""
+    yield from run_stack(
+        tmp_path_factory.mktemp("tollgate-metered"),
+        METERED_CONFIG_TEMPLATE,
+        AuthGateway,
+        make_key,
     )
 
 
@@ -408,7 +491,11 @@ def anthropic_client(gateway: Gateway) -> anthropic.Anthropic:
 def pytest_runtest_call(item):
     """Attaches what the gateway and the mock logged during a failing test to its report."""
     args = getattr(item, "funcargs", {})  # set when any fixture used them
-    gws = [(n, args[n]) for n in ("gateway", "auth_gateway") if args.get(n) is not None]
+    gws = [
+        (n, args[n])
+        for n in ("gateway", "auth_gateway", "metered_gateway")
+        if args.get(n) is not None
+    ]
     offsets = {n: gw.log_offsets() for n, gw in gws}
     outcome = yield
     if outcome.excinfo is not None:

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod assembled;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -110,6 +112,12 @@ impl Stack {
     }
 
     pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> reqwest::Response {
+        self.post_with_key(path, "client-key", body).await
+    }
+
+    /// POSTs `body` with `key` where a client of `path`'s format sends
+    /// its key (`x-api-key` for Anthropic's, a bearer token otherwise).
+    pub async fn post_with_key(&self, path: &str, key: &str, body: Vec<u8>) -> reqwest::Response {
         let mut req = self
             .client
             .post(self.url(path))
@@ -117,10 +125,10 @@ impl Stack {
             .body(body);
         if path.starts_with("/v1/messages") {
             req = req
-                .header("x-api-key", "client-key")
+                .header("x-api-key", key)
                 .header("anthropic-version", "2023-06-01");
         } else {
-            req = req.header("authorization", "Bearer client-key");
+            req = req.bearer_auth(key);
         }
         req.send().await.expect("gateway answers")
     }

@@ -2,8 +2,17 @@
 //! reservations that requests in flight hold on it.
 //!
 //! The hot path is two hash lookups per scope of the principal and a short
-//! lock per budget that applies; the store is read only at startup and
-//! when its revision moves (polled every [`REFRESH_EVERY`]).
+//! lock per budget that applies; the store's budgets are read only at
+//! startup and when its revision moves (polled every [`REFRESH_EVERY`]).
+//!
+//! A budget's window of spend outlives a change to the budget: a new
+//! amount, a new period (the window restarts from the ledger, keeping
+//! what requests in flight hold), even a delete and a set again while
+//! requests reserved on it are in flight. Requests in flight when a
+//! budget is set for the first time hold nothing on it; their spend
+//! reaches it through the ledger: every [`REFRESH_EVERY`] each window's
+//! spend is raised to the ledger's for its period, if that is more (at
+//! most [`RECONCILED_PER_TICK`] budgets a tick, in turn).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -18,10 +27,10 @@ use super::store::BudgetStore;
 mod reservation;
 mod sync;
 
-pub use reservation::{Refusal, Reservation};
-pub use sync::REFRESH_EVERY;
+pub use reservation::{Applicable, Refusal, Reservation};
+pub use sync::{RECONCILED_PER_TICK, REFRESH_EVERY};
 
-use reservation::Hold;
+use sync::StoreSync;
 
 /// Where the current time comes from, in Unix seconds.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -52,7 +61,7 @@ struct Inner {
     /// The store's budget revision last read; -1 before the first read.
     revision: AtomicI64,
     /// One rebuild at a time: two would each load the ledger's spend.
-    rebuilding: tokio::sync::Mutex<()>,
+    rebuilding: tokio::sync::Mutex<StoreSync>,
     refresher: OnceLock<()>,
     stats: Stats,
 }
@@ -93,14 +102,16 @@ struct Entry {
     spec: BudgetSpec,
     origin: Origin,
     /// Shared with the entry that replaces this one when the store's
-    /// budgets are read again, so reservations held across the rebuild
-    /// settle where they were taken.
+    /// budgets are read again, and held by the reservations taken on it,
+    /// so that they settle where the budget is now.
     window: Arc<Mutex<Window>>,
 }
 
 /// One budget's current window.
 #[derive(Debug, Clone, Copy)]
 struct Window {
+    /// The budget's period, which the window rolls over by.
+    period: Period,
     start: i64,
     end: Option<i64>,
     spent: u64,
@@ -110,25 +121,42 @@ struct Window {
 }
 
 impl Entry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
-        self.window.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The window at `now`: a new period starts from zero spent; what
-    /// requests in flight reserved stays until they settle.
     fn current(&self, now: i64) -> std::sync::MutexGuard<'_, Window> {
-        let mut w = self.lock();
-        if w.end.is_some_and(|end| now >= end) {
-            let (start, end) = self.spec.period.window(now);
-            *w = Window {
-                start,
-                end,
-                spent: 0,
-                reserved: w.reserved,
-                loaded: true,
-            };
+        current(&self.window, now)
+    }
+}
+
+fn lock(window: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
+    window.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The window at `now`: a new period starts from zero spent; what
+/// requests in flight reserved stays until they settle.
+fn current(window: &Mutex<Window>, now: i64) -> std::sync::MutexGuard<'_, Window> {
+    let mut w = lock(window);
+    if w.end.is_some_and(|end| now >= end) {
+        *w = Window {
+            spent: 0,
+            loaded: true,
+            ..Window::new(w.period, now, w.reserved)
+        };
+    }
+    w
+}
+
+impl Window {
+    /// The window of `period` at `now`, nothing spent, `reserved` held,
+    /// the ledger not read.
+    fn new(period: Period, now: i64, reserved: u64) -> Window {
+        let (start, end) = period.window(now);
+        Window {
+            period,
+            start,
+            end,
+            spent: 0,
+            reserved,
+            loaded: false,
         }
-        w
     }
 }
 
@@ -182,7 +210,10 @@ impl Budgets {
             .map(|spec| Entry {
                 spec: spec.clone(),
                 origin: Origin::Config,
-                window: Arc::new(Mutex::new(fresh(spec.period, now, 0, store.is_none()))),
+                window: Arc::new(Mutex::new(Window {
+                    loaded: store.is_none(),
+                    ..Window::new(spec.period, now, 0)
+                })),
             })
             .collect();
         Budgets {
@@ -192,7 +223,7 @@ impl Budgets {
                 configured,
                 store,
                 revision: AtomicI64::new(-1),
-                rebuilding: tokio::sync::Mutex::new(()),
+                rebuilding: tokio::sync::Mutex::new(StoreSync::default()),
                 refresher: OnceLock::new(),
                 stats: Stats::default(),
             }),
@@ -250,7 +281,7 @@ impl Budgets {
 
     /// The budgets that apply to `principal` (the global ones only,
     /// without one), found by one hash lookup per scope it has.
-    fn applicable(&self, table: &Table, principal: Option<&Principal>) -> Vec<Arc<Entry>> {
+    fn entries_for(&self, table: &Table, principal: Option<&Principal>) -> Vec<Arc<Entry>> {
         let mut out: Vec<Arc<Entry>> = Vec::new();
         let mut add = |scope: Scope| {
             for e in table.by_scope.get(&scope).into_iter().flatten() {
@@ -297,55 +328,33 @@ impl Budgets {
         principal: Option<&Principal>,
         cost: impl FnOnce() -> Nanos,
     ) -> Result<Reservation, Refusal> {
+        let applicable = self.applicable(principal);
+        if applicable.is_empty() {
+            return Ok(Reservation::none());
+        }
+        applicable.reserve(cost())
+    }
+
+    /// The budgets that apply to `principal` (the global ones only,
+    /// without one), to look at before reserving on them.
+    pub fn applicable(&self, principal: Option<&Principal>) -> Applicable<'_> {
         self.start_refresher();
         let table = self.table();
-        if table.len == 0 {
-            return Ok(Reservation::none());
-        }
-        let entries = self.applicable(&table, principal);
-        if entries.is_empty() {
-            return Ok(Reservation::none());
-        }
-        let cost = cost();
-        let now = self.now();
-        let mut res = Reservation {
-            holds: Vec::with_capacity(entries.len()),
-            amount: cost.0,
-            over_soft: false,
-            budgets: Some(self.clone()),
+        let entries = if table.len == 0 {
+            Vec::new()
+        } else {
+            self.entries_for(&table, principal)
         };
-        for entry in entries {
-            let mut w = entry.current(now);
-            let used = w.spent.saturating_add(w.reserved);
-            let amount = entry.spec.amount.0;
-            let fits = used.checked_add(cost.0).is_some_and(|u| u <= amount)
-                && (cost.0 > 0 || used < amount);
-            if !fits && !entry.spec.soft {
-                let refusal = Refusal {
-                    scope: entry.spec.scope.clone(),
-                    period: entry.spec.period,
-                    resets_at: w.end,
-                };
-                drop(w);
-                // Dropping `res` releases what it took on the others.
-                drop(res);
-                self.inner.stats.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(refusal);
-            }
-            if !fits && !res.over_soft {
-                res.over_soft = true;
-                self.inner.stats.over_soft.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(budget = %entry.spec.scope, period = entry.spec.period.as_str(), "soft budget exceeded: serving anyway");
-            }
-            w.reserved = w.reserved.saturating_add(cost.0);
-            let window_start = w.start;
-            drop(w);
-            res.holds.push(Hold {
-                entry,
-                window_start,
-            });
+        Applicable {
+            entries,
+            budgets: self,
         }
-        Ok(res)
+    }
+
+    /// Counts a request refused for a reason of its own (its price is
+    /// unknown under a hard budget).
+    pub(crate) fn count_refused(&self) {
+        self.inner.stats.refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every budget that applies to `principal`, as it stands now.
@@ -353,7 +362,7 @@ impl Budgets {
         self.start_refresher();
         let table = self.table();
         let now = self.now();
-        self.applicable(&table, principal)
+        self.entries_for(&table, principal)
             .iter()
             .map(|e| status_of(e, now))
             .collect()
@@ -371,17 +380,6 @@ impl Budgets {
             .collect();
         out.sort_by(|a, b| a.spec.scope.cmp(&b.spec.scope));
         out
-    }
-}
-
-fn fresh(period: Period, now: i64, spent: u64, loaded: bool) -> Window {
-    let (start, end) = period.window(now);
-    Window {
-        start,
-        end,
-        spent,
-        reserved: 0,
-        loaded,
     }
 }
 

@@ -16,12 +16,10 @@ const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// Encodes a canonical request for an Anthropic Messages provider, for `model`.
 pub fn encode_request(req: &ChatRequest, model: &str) -> Vec<u8> {
     let (mut body, budget) = encode_common(req, model);
-    let requested = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-    let max_tokens = match budget {
-        Some(b) if b >= requested => b.saturating_add(requested),
-        _ => requested,
-    };
-    body.insert("max_tokens".into(), json!(max_tokens));
+    body.insert(
+        "max_tokens".into(),
+        json!(max_tokens_sent(req.max_tokens, budget)),
+    );
     if let Some(t) = req.temperature {
         body.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
     }
@@ -137,6 +135,24 @@ fn tool_loop_turn_is_signed(messages: &[Value]) -> bool {
         }
         _ => true,
     }
+}
+
+/// The `max_tokens` sent for a request that asks for `requested` (the
+/// API requires one) with a thinking budget of `budget`: a budget at
+/// least as large as the answer asked for is added to it, so that the
+/// thinking does not eat the answer. Budget reservations read it too.
+pub(crate) fn max_tokens_sent(requested: Option<u64>, budget: Option<u64>) -> u64 {
+    let requested = requested.unwrap_or(DEFAULT_MAX_TOKENS);
+    match budget {
+        Some(b) if b >= requested => b.saturating_add(requested),
+        _ => requested,
+    }
+}
+
+/// The thinking budget a request with reasoning settings `r` is sent
+/// with (`None`: thinking off, or adaptive, which has no budget).
+pub(crate) fn thinking_budget(r: &Reasoning) -> Option<u64> {
+    thinking_config(r).and_then(|(_, budget)| budget)
 }
 
 /// The `thinking` object for `r` and its budget; `None` leaves thinking out.

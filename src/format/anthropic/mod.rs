@@ -97,6 +97,7 @@ mod stream;
 mod test_fixtures;
 
 pub use encode::{encode_count_tokens, encode_request};
+pub(crate) use encode::{max_tokens_sent, thinking_budget};
 pub use request::decode_request;
 pub use response::{decode_response, encode_response};
 pub use stream::{StreamDecoder, StreamEncoder};

@@ -41,6 +41,34 @@ const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM requests WHERE 
 /// writer thread.
 pub(super) struct SqliteLedgerWriter {
     conn: Connection,
+    // Dropped with the writer, which stops the checkpointer.
+    _checkpoints: std::sync::mpsc::Sender<()>,
+}
+
+/// How often the checkpointer moves the log's pages into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Checkpoints the store's write-ahead log from a thread of its own, until
+/// `stop` is dropped. A checkpoint syncs the file to disk; made by the
+/// writer itself (SQLite's automatic checkpoint, every 1000 pages), it
+/// would hold back every answer waiting for its row meanwhile.
+fn checkpointer(path: &Path, stop: std::sync::mpsc::Receiver<()>) -> Result<(), StoreError> {
+    let conn = connect(path, migrate::MIGRATIONS)?;
+    std::thread::Builder::new()
+        .name("tollgate-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stop.recv_timeout(CHECKPOINT_EVERY)
+            {
+                // PASSIVE never waits for the writer; a failed checkpoint
+                // is retried at the next tick (the log only grows).
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "the ledger's checkpoint failed; retrying");
+                }
+            }
+        })
+        .map_err(|e| StoreError(format!("cannot start the ledger's checkpointer: {e}")))?;
+    Ok(())
 }
 
 impl SqliteLedgerWriter {
@@ -54,7 +82,14 @@ impl SqliteLedgerWriter {
         // batching exists to avoid paying per request.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(store_error)?;
-        Ok(SqliteLedgerWriter { conn })
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(store_error)?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        checkpointer(path, rx)?;
+        Ok(SqliteLedgerWriter {
+            conn,
+            _checkpoints: tx,
+        })
     }
 }
 

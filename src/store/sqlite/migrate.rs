@@ -41,7 +41,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 2: the spend ledger, one row per request that reached a provider
     // (see `usage::LedgerRow`). Money in nano-dollars; NULL cost: the
     // model's price was unknown. Times in Unix milliseconds. `tags` and
-    // `attempts` are JSON arrays.
+    // `attempts` are JSON arrays. Every index is paid for on each insert:
+    // only time and key are indexed (a user's, team's or tag's spend is
+    // read from the period's time range, once per budget), and the rows
+    // live in the id's B-tree (no rowid: ids are UUIDv7, in time order).
     r#"
     CREATE TABLE requests (
         id                 TEXT PRIMARY KEY NOT NULL,
@@ -72,11 +75,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         disconnected       INTEGER NOT NULL DEFAULT 0,
         estimated          INTEGER NOT NULL DEFAULT 0,
         attempts           TEXT NOT NULL DEFAULT '[]'
-    ) STRICT;
+    ) STRICT, WITHOUT ROWID;
     CREATE INDEX requests_by_time ON requests (created_at_ms);
     CREATE INDEX requests_by_key ON requests (key_id, created_at_ms);
-    CREATE INDEX requests_by_user ON requests (user, created_at_ms);
-    CREATE INDEX requests_by_team ON requests (team, created_at_ms);
     "#,
     // 3: budgets, one per scope (`kind` global|key|user|team|tag, `value`
     // empty for global), in nano-dollars per period; and the revision a
