@@ -10,6 +10,7 @@ use crate::error::GatewayError;
 use crate::format::{anthropic, openai_chat, responses, WireFormat};
 use crate::json::RawObject;
 use crate::routing::RoutingOptions;
+use crate::usage::Estimate;
 
 /// What the client asked the gateway to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,11 +66,13 @@ pub struct GatewayRequest {
 }
 
 /// The client's body: the top-level object with raw values, and its
-/// canonical decoding, made on first use. Its `Debug` names the fields,
-/// never their values (a body may carry BYOK keys).
+/// canonical decoding and token estimate, each made on first use. Its
+/// `Debug` names the fields, never their values (a body may carry BYOK
+/// keys).
 pub struct RequestBody {
     raw: RawObject,
     canonical: OnceLock<Result<ChatRequest, GatewayError>>,
+    estimate: OnceLock<Estimate>,
 }
 
 impl std::fmt::Debug for RequestBody {
@@ -86,12 +89,20 @@ impl RequestBody {
         RequestBody {
             raw,
             canonical: OnceLock::new(),
+            estimate: OnceLock::new(),
         }
     }
 
     /// The body's top-level fields.
     pub fn raw(&self) -> &RawObject {
         &self.raw
+    }
+
+    /// What the request will use, from its top-level fields: computed
+    /// by the first layer that asks (budget, rate limit, cost sort,
+    /// meter) and shared by the others and by every attempt.
+    pub fn estimate(&self) -> Estimate {
+        *self.estimate.get_or_init(|| Estimate::of(&self.raw))
     }
 }
 

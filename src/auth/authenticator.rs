@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::AUTHORIZATION;
@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderName};
 use super::{AuthMethod, KeyHash, KeyLimits, KeyRecord, ModelPatterns, Principal, KEY_PREFIX};
 use crate::config::{AuthConfig, AuthMode, StaticKeyConfig};
 use crate::error::{ErrorKind, GatewayError};
-use crate::store::KeyStore;
+use crate::store::{poll_every, KeyStore};
 
 /// The header a client sends its gateway key in when `Authorization`
 /// (or `x-api-key`) carries a provider credential of its own.
@@ -449,29 +449,22 @@ impl Authenticator {
     /// Starts the task that keeps the key cache current, once, from
     /// inside a runtime. It holds the authenticator weakly and ends with it.
     fn start_refresher(&self) {
-        if self.inner.store.is_none() || self.inner.refresher.get().is_some() {
+        if self.inner.store.is_none() {
             return;
         }
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        self.inner.refresher.get_or_init(|| {
-            let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-            handle.spawn(async move {
-                let mut tick = tokio::time::interval(REFRESH_EVERY);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let Some(inner) = weak.upgrade() else { break };
-                    if let Some(s) = &inner.store {
-                        if let Err(e) = s.refresh().await {
-                            tracing::warn!(error = %e.message(), "cannot refresh the gateway keys");
-                        }
-                        s.write_last_used().await;
+        poll_every(
+            &self.inner.refresher,
+            &self.inner,
+            REFRESH_EVERY,
+            |inner| async move {
+                if let Some(s) = &inner.store {
+                    if let Err(e) = s.refresh().await {
+                        tracing::warn!(error = %e.message(), "cannot refresh the gateway keys");
                     }
+                    s.write_last_used().await;
                 }
-            });
-        });
+            },
+        );
     }
 }
 

@@ -1,12 +1,14 @@
 //! A request's worst-case cost: what its reservation holds until the
 //! answer's real cost replaces it.
 //!
-//! - Input tokens: the body's size in bytes / 4, rounded up (a token is
-//!   about four bytes of English or JSON; the mock counts the same way).
-//! - Output tokens: the largest of the request's own caps
-//!   (`max_tokens`, `max_completion_tokens`, `max_output_tokens`: the
-//!   decoders of each format prefer a different one), else the model's
-//!   largest answer from the price table, else [`DEFAULT_MAX_OUTPUT`].
+//! - Tokens: the request's [`Estimate`](crate::usage::Estimate): input
+//!   from the body's size in bytes / 4, rounded up (a token is about four
+//!   bytes of English or JSON; the mock counts the same way); output from
+//!   the largest of the request's own caps (`max_tokens`,
+//!   `max_completion_tokens`, `max_output_tokens`: the decoders of each
+//!   format prefer a different one; Gemini's
+//!   `generationConfig.maxOutputTokens`), else the model's largest answer
+//!   from the price table, else [`DEFAULT_MAX_OUTPUT`].
 //!   On an Anthropic target, a request that asks for reasoning
 //!   (`reasoning_effort`, `reasoning.effort`, `thinking`) is sent with
 //!   its thinking budget added to `max_tokens` (see the Anthropic
@@ -38,7 +40,7 @@ use crate::config::ProviderKind;
 use crate::format::anthropic;
 use crate::request::{GatewayRequest, Target};
 use crate::routing::Routes;
-use crate::usage::{Nanos, Price, PriceTable};
+use crate::usage::{Estimate, Nanos, Price, PriceTable, OUTPUT_CAPS};
 
 /// Output tokens reserved when neither the request nor the price table
 /// says how long the answer may be.
@@ -47,9 +49,6 @@ pub const DEFAULT_MAX_OUTPUT: u64 = 32_768;
 /// The most answers (OpenAI's `n`) a reservation counts: OpenAI's own
 /// maximum; a larger `n` is the provider's 400 to give.
 pub const MAX_CHOICES: u64 = 128;
-
-/// The body fields that cap an answer's length, in each client format.
-const OUTPUT_CAPS: &[&str] = &["max_tokens", "max_completion_tokens", "max_output_tokens"];
 
 /// Prices a request's worst case from the routes and the price table.
 #[derive(Debug, Clone, Default)]
@@ -85,8 +84,7 @@ impl Pricing {
     /// the first of them with no known price. Prices are found without
     /// counting a miss: this is an estimate, not the request's cost.
     pub fn price(&self, req: &GatewayRequest) -> Priced {
-        let input = input_tokens(req);
-        let cap = output_cap(req);
+        let estimate = req.body.estimate();
         let choices = choices(req);
         // Read only when an Anthropic target needs it.
         let mut thinking: Option<Option<u64>> = None;
@@ -104,43 +102,21 @@ impl Pricing {
                     priced.unpriced.get_or_insert(t);
                     continue;
                 };
-                let mut output = cap
+                let mut output = estimate
+                    .max_output_tokens
                     .or(price.max_output_tokens)
                     .unwrap_or(DEFAULT_MAX_OUTPUT);
                 let kind = self.routes.provider(&t.provider).and_then(|p| p.kind);
                 if kind == Some(ProviderKind::Anthropic) {
                     let budget = *thinking.get_or_insert_with(|| thinking_budget(req));
-                    output = output.max(anthropic_max_tokens(req, budget));
+                    output = output.max(anthropic_max_tokens(req, estimate, budget));
                 }
-                let cost = price.worst_case(input, output.saturating_mul(choices));
+                let cost = price.worst_case(estimate.input_tokens, output.saturating_mul(choices));
                 priced.cost = Some(priced.cost.map_or(cost, |w| w.max(cost)));
             }
         }
         priced
     }
-}
-
-/// The input tokens of `req` by its body's size: bytes / 4, rounded up.
-pub fn input_tokens(req: &GatewayRequest) -> u64 {
-    // The body as compact JSON: `{`, each `"key":value` and its comma, `}`.
-    let bytes: usize = req
-        .body
-        .raw()
-        .iter()
-        .map(|(k, v)| k.len() + v.get().len() + 4)
-        .sum::<usize>()
-        + 1;
-    (bytes as u64).div_ceil(4)
-}
-
-/// The request's own cap on its answer's tokens, if it sets one: the
-/// largest of the fields that set one, whichever a decoder reads.
-pub fn output_cap(req: &GatewayRequest) -> Option<u64> {
-    let raw = req.body.raw();
-    OUTPUT_CAPS
-        .iter()
-        .filter_map(|f| raw.get_as::<u64>(f).ok().flatten())
-        .max()
 }
 
 /// How many answers the request asks for (OpenAI's `n`), from 1 to
@@ -153,15 +129,17 @@ fn choices(req: &GatewayRequest) -> u64 {
 /// The `max_tokens` an Anthropic target is sent for `req` with a thinking
 /// budget of `budget`, at worst over the caps the request sets (each
 /// decoder reads its own).
-fn anthropic_max_tokens(req: &GatewayRequest, budget: Option<u64>) -> u64 {
+fn anthropic_max_tokens(req: &GatewayRequest, estimate: Estimate, budget: Option<u64>) -> u64 {
     let raw = req.body.raw();
     let sent = |cap| anthropic::max_tokens_sent(cap, budget);
+    // Each field, not only the largest: a budget is added to a cap it
+    // covers, so a smaller cap may be sent as more. The estimate's own
+    // (the largest, or Gemini's when none is set) counts too.
     OUTPUT_CAPS
         .iter()
         .filter_map(|f| raw.get_as::<u64>(f).ok().flatten())
         .map(|cap| sent(Some(cap)))
-        .max()
-        .unwrap_or_else(|| sent(None))
+        .fold(sent(estimate.max_output_tokens), u64::max)
 }
 
 /// The thinking budget the Anthropic encoder would give the reasoning
@@ -230,36 +208,6 @@ mod tests {
     }
 
     #[test]
-    fn input_is_the_compact_bodys_bytes_over_four() {
-        let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
-        assert_eq!(
-            input_tokens(&request(body)),
-            (body.len() as u64).div_ceil(4)
-        );
-        // Whitespace between top-level fields is not the client's prompt.
-        let spaced = r#"{ "model" : "m" ,  "messages":[{"role":"user","content":"hi"}] }"#;
-        assert_eq!(
-            input_tokens(&request(spaced)),
-            (body.len() as u64).div_ceil(4)
-        );
-    }
-
-    #[test]
-    fn the_cap_comes_from_any_formats_field() {
-        for f in OUTPUT_CAPS {
-            let body = format!(r#"{{"model":"m","messages":[],"{f}":77}}"#);
-            assert_eq!(output_cap(&request(&body)), Some(77), "{f}");
-        }
-        assert_eq!(output_cap(&request(r#"{"model":"m","messages":[]}"#)), None);
-        // A cap of the wrong type is the provider's 400 to give, not a
-        // reason to reserve nothing.
-        assert_eq!(
-            output_cap(&request(r#"{"model":"m","messages":[],"max_tokens":"x"}"#)),
-            None
-        );
-    }
-
-    #[test]
     fn the_dearest_target_of_the_chain_prices_the_request() {
         let config = Config::parse(
             r#"
@@ -295,7 +243,7 @@ cheap = "o/mini"
         let gpt = worst_case(&price(5, 10, None), input, DEFAULT_MAX_OUTPUT);
         assert_eq!(pricing.worst_case(&req), Some(gpt));
         let capped = request(r#"{"model":"big","messages":[],"max_tokens":10}"#);
-        let input = input_tokens(&capped);
+        let input = capped.body.estimate().input_tokens;
         let claude = worst_case(&price(3, 15, None), input, 10);
         let gpt = worst_case(&price(5, 10, None), input, 10);
         assert_eq!(pricing.worst_case(&capped), Some(claude.max(gpt)));
@@ -336,7 +284,11 @@ cheap = "o/mini"
             r#"{"model":"m","messages":[],"max_completion_tokens":10,"max_tokens":500}"#,
             r#"{"model":"m","messages":[],"max_output_tokens":500,"max_tokens":10}"#,
         ] {
-            assert_eq!(output_cap(&request(body)), Some(500), "{body}");
+            assert_eq!(
+                request(body).body.estimate().max_output_tokens,
+                Some(500),
+                "{body}"
+            );
         }
     }
 
@@ -363,7 +315,7 @@ gpt = "o/gpt"
     }
 
     fn output_reserved(pricing: &Pricing, req: &GatewayRequest) -> u64 {
-        let input = input_tokens(req);
+        let input = req.body.estimate().input_tokens;
         let cost = pricing.worst_case(req).unwrap();
         // $10 per million output tokens: 10,000 nano-dollars a token.
         (cost.0 - Price::new(usd(1), usd(10)).worst_case(input, 0).0) / 10_000
@@ -444,7 +396,7 @@ gpt = "o/gpt"
             Arc::new(PriceTable::default().with_price(None, "pro", tiered)),
         );
         let req = request(r#"{"model":"pro","messages":[],"max_tokens":1000}"#);
-        let input = input_tokens(&req);
+        let input = req.body.estimate().input_tokens;
         // The tier's rates, though this prompt is short: a reservation
         // cannot know how the provider will count it.
         assert_eq!(

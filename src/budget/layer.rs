@@ -2,14 +2,10 @@
 //! the inner service is called, and settles the real cost when the
 //! answer does.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{ready, Context, Poll};
 
 use http::HeaderValue;
-use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tower::Layer;
 
 use super::estimate::Pricing;
 use super::spec::{BudgetSpec, Period};
@@ -18,12 +14,14 @@ use crate::auth::Principal;
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::{GatewayRequest, Operation, Target};
 use crate::response::GatewayResponse;
+use crate::usage::gate::{self, Admit, Gate, Ticket};
 use crate::usage::{Nanos, Settlement};
 
 /// The response header that marks an answer served past a soft budget.
 pub const BUDGET_HEADER: &str = "x-tollgate-budget";
 
-/// Builds [`Budget`] services; see the [module docs](super).
+/// Builds [`Budget`] services, and is their policy; see the
+/// [module docs](super).
 #[derive(Debug, Clone)]
 pub struct BudgetLayer {
     budgets: Budgets,
@@ -42,11 +40,7 @@ impl<S> Layer<S> for BudgetLayer {
     type Service = Budget<S>;
 
     fn layer(&self, inner: S) -> Budget<S> {
-        Budget {
-            inner,
-            budgets: self.budgets.clone(),
-            pricing: self.pricing.clone(),
-        }
+        Gate::new(inner, self.clone())
     }
 }
 
@@ -55,48 +49,29 @@ impl<S> Layer<S> for BudgetLayer {
 /// cannot take it), then replaces the reservation with the answer's
 /// real cost when its [`Settlement`] settles, or releases it when the
 /// inner service fails.
-#[derive(Debug, Clone)]
-pub struct Budget<S> {
-    inner: S,
-    budgets: Budgets,
-    pricing: Pricing,
-}
+pub type Budget<S> = Gate<S, BudgetLayer>;
 
-impl<S> Service<GatewayRequest> for Budget<S>
-where
-    S: Service<GatewayRequest, Response = GatewayResponse, Error = GatewayError>,
-{
-    type Response = GatewayResponse;
-    type Error = GatewayError;
-    type Future = ResponseFuture<S::Future>;
+/// The future of [`Budget`].
+pub type ResponseFuture<F> = gate::ResponseFuture<F, Reservation>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
-        self.inner.poll_ready(cx)
-    }
+impl Admit for BudgetLayer {
+    type Ticket = Reservation;
 
-    fn call(&mut self, req: GatewayRequest) -> Self::Future {
+    fn admit(&self, req: &GatewayRequest) -> Result<Option<Reservation>, GatewayError> {
         // Counting tokens is free: nothing to reserve, nothing to refuse.
-        let applicable = match req.operation {
-            Operation::CountTokens => None,
-            _ => Some(self.budgets.applicable(req.extensions.get::<Principal>())),
-        };
-        let Some(applicable) = applicable.filter(|a| !a.is_empty()) else {
-            return ResponseFuture {
-                state: State::Called {
-                    fut: self.inner.call(req),
-                    reservation: None,
-                },
-            };
-        };
-        let priced = self.pricing.price(&req);
+        if req.operation == Operation::CountTokens {
+            return Ok(None);
+        }
+        let applicable = self.budgets.applicable(req.extensions.get::<Principal>());
+        if applicable.is_empty() {
+            return Ok(None);
+        }
+        let priced = self.pricing.price(req);
         if let (Some(target), Some(hard)) = (&priced.unpriced, applicable.hard()) {
             // See "Unknown prices" in the module docs.
             self.budgets.count_refused();
             tracing::info!(budget = %hard.scope, provider = %target.provider, model = %target.model, "refused: a hard budget cannot cap a model of unknown price");
-            let err = unpriced_error(target, hard);
-            return ResponseFuture {
-                state: State::Refused { err: Some(err) },
-            };
+            return Err(unpriced_error(target, hard));
         }
         let cost = priced.cost.unwrap_or_else(|| {
             self.budgets.count_unknown_price();
@@ -104,67 +79,19 @@ where
             Nanos::ZERO
         });
         match applicable.reserve(cost) {
-            Ok(reservation) => ResponseFuture {
-                state: State::Called {
-                    fut: self.inner.call(req),
-                    reservation: Some(reservation),
-                },
-            },
+            Ok(reservation) => Ok(Some(reservation)),
             Err(refusal) => {
                 tracing::info!(budget = %refusal.scope, period = refusal.period.as_str(), model = %req.model, "refused by a budget");
-                ResponseFuture {
-                    state: State::Refused {
-                        err: Some(refusal.to_error()),
-                    },
-                }
+                Err(refusal.to_error())
             }
         }
     }
 }
 
-pin_project! {
-    /// The future of [`Budget`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Called {
-            #[pin]
-            fut: F,
-            reservation: Option<Reservation>,
-        },
-        Refused {
-            err: Option<GatewayError>,
-        },
-    }
-}
-
-impl<F> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<GatewayResponse, GatewayError>>,
-{
-    type Output = Result<GatewayResponse, GatewayError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Refused { err } => {
-                Poll::Ready(Err(err.take().expect("polled after completion")))
-            }
-            StateProj::Called { fut, reservation } => {
-                // On an error, or when this future is dropped first, the
-                // reservation is dropped: released.
-                let mut resp = ready!(fut.poll(cx))?;
-                if let Some(r) = reservation.take() {
-                    settle_on(&mut resp, r);
-                }
-                Poll::Ready(Ok(resp))
-            }
-        }
+/// An error from the inner service drops the reservation: released.
+impl Ticket for Reservation {
+    fn on_response(self, resp: &mut GatewayResponse) {
+        settle_on(resp, self);
     }
 }
 

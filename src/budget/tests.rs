@@ -18,7 +18,7 @@ use crate::json::RawObject;
 use crate::request::{GatewayRequest, Operation};
 use crate::response::{GatewayResponse, ResponseBody};
 use crate::store::{StoreError, StoreFuture};
-use crate::usage::{Nanos, Outcome, Price, PriceTable, Settlement, Summary};
+use crate::usage::{Nanos, Price, PriceTable, Settlement, Summary};
 
 /// 2026-03-04 (a Wednesday) 15:30:00 UTC.
 const WED: i64 = 1_772_638_200;
@@ -251,21 +251,7 @@ fn worst(max_tokens: u64) -> Nanos {
 }
 
 fn summary(cost: Option<Nanos>) -> Summary {
-    Summary {
-        usage: Usage::default(),
-        finish: None,
-        ttft: None,
-        duration: Duration::ZERO,
-        provider: None,
-        model: None,
-        credential: None,
-        attempts: Vec::new(),
-        streamed: true,
-        outcome: Outcome::Complete,
-        estimated: false,
-        cost,
-        list_cost: cost,
-    }
+    Summary::settled(Usage::default(), cost)
 }
 
 #[tokio::test]

@@ -1,12 +1,7 @@
 //! What an admitted request carries to its answer: the headers of its
 //! standing, and its token reservation until the answer settles.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-
-use pin_project_lite::pin_project;
 
 use super::clock::LimitClock;
 use super::headers;
@@ -15,7 +10,7 @@ use super::limits::{Applied, Counters, Standing, Table};
 use crate::error::GatewayError;
 use crate::response::GatewayResponse;
 use crate::routing::CredentialKind;
-use crate::usage::Settlement;
+use crate::usage::{Settlement, Ticket};
 
 /// The tokens a request took from its limits, until its answer settles:
 /// then the difference with what it used is given back or charged. Given
@@ -89,8 +84,19 @@ impl Drop for Reservation {
     }
 }
 
-/// What an admitted request carries to its answer.
-pub(super) struct Admitted {
+/// What a request the rate limits let through carries to its answer:
+/// its ticket through the [`Gate`](crate::usage::Gate). No allocation
+/// for a caller no limit applies to.
+pub enum Passed {
+    /// No limit applies to the caller.
+    Unlimited,
+    /// Admitted under the caller's limits.
+    Limited(Box<Admitted>),
+}
+
+/// What a request admitted under limits carries to its answer: the
+/// headers of its standing, and its token reservation.
+pub struct Admitted {
     standing: Standing,
     reservation: Option<Reservation>,
 }
@@ -102,10 +108,28 @@ impl Admitted {
             reservation,
         }
     }
+}
 
+/// The future of [`RateLimit`](super::RateLimit).
+pub type ResponseFuture<F> = crate::usage::gate::ResponseFuture<F, Passed>;
+
+impl Ticket for Passed {
     fn on_response(self, resp: &mut GatewayResponse) {
-        headers::set(&self.standing, &mut resp.meta.headers);
-        let Some(reservation) = self.reservation else {
+        // The gateway's provider account's limits are not the caller's,
+        // limited or not; a client's own credential's are (Claude Code
+        // reads its subscription's).
+        if resp.meta.credential == Some(CredentialKind::Gateway) {
+            headers::remove_upstream(&mut resp.meta.headers);
+        }
+        let Passed::Limited(admitted) = self else {
+            return;
+        };
+        let Admitted {
+            standing,
+            reservation,
+        } = *admitted;
+        headers::set(&standing, &mut resp.meta.headers);
+        let Some(reservation) = reservation else {
             return;
         };
         if let Some(settlement) = resp.extensions.get::<Settlement>() {
@@ -122,79 +146,10 @@ impl Admitted {
     }
 
     fn on_error(self, err: GatewayError) -> GatewayError {
-        // Dropping the reservation gives its tokens back.
-        with_headers(err, &self.standing)
-    }
-}
-
-pin_project! {
-    /// The future of [`RateLimit`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Passed {
-            #[pin]
-            fut: F,
-            admitted: Option<Box<Admitted>>,
-        },
-        Refused {
-            err: Option<GatewayError>,
-        },
-    }
-}
-
-impl<F> ResponseFuture<F> {
-    pub(super) fn passed(fut: F, admitted: Option<Box<Admitted>>) -> Self {
-        ResponseFuture {
-            state: State::Passed { fut, admitted },
-        }
-    }
-
-    pub(super) fn refused(err: GatewayError) -> Self {
-        ResponseFuture {
-            state: State::Refused { err: Some(err) },
-        }
-    }
-}
-
-impl<F> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<GatewayResponse, GatewayError>>,
-{
-    type Output = Result<GatewayResponse, GatewayError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Refused { err } => {
-                Poll::Ready(Err(err.take().expect("polled after completion")))
-            }
-            StateProj::Passed { fut, admitted } => {
-                let mut result = std::task::ready!(fut.poll(cx));
-                if let Ok(resp) = &mut result {
-                    // The gateway's provider account's limits are not the
-                    // caller's; a client's own credential's are (Claude
-                    // Code reads its subscription's).
-                    if resp.meta.credential == Some(CredentialKind::Gateway) {
-                        headers::remove_upstream(&mut resp.meta.headers);
-                    }
-                }
-                let Some(admitted) = admitted.take() else {
-                    return Poll::Ready(result);
-                };
-                Poll::Ready(match result {
-                    Ok(mut resp) => {
-                        admitted.on_response(&mut resp);
-                        Ok(resp)
-                    }
-                    Err(e) => Err(admitted.on_error(e)),
-                })
-            }
+        match self {
+            Passed::Unlimited => err,
+            // Dropping the reservation gives its tokens back.
+            Passed::Limited(admitted) => with_headers(err, &admitted.standing),
         }
     }
 }

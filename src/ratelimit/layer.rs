@@ -1,23 +1,23 @@
 //! [`RateLimitLayer`] and its service, [`RateLimit`].
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tower::{Layer, Service};
+use tower::Layer;
 
 use super::clock::LimitClock;
-use super::future::{Admitted, Reservation, ResponseFuture};
+use super::future::{Admitted, Passed, Reservation};
 use super::headers;
 use super::limits::{Applied, Kind, Refusal, Rules, Standing, Table};
 use crate::auth::Principal;
 use crate::config::{Config, RateLimitConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::{GatewayRequest, Operation};
-use crate::response::GatewayResponse;
+use crate::usage::{Admit, Gate};
 
 /// The output tokens a request is assumed to ask for when its body names
-/// no `max_tokens`, `max_completion_tokens` or `max_output_tokens`.
+/// no maximum (`max_tokens`, `max_completion_tokens`, `max_output_tokens`,
+/// `generationConfig.maxOutputTokens`).
 pub const DEFAULT_OUTPUT_TOKENS: u64 = 4096;
 
 /// Builds [`RateLimit`] services; see the [module docs](super).
@@ -83,17 +83,17 @@ impl<S> Layer<S> for RateLimitLayer {
         for r in self.rules.iter() {
             rules.add(r);
         }
-        RateLimit {
-            inner,
-            shared: Arc::new(Shared {
-                table: Table::new(rules, self.clock.clone()),
-                default_output_tokens: self.default_output_tokens,
-            }),
-        }
+        let limiter = Limiter {
+            table: Table::new(rules, self.clock.clone()),
+            default_output_tokens: self.default_output_tokens,
+        };
+        Gate::new(inner, Arc::new(limiter))
     }
 }
 
-struct Shared {
+/// The limits of a [`RateLimit`] service, shared by its clones: its
+/// policy.
+pub struct Limiter {
     table: Table,
     default_output_tokens: u64,
 }
@@ -103,32 +103,19 @@ struct Shared {
 /// refuses one that does not fit with a 429 and `Retry-After`; puts the
 /// `x-ratelimit-*` headers of the caller's tightest limits on every
 /// answer; and corrects the tokens reserved once the answer settles.
-#[derive(Clone)]
-pub struct RateLimit<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
+pub type RateLimit<S> = Gate<S, Arc<Limiter>>;
 
-impl<S> Service<GatewayRequest> for RateLimit<S>
-where
-    S: Service<GatewayRequest, Response = GatewayResponse, Error = GatewayError>,
-{
-    type Response = GatewayResponse;
-    type Error = GatewayError;
-    type Future = ResponseFuture<S::Future>;
+impl Admit for Arc<Limiter> {
+    type Ticket = Passed;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: GatewayRequest) -> Self::Future {
-        let table = &self.shared.table;
+    fn admit(&self, req: &GatewayRequest) -> Result<Option<Passed>, GatewayError> {
+        let table = &self.table;
         let Some(p) = req
             .extensions
             .get::<Principal>()
             .filter(|p| !table.none_for(p))
         else {
-            return ResponseFuture::passed(self.inner.call(req), None);
+            return Ok(Some(Passed::Unlimited));
         };
         let applied = table.applied(p);
         let any_tokens = applied
@@ -136,21 +123,19 @@ where
             .flatten()
             .any(|s| s.counters.tokens.is_some());
         let estimate = match req.operation {
-            Operation::Generate if any_tokens => {
-                estimate_tokens(&req, self.shared.default_output_tokens)
-            }
+            Operation::Generate if any_tokens => estimate_tokens(req, self.default_output_tokens),
             _ => 0,
         };
         match table.admit(&applied, estimate) {
             Ok(standing) => {
                 let reservation =
                     (estimate > 0).then(|| Reservation::new(&applied, estimate, table));
-                let admitted = Admitted::new(standing, reservation);
-                ResponseFuture::passed(self.inner.call(req), Some(Box::new(admitted)))
+                Ok(Some(Passed::Limited(Box::new(Admitted::new(
+                    standing,
+                    reservation,
+                )))))
             }
-            Err((refusal, standing)) => {
-                ResponseFuture::refused(refused(&applied, &refusal, &standing))
-            }
+            Err((refusal, standing)) => Err(refused(&applied, &refusal, &standing)),
         }
     }
 }
@@ -195,22 +180,12 @@ pub(super) fn with_headers(err: GatewayError, standing: &Standing) -> GatewayErr
     pairs.into_iter().fold(err, |e, (k, v)| e.with_header(k, v))
 }
 
-/// What a request reserves: its input estimated from the body's size
-/// (about four bytes a token), and its output from the largest maximum it
-/// names (each format's decoder prefers a different field), else
+/// What a request reserves: its input and the output it asks for at
+/// most ([`Estimate`](crate::usage::Estimate): the largest maximum it
+/// names, since each format's decoder prefers a different field), else
 /// `default_output`.
 pub(crate) fn estimate_tokens(req: &GatewayRequest, default_output: u64) -> u64 {
-    let raw = req.body.raw();
-    let bytes: usize = raw
-        .iter()
-        .map(|(k, v)| k.len() + v.get().len() + 4)
-        .sum::<usize>()
-        + 2;
-    let input = (bytes as u64).div_ceil(4);
-    let output = ["max_tokens", "max_completion_tokens", "max_output_tokens"]
-        .iter()
-        .filter_map(|k| raw.get_as::<u64>(k).ok().flatten())
-        .max()
-        .unwrap_or(default_output);
-    input.saturating_add(output)
+    let e = req.body.estimate();
+    e.input_tokens
+        .saturating_add(e.max_output_tokens.unwrap_or(default_output))
 }

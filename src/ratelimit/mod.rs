@@ -60,9 +60,11 @@
 //! - **Requests per minute**: GCRA (`governor`), with a burst of the whole
 //!   minute: 60 rpm lets 60 requests through at once, then one a second.
 //! - **Tokens per minute**, input and output together: a request reserves
-//!   its estimate before it is sent, its input at about four bytes of
-//!   body a token and its output at its `max_tokens`
-//!   (`max_completion_tokens`, `max_output_tokens`), else
+//!   its estimate before it is sent ([`Estimate`](crate::usage::Estimate),
+//!   shared with the budgets): its input at about four bytes of body a
+//!   token and its output at the largest maximum it names (`max_tokens`,
+//!   `max_completion_tokens`, `max_output_tokens`: each format's decoder
+//!   prefers a different one; Gemini's `maxOutputTokens`), else
 //!   [`DEFAULT_OUTPUT_TOKENS`]. When its answer settles
 //!   ([`Settlement`](crate::usage::Settlement), from the `Usage` layer
 //!   inside this one), the difference with the tokens it used is given

@@ -16,7 +16,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::json::RawObject;
 use crate::request::{GatewayRequest, Operation};
 use crate::response::{GatewayResponse, ResponseBody};
-use crate::usage::{Outcome, Settlement, Summary};
+use crate::usage::{Settlement, Summary};
 use crate::WireFormat;
 
 /// What the inner service answers.
@@ -96,25 +96,12 @@ impl Inner {
 }
 
 fn summary(tokens: u64) -> Summary {
-    Summary {
-        usage: Usage {
-            input_tokens: tokens / 2,
-            output_tokens: tokens - tokens / 2,
-            ..Usage::default()
-        },
-        finish: None,
-        ttft: None,
-        duration: Duration::ZERO,
-        provider: None,
-        model: None,
-        credential: None,
-        attempts: Vec::new(),
-        streamed: true,
-        outcome: Outcome::Complete,
-        estimated: false,
-        cost: None,
-        list_cost: None,
-    }
+    let usage = Usage {
+        input_tokens: tokens / 2,
+        output_tokens: tokens - tokens / 2,
+        ..Usage::default()
+    };
+    Summary::settled(usage, None)
 }
 
 fn principal(id: &str, user: Option<&str>, team: Option<&str>, limits: KeyLimits) -> Principal {

@@ -60,7 +60,7 @@ use crate::error::{Cause, ErrorKind, GatewayError, LimitScope};
 use crate::format::WireFormat;
 use crate::request::{GatewayRequest, Target};
 use crate::response::GatewayResponse;
-use crate::usage::{estimate_input_tokens, requested_max_output_tokens, PriceTable};
+use crate::usage::PriceTable;
 
 /// Which deployment of a provider serves an attempt (its index in the
 /// provider's `deployments`); the provider service reads it.
@@ -366,9 +366,9 @@ impl<F: Failover> Shared<F> {
     ) {
         match by {
             ProviderSort::Cost => {
-                let body = req.body.raw();
-                let input = estimate_input_tokens(body);
-                let output = requested_max_output_tokens(body).unwrap_or(0);
+                let estimate = req.body.estimate();
+                let input = estimate.input_tokens;
+                let output = estimate.max_output_tokens.unwrap_or(0);
                 // Unknown prices last.
                 targets.sort_by_cached_key(|t| {
                     prices

@@ -31,10 +31,13 @@
 //! cache in front of the store knows when to forget.
 
 mod ledger;
+mod poll;
 mod sqlite;
 
 pub use ledger::{GroupBy, LedgerStore, LedgerWriter, ReportQuery, ReportRow, SpendScope};
 pub use sqlite::SqliteStore;
+
+pub(crate) use poll::poll_every;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -133,7 +133,7 @@ impl Facts {
             format: req.format,
             requested_model: req.model.clone(),
             stream: req.stream,
-            input_estimate: input_estimate(req),
+            input_estimate: req.body.estimate().input_tokens,
             attempts: req.extensions.get::<AttemptLog>().cloned(),
         }
     }
@@ -196,20 +196,6 @@ impl Facts {
             ..LedgerRow::default()
         }
     }
-}
-
-/// Input tokens estimated from the body's size, about four bytes a token:
-/// the size of the body written compactly, from its raw top-level fields
-/// (`"key":value` and a comma or brace each), so the messages are never
-/// decoded for it.
-fn input_estimate(req: &GatewayRequest) -> u64 {
-    let bytes: usize = req
-        .body
-        .raw()
-        .iter()
-        .map(|(k, v)| k.len() + v.get().len() + 4)
-        .sum();
-    (bytes.max(1) as u64 + 1).div_ceil(4)
 }
 
 /// A finish reason as the ledger names it (OpenAI's words).

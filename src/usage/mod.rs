@@ -5,12 +5,18 @@
 //!   layer that settles (see [`summary`]).
 //! - [`Nanos`]: money, as integer nano-dollars.
 //! - [`Price`] and [`PriceTable`]: what a request costs.
+//! - [`Estimate`]: what a request will use, guessed from its body before
+//!   it is sent; one per request, shared by every layer that needs it.
 //! - [`UsageLayer`]: the tower layer that prices, meters and records
 //!   every answer.
+//! - [`Gate`]: what the layers that reserve before a request and settle
+//!   after it (budgets, rate limits) share.
 //! - [`Ledger`]: one durable row per request, and [`api`], the routes
 //!   that read it (`/v1/generation`, `/v1/report`).
 
 pub mod api;
+mod estimate;
+pub mod gate;
 pub mod layer;
 mod ledger;
 mod meter;
@@ -21,11 +27,14 @@ mod sse;
 pub mod summary;
 mod wire;
 
+pub(crate) use estimate::OUTPUT_CAPS;
+pub use estimate::{estimate_input_tokens, requested_max_output_tokens, Estimate};
+pub use gate::{Admit, Gate, Ticket};
 pub use layer::{UsageLayer, UsageService};
 pub use ledger::{Ledger, LedgerRow};
 pub use meter::{attach, complete_summary, Meter};
 pub use money::{Nanos, NANOS_PER_USD};
-pub use price::{estimate_input_tokens, requested_max_output_tokens, Price, PriceTable, PriceTier};
+pub use price::{Price, PriceTable, PriceTier};
 pub use summary::{costs, Durable, MeterContext, Outcome, SettleHook, Settlement, Summary};
 pub(crate) use wire::{chat_usage, read_complete};
 

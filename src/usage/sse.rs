@@ -44,13 +44,17 @@ impl Tally {
         match chunk {
             StreamChunk::Raw(bytes) => self.raw(format, bytes),
             StreamChunk::Event(ev) => self.event(ev),
-            StreamChunk::Usage(u) => {
-                self.usage = *u;
-                self.input_seen = true;
-                self.output_seen = true;
-                true
-            }
+            StreamChunk::Usage(u) => self.counted(*u),
         }
+    }
+
+    /// The provider's final counts, input and output: `true`, the usage
+    /// changed.
+    fn counted(&mut self, usage: Usage) -> bool {
+        self.usage = usage;
+        self.input_seen = true;
+        self.output_seen = true;
+        true
     }
 
     fn event(&mut self, ev: &StreamEvent) -> bool {
@@ -71,10 +75,7 @@ impl Tally {
                 // A provider that sent no counts ends with zeros: those
                 // are not counts, and the estimate stands in for them.
                 if usage.input_tokens > 0 || usage.output_tokens > 0 {
-                    self.usage = *usage;
-                    self.input_seen = true;
-                    self.output_seen = true;
-                    return true;
+                    return self.counted(*usage);
                 }
                 false
             }
@@ -128,12 +129,7 @@ impl Tally {
             self.finish = openai_chat::finish_reason_from(reason).ok();
         }
         match chunk.usage {
-            Some(u) => {
-                self.usage = u.canonical();
-                self.input_seen = true;
-                self.output_seen = true;
-                true
-            }
+            Some(u) => self.counted(u.canonical()),
             None => false,
         }
     }
@@ -174,12 +170,7 @@ impl Tally {
             self.finish = resp.finish();
         }
         match resp.usage {
-            Some(u) => {
-                self.usage = u.canonical();
-                self.input_seen = true;
-                self.output_seen = true;
-                true
-            }
+            Some(u) => self.counted(u.canonical()),
             None => false,
         }
     }
@@ -189,12 +180,7 @@ impl Tally {
             return false;
         };
         match ev.usage_metadata {
-            Some(u) => {
-                self.usage = u.canonical();
-                self.input_seen = true;
-                self.output_seen = true;
-                true
-            }
+            Some(u) => self.counted(u.canonical()),
             None => false,
         }
     }

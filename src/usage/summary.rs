@@ -282,3 +282,27 @@ impl Summary {
         s
     }
 }
+
+#[cfg(test)]
+impl Summary {
+    /// A stream that ended complete with `usage`, costing `cost` (its
+    /// list cost too), nothing else known: what the tests of the layers
+    /// that settle (budgets, rate limits) settle with.
+    pub(crate) fn settled(usage: Usage, cost: Option<Nanos>) -> Self {
+        Summary {
+            usage,
+            finish: None,
+            ttft: None,
+            duration: Duration::ZERO,
+            provider: None,
+            model: None,
+            credential: None,
+            attempts: Vec::new(),
+            streamed: true,
+            outcome: Outcome::Complete,
+            estimated: false,
+            cost,
+            list_cost: cost,
+        }
+    }
+}

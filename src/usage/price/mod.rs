@@ -22,10 +22,8 @@
 //! ```
 
 mod builtin;
-mod estimate;
 mod table;
 
-pub use estimate::{estimate_input_tokens, requested_max_output_tokens};
 pub use table::PriceTable;
 
 use crate::canonical::Usage;
