@@ -43,7 +43,7 @@ use crate::canonical::FinishReason;
 use crate::edge::RequestId;
 use crate::error::GatewayError;
 use crate::format::WireFormat;
-use crate::request::GatewayRequest;
+use crate::request::{GatewayRequest, Operation};
 use crate::response::{GatewayResponse, ResponseBody};
 use crate::routing::AttemptLog;
 
@@ -101,6 +101,8 @@ struct Facts {
     /// The principal's key id, key name, user, team and tags.
     who: Who,
     format: WireFormat,
+    /// A token count costs nothing, whatever its answer looks like.
+    operation: Operation,
     requested_model: String,
     stream: bool,
     input_estimate: u64,
@@ -131,6 +133,7 @@ impl Facts {
                 })
                 .unwrap_or_default(),
             format: req.format,
+            operation: req.operation,
             requested_model: req.model.clone(),
             stream: req.stream,
             input_estimate: input_estimate(req),
@@ -350,12 +353,17 @@ fn settle(
         input_estimate: facts.input_estimate,
     };
     let settlement = attach(&mut resp, ctx.clone());
+    let operation = facts.operation;
     if let Some(ledger) = ledger.cloned() {
         settlement.on_settle(move |s| Some(ledger.record(facts.row(s))));
     }
     if matches!(resp.body, ResponseBody::Stream(_)) {
         return (Ok(resp), Vec::new());
     }
-    let durables = settlement.settle(complete_summary(&resp, &ctx));
+    let summary = match operation {
+        Operation::CountTokens => Summary::counted(&resp.meta, &ctx),
+        Operation::Generate => complete_summary(&resp, &ctx),
+    };
+    let durables = settlement.settle(summary);
     (Ok(resp), durables)
 }

@@ -41,7 +41,8 @@ pub fn attach(resp: &mut GatewayResponse, ctx: MeterContext) -> Settlement {
 
 /// The summary of a complete (not streamed) response: usage and finish
 /// from its metadata, or from its canonical message; a token count costs
-/// nothing.
+/// nothing (a same-format count passed through as raw JSON is told apart
+/// by the request's operation: see [`Summary::counted`]).
 pub fn complete_summary(resp: &GatewayResponse, ctx: &MeterContext) -> Summary {
     match &resp.body {
         ResponseBody::Message(m) => {
@@ -51,10 +52,7 @@ pub fn complete_summary(resp: &GatewayResponse, ctx: &MeterContext) -> Summary {
             }
             s
         }
-        ResponseBody::TokenCount(_) => {
-            let s = Summary::complete(&resp.meta, ctx, None);
-            with_usage(s, &resp.meta, ctx, Usage::default())
-        }
+        ResponseBody::TokenCount(_) => Summary::counted(&resp.meta, ctx),
         ResponseBody::Raw(_) | ResponseBody::Stream(_) => Summary::complete(&resp.meta, ctx, None),
     }
 }

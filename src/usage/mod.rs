@@ -21,6 +21,11 @@ mod sse;
 pub mod summary;
 mod wire;
 
+#[cfg(test)]
+mod layer_tests;
+#[cfg(test)]
+mod testing;
+
 pub use layer::{UsageLayer, UsageService};
 pub use ledger::{Ledger, LedgerRow};
 pub use meter::{attach, complete_summary, Meter};

@@ -281,4 +281,16 @@ impl Summary {
         s.estimated = estimated;
         s
     }
+
+    /// The summary of a token count (Anthropic's `count_tokens`): the
+    /// provider generates nothing and bills nothing for it, so it has no
+    /// tokens and costs zero, whatever the answer's body and whether the
+    /// model's price is known.
+    pub fn counted(meta: &ResponseMeta, ctx: &MeterContext) -> Self {
+        let mut s = Summary::new(meta, ctx, Usage::default(), None, Outcome::Complete);
+        s.ttft = Some(s.duration);
+        s.cost = Some(Nanos::ZERO);
+        s.list_cost = Some(Nanos::ZERO);
+        s
+    }
 }
