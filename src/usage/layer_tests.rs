@@ -53,3 +53,35 @@ async fn a_passed_through_token_count_costs_nothing_and_is_recorded() {
     assert_eq!(row.cost, Some(Nanos::ZERO));
     assert_eq!(row.usage, Default::default());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_complete_answer_is_released_when_the_ledger_is_stuck() {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    let store = MemStore::default();
+    store.failing.store(true, Ordering::SeqCst);
+    let timeout = Duration::from_millis(1500);
+    let ledger = store.ledger().with_durable_timeout(timeout);
+    let layer = UsageLayer::new(prices(MODEL), Some(ledger.clone()));
+    let svc = layer.layer(service_fn(|_req: GatewayRequest| async {
+        let body = ResponseBody::Raw(Bytes::from_static(
+            br#"{"content":[],"usage":{"input_tokens":3,"output_tokens":4}}"#,
+        ));
+        let mut resp = served(body, MODEL);
+        resp.meta.read_usage(WireFormat::Anthropic, &resp.body);
+        Ok::<_, GatewayError>(resp)
+    }));
+    let req = request(
+        WireFormat::Anthropic,
+        Operation::Generate,
+        &long_body(),
+        "req_stuck",
+    );
+    let started = tokio::time::Instant::now();
+    svc.oneshot(req).await.expect("the answer, not a hang");
+    assert_eq!(started.elapsed(), timeout);
+    assert_eq!(ledger.durable_timeouts(), 1);
+    store.failing.store(false, Ordering::SeqCst);
+    ledger.flush().await;
+    assert_eq!(store.rows()[0].usage.output_tokens, 4);
+}

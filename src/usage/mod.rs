@@ -27,7 +27,7 @@ mod layer_tests;
 mod testing;
 
 pub use layer::{UsageLayer, UsageService};
-pub use ledger::{Ledger, LedgerRow};
+pub use ledger::{Ledger, LedgerRow, DEFAULT_DURABLE_TIMEOUT};
 pub use meter::{attach, complete_summary, Meter};
 pub use money::{Nanos, NANOS_PER_USD};
 pub use price::{estimate_input_tokens, requested_max_output_tokens, Price, PriceTable, PriceTier};
