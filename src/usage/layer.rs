@@ -37,9 +37,10 @@ use tower::{Layer, Service};
 use super::ledger::{Ledger, LedgerRow};
 use super::meter::{attach, complete_summary, error_type};
 use super::price::PriceTable;
-use super::summary::{Durable, MeterContext, Outcome, Settlement, Summary};
+use super::sent::Sent;
+use super::summary::{costs, Durable, MeterContext, Outcome, Settlement, Summary};
 use crate::auth::Principal;
-use crate::canonical::FinishReason;
+use crate::canonical::{FinishReason, Usage};
 use crate::edge::RequestId;
 use crate::error::GatewayError;
 use crate::format::WireFormat;
@@ -107,10 +108,14 @@ struct Facts {
     stream: bool,
     input_estimate: u64,
     attempts: Option<AttemptLog>,
+    /// Where the request was sent, for a row when it is dropped unanswered.
+    sent: Sent,
 }
 
 impl Facts {
-    fn of(req: &GatewayRequest) -> Self {
+    fn of(req: &mut GatewayRequest) -> Self {
+        let sent = Sent::default();
+        req.extensions.insert(sent.clone());
         let created_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -138,6 +143,7 @@ impl Facts {
             stream: req.stream,
             input_estimate: input_estimate(req),
             attempts: req.extensions.get::<AttemptLog>().cloned(),
+            sent,
         }
     }
 
@@ -180,6 +186,52 @@ impl Facts {
         row.status = err.status().as_u16();
         row.error = Some(error_type(self.format, err).into());
         row.attempts = attempts.iter().map(ToString::to_string).collect();
+        Some(row)
+    }
+
+    /// The row of a request dropped before its answer came (the client
+    /// left, the shutdown's grace ended), once it was sent to a provider:
+    /// the provider counts the input it was sent, so that is estimated;
+    /// the output is unknown, so zero. The status is 499, nginx's "client
+    /// closed request", as the client got no status at all.
+    fn dropped_row(&self, prices: &PriceTable) -> Option<LedgerRow> {
+        let mut attempts: Vec<String> = self
+            .attempts
+            .as_ref()
+            .map(AttemptLog::snapshot)
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let (target, credential) = match self.sent.get() {
+            Some((target, credential)) => {
+                attempts.push(format!("{}/{}=cancelled", target.provider, target.model));
+                (target, credential)
+            }
+            None => {
+                let log = self.attempts.as_ref()?.snapshot();
+                let last = log.last()?;
+                (last.target.clone(), last.credential)
+            }
+        };
+        let usage = Usage {
+            input_tokens: self.input_estimate,
+            ..Usage::default()
+        };
+        let price = prices.lookup(&target.provider, &target.model);
+        let (cost, list_cost) = costs(price.as_deref(), Some(credential), &usage);
+        let mut row = self.base_row();
+        row.provider = Some(target.provider);
+        row.model = Some(target.model);
+        row.credential = Some(credential.as_str());
+        row.usage = usage;
+        row.cost = cost;
+        row.list_cost = list_cost;
+        row.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        row.status = 499;
+        row.disconnected = true;
+        row.estimated = true;
+        row.attempts = attempts;
         Some(row)
     }
 
@@ -240,8 +292,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: GatewayRequest) -> Self::Future {
-        let facts = Facts::of(&req);
+    fn call(&mut self, mut req: GatewayRequest) -> Self::Future {
+        let facts = Facts::of(&mut req);
         ResponseFuture {
             state: State::Calling {
                 fut: self.inner.call(req),
@@ -257,13 +309,29 @@ type Wait = JoinAll<Pin<Box<dyn Future<Output = ()> + Send>>>;
 
 pin_project! {
     /// The [`UsageService`]'s future: the inner call, then, for a complete
-    /// answer or a failure, the wait for its row to be durable.
+    /// answer or a failure, the wait for its row to be durable. Dropped
+    /// before the inner call answered, it records the request if it was
+    /// sent to a provider (see [`Sent`]).
     pub struct ResponseFuture<F> {
         #[pin]
         state: State<F>,
         facts: Option<Facts>,
         prices: Arc<PriceTable>,
         ledger: Option<Ledger>,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // `facts` is taken when the inner call answers: still here,
+            // the request was abandoned on its way.
+            if let (Some(facts), Some(ledger)) = (this.facts.take(), this.ledger.as_ref()) {
+                if let Some(row) = facts.dropped_row(this.prices) {
+                    // Nobody is left to wait for it.
+                    drop(ledger.record(row));
+                }
+            }
+        }
     }
 }
 

@@ -85,3 +85,101 @@ async fn a_complete_answer_is_released_when_the_ledger_is_stuck() {
     ledger.flush().await;
     assert_eq!(store.rows()[0].usage.output_tokens, 4);
 }
+
+/// An upstream that tells when a request arrives, then never answers.
+async fn silent_upstream() -> (String, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut seen = Vec::new();
+                // Read until the client goes away; say so once the
+                // request's head is in.
+                while let Ok(n) = sock.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let had = seen.windows(4).any(|w| w == b"\r\n\r\n");
+                    seen.extend_from_slice(&buf[..n]);
+                    if !had && seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let _ = tx.send(());
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), rx)
+}
+
+#[tokio::test]
+async fn a_request_dropped_after_it_reached_the_provider_is_recorded_disconnected() {
+    let (base, mut arrived) = silent_upstream().await;
+    let text = format!(
+        "[providers.p]\nkind = \"anthropic\"\nbase_url = \"{base}\"\napi_key = \"sk-ant-test-SECRET\"\n"
+    );
+    let config = crate::config::Config::parse(&text, &|_| None).unwrap();
+    let providers = crate::provider::Providers::from_config(&config).unwrap();
+    let store = MemStore::default();
+    let ledger = store.ledger();
+    let svc = UsageLayer::new(prices(MODEL), Some(ledger.clone())).layer(providers);
+    let body = long_body();
+    let mut req = request(
+        WireFormat::Anthropic,
+        Operation::Generate,
+        &body,
+        "req_left",
+    );
+    req.extensions.insert(crate::request::Target {
+        provider: "p".into(),
+        model: MODEL.into(),
+    });
+    let call = tokio::spawn(svc.oneshot(req));
+    arrived
+        .recv()
+        .await
+        .expect("the request reached the provider");
+    // The client leaves while the answer is being generated.
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    ledger.flush().await;
+    let rows = store.rows();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(&*row.id, "req_left");
+    assert!(row.disconnected && row.estimated);
+    assert_eq!(row.status, 499);
+    assert_eq!(row.provider.as_deref(), Some("p"));
+    assert_eq!(row.credential, Some("gateway"));
+    let input = row.usage.input_tokens;
+    let bytes = body.len() as u64;
+    assert!(input.abs_diff(bytes / 4) < 10, "{input} for {bytes} bytes");
+    assert_eq!(row.usage.output_tokens, 0);
+    // $1/MTok of input.
+    assert_eq!(row.cost, Some(Nanos(input * 1_000)));
+}
+
+#[tokio::test]
+async fn a_request_dropped_before_any_provider_is_not_recorded() {
+    let store = MemStore::default();
+    let ledger = store.ledger();
+    let svc = UsageLayer::new(prices(MODEL), Some(ledger.clone())).layer(service_fn(
+        |_req: GatewayRequest| std::future::pending::<Result<GatewayResponse, GatewayError>>(),
+    ));
+    let req = request(
+        WireFormat::Anthropic,
+        Operation::Generate,
+        &long_body(),
+        "req_queued",
+    );
+    let mut fut = Box::pin(svc.oneshot(req));
+    // Called, and waiting in a queue before any provider.
+    assert!(futures_util::FutureExt::now_or_never(&mut fut).is_none());
+    drop(fut);
+    ledger.flush().await;
+    assert!(store.rows().is_empty());
+}

@@ -16,6 +16,7 @@ mod ledger;
 mod meter;
 mod money;
 mod price;
+mod sent;
 pub(crate) mod splice;
 mod sse;
 pub mod summary;
@@ -31,6 +32,7 @@ pub use ledger::{Ledger, LedgerRow, DEFAULT_DURABLE_TIMEOUT};
 pub use meter::{attach, complete_summary, Meter};
 pub use money::{Nanos, NANOS_PER_USD};
 pub use price::{estimate_input_tokens, requested_max_output_tokens, Price, PriceTable, PriceTier};
+pub use sent::Sent;
 pub use summary::{costs, Durable, MeterContext, Outcome, SettleHook, Settlement, Summary};
 pub(crate) use wire::{chat_usage, read_complete};
 
