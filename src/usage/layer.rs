@@ -44,7 +44,7 @@ use crate::canonical::{FinishReason, Usage};
 use crate::edge::RequestId;
 use crate::error::GatewayError;
 use crate::format::WireFormat;
-use crate::request::{GatewayRequest, Operation};
+use crate::request::{GatewayRequest, Operation, RequestBody};
 use crate::response::{GatewayResponse, ResponseBody};
 use crate::routing::AttemptLog;
 
@@ -110,6 +110,8 @@ struct Facts {
     attempts: Option<AttemptLog>,
     /// Where the request was sent, for a row when it is dropped unanswered.
     sent: Sent,
+    /// For the fallback input estimate.
+    body: Arc<RequestBody>,
 }
 
 impl Facts {
@@ -144,6 +146,7 @@ impl Facts {
             input_estimate: input_estimate(req),
             attempts: req.extensions.get::<AttemptLog>().cloned(),
             sent,
+            body: req.body.clone(),
         }
     }
 
@@ -215,7 +218,7 @@ impl Facts {
             }
         };
         let usage = Usage {
-            input_tokens: self.input_estimate,
+            input_tokens: super::fallback::input_tokens(self.input_estimate, Some(&self.body)),
             ..Usage::default()
         };
         let price = prices.lookup(&target.provider, &target.model);
@@ -419,6 +422,7 @@ fn settle(
         streamed: facts.stream,
         price,
         input_estimate: facts.input_estimate,
+        body: Some(facts.body.clone()),
     };
     let settlement = attach(&mut resp, ctx.clone());
     let operation = facts.operation;

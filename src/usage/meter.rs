@@ -167,7 +167,7 @@ impl Guard {
         // The provider counts what it generated even when its counts never
         // reach us: estimate what is missing rather than record nothing.
         if !t.input_seen {
-            usage.input_tokens = usage.input_tokens.max(self.ctx.input_estimate);
+            usage.input_tokens = usage.input_tokens.max(self.ctx.fallback_input_tokens());
             estimated = true;
         }
         if !t.output_seen {
@@ -289,6 +289,7 @@ mod tests {
                 ..Price::default()
             })),
             input_estimate: 100,
+            body: None,
         }
     }
 
@@ -360,6 +361,37 @@ mod tests {
         assert!(sum.estimated);
         assert_eq!((sum.usage.input_tokens, sum.usage.output_tokens), (100, 2));
         drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_stream_with_inline_media_is_not_costed_by_its_base64() {
+        let image = "QUJD".repeat(250_000);
+        let text = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"image","source":{{"type":"base64","media_type":"image/png","data":"{image}"}}}}]}}]}}"#
+        );
+        let raw = crate::json::RawObject::parse(text.as_bytes()).unwrap();
+        let request = Arc::new(crate::request::RequestBody::new(raw));
+        let naive = (text.len() as u64).div_ceil(4);
+        for (estimate, request, want) in [
+            // A megabyte of base64: one image, not 250,000 tokens.
+            (naive, Some(request), naive - 250_000 + 1_600),
+            // Never more than any model reads.
+            (50_000_000, None, 2_000_000),
+        ] {
+            let (tx, rx) = futures_channel_like();
+            let mut resp = GatewayResponse::new(ResponseBody::Stream(Box::pin(rx)));
+            let c = MeterContext {
+                input_estimate: estimate,
+                body: request,
+                ..ctx(WireFormat::Anthropic)
+            };
+            let s = attach(&mut resp, c);
+            drop(body(resp));
+            drop(tx);
+            let sum = s.summary().expect("settled on drop");
+            assert_eq!(sum.usage.input_tokens, want);
+            assert!(sum.estimated);
+        }
     }
 
     /// An unbounded channel as a stream that stays open.

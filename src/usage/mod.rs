@@ -11,6 +11,7 @@
 //!   that read it (`/v1/generation`, `/v1/report`).
 
 pub mod api;
+mod fallback;
 pub mod layer;
 mod ledger;
 mod meter;

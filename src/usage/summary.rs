@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::canonical::{FinishReason, Usage};
 use crate::format::WireFormat;
+use crate::request::RequestBody;
 use crate::response::ResponseMeta;
 use crate::routing::{Attempt, CredentialKind};
 
@@ -111,6 +112,20 @@ pub struct MeterContext {
     /// An estimate of the request's input tokens, for a stream the client
     /// left before the provider counted them.
     pub input_estimate: u64,
+    /// The request's body, read only when the estimate stands in for the
+    /// provider's count, to discount the media inline in it (see
+    /// [`MeterContext::fallback_input_tokens`]).
+    pub body: Option<Arc<RequestBody>>,
+}
+
+impl MeterContext {
+    /// The input tokens recorded when the provider's count never came:
+    /// `input_estimate`, with each image or document inline as base64 in
+    /// `body` counted as about 1,600 tokens instead of a quarter of its
+    /// bytes, and at most 2 million (no model reads more).
+    pub fn fallback_input_tokens(&self) -> u64 {
+        super::fallback::input_tokens(self.input_estimate, self.body.as_deref())
+    }
 }
 
 /// A response's settlement, shared by the meter and the layers through
@@ -261,7 +276,8 @@ impl Summary {
     }
 
     /// The summary of a complete answer (not a stream): its usage from
-    /// `meta.usage` (`ctx.input_estimate` and `estimated` when the
+    /// `meta.usage` (the [fallback](MeterContext::fallback_input_tokens)
+    /// input and `estimated` when the
     /// provider gave none), its finish from `meta.finish` or `finish`,
     /// and the time to it as the time to first token.
     pub fn complete(meta: &ResponseMeta, ctx: &MeterContext, finish: Option<FinishReason>) -> Self {
@@ -269,7 +285,7 @@ impl Summary {
             Some(u) => (u, false),
             None => (
                 Usage {
-                    input_tokens: ctx.input_estimate,
+                    input_tokens: ctx.fallback_input_tokens(),
                     ..Usage::default()
                 },
                 true,
