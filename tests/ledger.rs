@@ -117,6 +117,7 @@ fn row(id: &str, key: &str, at: i64) -> LedgerRow {
             cache_read_tokens: 1_000,
             cache_write_tokens: 100,
             reasoning_tokens: 50,
+            cache_write_1h_tokens: 0,
         },
         cost: Some(Nanos(123_000)),
         list_cost: Some(Nanos(123_000)),

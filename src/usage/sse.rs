@@ -342,12 +342,39 @@ mod tests {
                 output_tokens: 42,
                 cache_read_tokens: 5,
                 cache_write_tokens: 2,
-                reasoning_tokens: 0
+                reasoning_tokens: 0,
+                cache_write_1h_tokens: 0,
             }
         );
         assert!(t.output_seen);
         assert_eq!(t.finish, Some(FinishReason::Length));
         assert!(t.failed.is_none());
+    }
+
+    #[test]
+    fn anthropic_hour_long_cache_writes_are_counted_apart() {
+        let mut t = Tally::default();
+        let f = WireFormat::Anthropic;
+        assert!(raw(f, &mut t, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":300,\"cache_creation\":{\"ephemeral_5m_input_tokens\":100,\"ephemeral_1h_input_tokens\":200},\"output_tokens\":1}}}\n\n"));
+        assert_eq!(t.usage.cache_write_tokens, 300);
+        assert_eq!(t.usage.cache_write_1h_tokens, 200);
+        // `message_delta` does not repeat the split: it stands.
+        assert!(raw(f, &mut t, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":9}}\n\n"));
+        assert_eq!(t.usage.cache_write_1h_tokens, 200);
+        // At Sonnet's rates ($3 input, $3.75 and $6 cache writes, $15
+        // output per MTok): 10 × 3 + 100 × 3.75 + 200 × 6 + 9 × 15.
+        let sonnet = crate::usage::Price {
+            cache_write: Some(crate::usage::Nanos(3_750_000_000)),
+            cache_write_1h: Some(crate::usage::Nanos(6_000_000_000)),
+            ..crate::usage::Price::new(
+                crate::usage::Nanos(3_000_000_000),
+                crate::usage::Nanos(15_000_000_000),
+            )
+        };
+        assert_eq!(
+            sonnet.cost(&t.usage),
+            crate::usage::Nanos(30_000 + 375_000 + 1_200_000 + 135_000)
+        );
     }
 
     #[test]
@@ -366,7 +393,8 @@ mod tests {
                 output_tokens: 4,
                 cache_read_tokens: 3,
                 cache_write_tokens: 0,
-                reasoning_tokens: 2
+                reasoning_tokens: 2,
+                cache_write_1h_tokens: 0,
             }
         );
         assert!(!raw(f, &mut t, "data: [DONE]\n\n"));

@@ -192,6 +192,7 @@ fn row(row: &Row<'_>) -> rusqlite::Result<LedgerRow> {
             cache_read_tokens: count(row, 14)?,
             cache_write_tokens: count(row, 15)?,
             reasoning_tokens: count(row, 16)?,
+            cache_write_1h_tokens: 0,
         },
         cost: opt_count(row, 17)?.map(Nanos),
         list_cost: opt_count(row, 18)?.map(Nanos),
