@@ -127,7 +127,7 @@ impl Facts {
                 .get::<RequestId>()
                 .map_or_else(|| Arc::from(""), |r| r.0.clone()),
             created_at_ms,
-            started: Instant::now(),
+            started: super::summary::now(),
             who: req
                 .extensions
                 .get::<Principal>()
@@ -185,7 +185,8 @@ impl Facts {
         row.provider = Some(last.target.provider.clone());
         row.model = Some(last.target.model.clone());
         row.credential = Some(last.credential.as_str());
-        row.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        row.duration_ms =
+            u64::try_from(super::summary::since(self.started).as_millis()).unwrap_or(u64::MAX);
         row.status = err.status().as_u16();
         row.error = Some(error_type(self.format, err).into());
         row.attempts = attempts.iter().map(ToString::to_string).collect();
@@ -230,7 +231,8 @@ impl Facts {
         row.usage = usage;
         row.cost = cost;
         row.list_cost = list_cost;
-        row.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        row.duration_ms =
+            u64::try_from(super::summary::since(self.started).as_millis()).unwrap_or(u64::MAX);
         row.status = 499;
         row.disconnected = true;
         row.estimated = true;

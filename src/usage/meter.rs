@@ -10,7 +10,7 @@ use futures_util::future::{join_all, JoinAll};
 use pin_project_lite::pin_project;
 
 use super::sse::Tally;
-use super::summary::{costs, Durable, MeterContext, Outcome, Settlement, Summary};
+use super::summary::{costs, since, Durable, MeterContext, Outcome, Settlement, Summary};
 use crate::canonical::Usage;
 use crate::error::GatewayError;
 use crate::format::{anthropic_type, openai_type, WireFormat};
@@ -108,6 +108,7 @@ struct Guard {
     ctx: MeterContext,
     meta: ResponseMeta,
     tally: Tally,
+    first_chunk: Option<std::time::Duration>,
     ttft: Option<std::time::Duration>,
     settled: bool,
 }
@@ -128,6 +129,7 @@ impl<S> Meter<S> {
                 ctx,
                 meta,
                 tally: Tally::default(),
+                first_chunk: None,
                 ttft: None,
                 settled: false,
             },
@@ -141,10 +143,17 @@ impl<S> Meter<S> {
 
 impl Guard {
     fn observe(&mut self, chunk: &StreamChunk) {
-        if self.ttft.is_none() {
-            self.ttft = Some(self.ctx.started.elapsed());
+        if self.first_chunk.is_none() {
+            self.first_chunk = Some(since(self.ctx.started));
         }
-        if self.tally.observe(self.ctx.format, chunk) {
+        let sent = self.tally.sent_bytes;
+        let changed = self.tally.observe(self.ctx.format, chunk);
+        // The first token is the first content a client can show (text,
+        // reasoning, tool arguments), not the opening events before it.
+        if self.ttft.is_none() && self.tally.sent_bytes > sent {
+            self.ttft = Some(since(self.ctx.started));
+        }
+        if changed {
             let (cost, _) = costs(
                 self.ctx.price.as_deref(),
                 self.meta.credential,
@@ -182,7 +191,8 @@ impl Guard {
             (o, _) => o,
         };
         let mut summary = Summary::new(&self.meta, &self.ctx, usage, t.finish.clone(), outcome);
-        summary.ttft = self.ttft;
+        // A stream with no content at all: its first chunk.
+        summary.ttft = self.ttft.or(self.first_chunk);
         summary.estimated = estimated;
         self.settlement.settle(summary)
     }
@@ -267,7 +277,6 @@ where
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::Instant;
 
     use bytes::Bytes;
     use futures_util::StreamExt;
@@ -281,7 +290,7 @@ mod tests {
     fn ctx(format: WireFormat) -> MeterContext {
         MeterContext {
             format,
-            started: Instant::now(),
+            started: crate::usage::summary::now(),
             streamed: true,
             price: Some(Arc::new(Price {
                 input: Nanos(1_000_000_000),
@@ -392,6 +401,57 @@ mod tests {
             assert_eq!(sum.usage.input_tokens, want);
             assert!(sum.estimated);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_to_first_token_is_to_the_first_content_not_the_first_event() {
+        use std::time::Duration;
+        let (tx, rx) = futures_channel_like();
+        let mut resp = GatewayResponse::new(ResponseBody::Stream(Box::pin(rx)));
+        let s = attach(&mut resp, ctx(WireFormat::OpenAiChat));
+        let mut stream = body(resp);
+        let start = StreamChunk::Event(StreamEvent::Start {
+            id: "m".into(),
+            model: "m".into(),
+        });
+        let text = |t: &str| {
+            StreamChunk::Event(StreamEvent::Delta {
+                index: 0,
+                delta: crate::canonical::Delta::Text(t.into()),
+            })
+        };
+        tokio::time::advance(Duration::from_millis(30)).await;
+        tx.send(Ok(start)).unwrap();
+        stream.next().await.unwrap().unwrap();
+        // A pass-through chunk with no text in it (OpenAI's first, with
+        // the role) is not content either.
+        tokio::time::advance(Duration::from_millis(400)).await;
+        tx.send(Ok(StreamChunk::Raw(Bytes::from_static(
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+        ))))
+        .unwrap();
+        stream.next().await.unwrap().unwrap();
+        tokio::time::advance(Duration::from_millis(70)).await;
+        tx.send(Ok(text("Hi"))).unwrap();
+        stream.next().await.unwrap().unwrap();
+        tokio::time::advance(Duration::from_millis(100)).await;
+        tx.send(Ok(finish(1, 1))).unwrap();
+        drop(tx);
+        while stream.next().await.is_some() {}
+        let sum = s.summary().unwrap();
+        assert_eq!(sum.ttft, Some(Duration::from_millis(500)));
+        assert_eq!(sum.duration, Duration::from_millis(600));
+
+        // No content at all: the first chunk it is.
+        let (tx, rx) = futures_channel_like();
+        let mut resp = GatewayResponse::new(ResponseBody::Stream(Box::pin(rx)));
+        let s = attach(&mut resp, ctx(WireFormat::OpenAiChat));
+        tokio::time::advance(Duration::from_millis(20)).await;
+        tx.send(Ok(finish(1, 0))).unwrap();
+        drop(tx);
+        let mut stream = body(resp);
+        while stream.next().await.is_some() {}
+        assert_eq!(s.summary().unwrap().ttft, Some(Duration::from_millis(20)));
     }
 
     /// An unbounded channel as a stream that stays open.

@@ -84,6 +84,18 @@ pub struct Summary {
     pub list_cost: Option<Nanos>,
 }
 
+/// The time, as the usage layer and the meter read it: tokio's clock, so
+/// that a test with a paused clock controls every duration they measure
+/// (outside such a test it is [`Instant::now`]).
+pub fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// The time since `started`, by [`now`]'s clock.
+pub fn since(started: Instant) -> Duration {
+    now().saturating_duration_since(started)
+}
+
 /// A future a settle hook hands back: the last chunk of a stream (or a
 /// complete answer) waits for it, so that what it records is durable
 /// before the client sees the end.
@@ -103,7 +115,7 @@ pub type SettleHook = Box<dyn FnOnce(&Summary) -> Option<Durable> + Send>;
 pub struct MeterContext {
     /// The client's wire format (pass-through chunks are in it).
     pub format: WireFormat,
-    /// When the request started.
+    /// When the request started, by [`now`]'s clock.
     pub started: Instant,
     /// Whether the client asked for a stream.
     pub streamed: bool,
@@ -262,7 +274,7 @@ impl Summary {
             usage,
             finish,
             ttft: None,
-            duration: ctx.started.elapsed(),
+            duration: since(ctx.started),
             provider: meta.provider.clone(),
             model: meta.model.clone(),
             credential: meta.credential,
