@@ -9,9 +9,10 @@ use futures_core::Stream;
 use futures_util::future::{join_all, JoinAll};
 use pin_project_lite::pin_project;
 
+use super::scan::content_len;
 use super::sse::Tally;
 use super::summary::{costs, since, Durable, MeterContext, Outcome, Settlement, Summary};
-use crate::canonical::Usage;
+use crate::canonical::{Part, Usage};
 use crate::error::GatewayError;
 use crate::format::{anthropic_type, openai_type, WireFormat};
 use crate::response::{GatewayResponse, ResponseBody, ResponseMeta, StreamChunk};
@@ -40,7 +41,9 @@ pub fn attach(resp: &mut GatewayResponse, ctx: MeterContext) -> Settlement {
 }
 
 /// The summary of a complete (not streamed) response: usage and finish
-/// from its metadata, or from its canonical message; a token count costs
+/// from its metadata, or from its canonical message; without either, the
+/// input estimated from the request and the output from the answer's
+/// text, about four bytes a token, marked `estimated`. A token count costs
 /// nothing (a same-format count passed through as raw JSON is told apart
 /// by the request's operation: see [`Summary::counted`]).
 pub fn complete_summary(resp: &GatewayResponse, ctx: &MeterContext) -> Summary {
@@ -48,13 +51,46 @@ pub fn complete_summary(resp: &GatewayResponse, ctx: &MeterContext) -> Summary {
         ResponseBody::Message(m) => {
             let mut s = Summary::complete(&resp.meta, ctx, Some(m.finish_reason.clone()));
             if resp.meta.usage.is_none() {
-                s = with_usage(s, &resp.meta, ctx, m.usage);
+                s = if m.usage == Usage::default() {
+                    let text = m.content.iter().map(|p| match p {
+                        Part::Text { text, .. } | Part::Reasoning { text, .. } => text.len(),
+                        Part::ToolCall { arguments, .. } => arguments.len(),
+                        _ => 0,
+                    });
+                    with_output_estimate(s, &resp.meta, ctx, text.sum::<usize>() as u64)
+                } else {
+                    with_usage(s, &resp.meta, ctx, m.usage)
+                };
             }
             s
         }
         ResponseBody::TokenCount(_) => Summary::counted(&resp.meta, ctx),
-        ResponseBody::Raw(_) | ResponseBody::Stream(_) => Summary::complete(&resp.meta, ctx, None),
+        ResponseBody::Raw(bytes) => {
+            let s = Summary::complete(&resp.meta, ctx, None);
+            match resp.meta.usage {
+                Some(_) => s,
+                None => {
+                    let text = content_len(ctx.format, bytes);
+                    with_output_estimate(s, &resp.meta, ctx, text)
+                }
+            }
+        }
+        ResponseBody::Stream(_) => Summary::complete(&resp.meta, ctx, None),
     }
+}
+
+/// `s`, an answer without usage, with its output estimated from `text`
+/// bytes of what the model wrote.
+fn with_output_estimate(
+    mut s: Summary,
+    meta: &ResponseMeta,
+    ctx: &MeterContext,
+    text: u64,
+) -> Summary {
+    s.usage.output_tokens = text.div_ceil(4);
+    (s.cost, s.list_cost) = costs(ctx.price.as_deref(), meta.credential, &s.usage);
+    s.estimated = true;
+    s
 }
 
 fn with_usage(mut s: Summary, meta: &ResponseMeta, ctx: &MeterContext, usage: Usage) -> Summary {
@@ -452,6 +488,35 @@ mod tests {
         let mut stream = body(resp);
         while stream.next().await.is_some() {}
         assert_eq!(s.summary().unwrap().ttft, Some(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn a_complete_answer_without_usage_has_its_output_estimated_from_its_text() {
+        let answer = r#"{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"The answer is four, as it always was."},"finish_reason":"stop"}]}"#;
+        let mut resp =
+            GatewayResponse::new(ResponseBody::Raw(Bytes::from_static(answer.as_bytes())));
+        resp.meta.credential = Some(CredentialKind::Gateway);
+        resp.meta.read_usage(WireFormat::OpenAiChat, &resp.body);
+        assert!(resp.meta.usage.is_none(), "no usage in it");
+        let sum = complete_summary(&resp, &ctx(WireFormat::OpenAiChat));
+        // 37 bytes of text: 10 tokens; 100 input tokens estimated.
+        assert_eq!((sum.usage.input_tokens, sum.usage.output_tokens), (100, 10));
+        assert!(sum.estimated);
+        assert_eq!(sum.cost, Some(Nanos(100 * 1_000 + 10 * 2_000)));
+
+        // A canonical answer whose provider gave no counts.
+        let message = crate::canonical::ChatResponse {
+            id: "m".into(),
+            model: "m".into(),
+            content: vec![crate::canonical::Part::text("12345678")],
+            finish_reason: FinishReason::Stop,
+            usage: Usage::default(),
+        };
+        let mut resp = GatewayResponse::new(ResponseBody::Message(message));
+        resp.meta.credential = Some(CredentialKind::Gateway);
+        let sum = complete_summary(&resp, &ctx(WireFormat::Anthropic));
+        assert_eq!(sum.usage.output_tokens, 2);
+        assert!(sum.estimated);
     }
 
     /// An unbounded channel as a stream that stays open.

@@ -17,6 +17,7 @@ mod ledger;
 mod meter;
 mod money;
 mod price;
+mod scan;
 mod sent;
 pub(crate) mod splice;
 mod sse;
