@@ -56,6 +56,10 @@ use super::{LedgerRow, Nanos};
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The longest range a report covers, in days: a leap year. A longer
+/// one would make the store read years of rows in one request.
+const MAX_REPORT_DAYS: i64 = 366;
+
 /// The routes `/v1/generation` and `/v1/report` over `store` (see the
 /// [module docs](self)).
 pub fn router(store: Arc<dyn LedgerStore>) -> Router {
@@ -155,6 +159,14 @@ fn report_query(
         return Err(GatewayError::invalid_param(
             "end_date",
             "`end_date` is before `start_date`",
+        ));
+    }
+    if end_ms - start_ms > MAX_REPORT_DAYS * DAY_MS {
+        return Err(GatewayError::invalid_param(
+            "end_date",
+            format!(
+                "the range from `start_date` to `end_date` is more than {MAX_REPORT_DAYS} days: ask for a shorter one"
+            ),
         ));
     }
     let group_by = match params.get("group_by").map(String::as_str) {
@@ -361,6 +373,24 @@ mod tests {
             assert_eq!(day_start_ms(bad), None, "{bad}");
         }
         assert_eq!(iso_time(1_748_736_000_123), "2025-06-01T00:00:00.123Z");
+    }
+
+    #[test]
+    fn a_report_covers_at_most_366_days() {
+        let q = |start: &str, end: &str| {
+            let p = HashMap::from([
+                ("start_date".to_owned(), start.to_owned()),
+                ("end_date".to_owned(), end.to_owned()),
+            ]);
+            report_query(&p, None)
+        };
+        // 2024 is a leap year: 366 days, both ends included.
+        assert!(q("2024-01-01", "2024-12-31").is_ok());
+        let err = q("2024-01-01", "2025-01-01").unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(err.param(), Some("end_date"));
+        assert!(err.message().contains("`start_date`"), "{}", err.message());
+        assert!(q("0001-01-01", "9999-12-31").is_err());
     }
 
     #[test]
