@@ -183,3 +183,38 @@ async fn a_request_dropped_before_any_provider_is_not_recorded() {
     ledger.flush().await;
     assert!(store.rows().is_empty());
 }
+
+#[tokio::test]
+async fn counts_no_model_reads_are_cut_before_anyone_settles() {
+    let store = MemStore::default();
+    let ledger = store.ledger();
+    let svc = UsageLayer::new(prices(MODEL), Some(ledger.clone())).layer(service_fn(
+        |_req: GatewayRequest| async {
+            let body = ResponseBody::Raw(Bytes::from_static(
+                br#"{"content":[],"usage":{"input_tokens":18446744073709551615,"output_tokens":99999999999999999}}"#,
+            ));
+            let mut resp = served(body, MODEL);
+            resp.meta.read_usage(WireFormat::Anthropic, &resp.body);
+            Ok::<_, GatewayError>(resp)
+        },
+    ));
+    let req = request(
+        WireFormat::Anthropic,
+        Operation::Generate,
+        &long_body(),
+        "r",
+    );
+    let resp = svc.oneshot(req).await.unwrap();
+    let s = resp
+        .extensions
+        .get::<Settlement>()
+        .unwrap()
+        .summary()
+        .unwrap();
+    use crate::usage::summary::{MAX_COST, MAX_TOKENS};
+    assert_eq!(s.usage.input_tokens, MAX_TOKENS);
+    assert_eq!(s.usage.output_tokens, MAX_TOKENS);
+    assert_eq!(s.cost, Some(MAX_COST));
+    ledger.flush().await;
+    assert_eq!(store.rows()[0].cost, Some(MAX_COST));
+}

@@ -84,6 +84,33 @@ pub struct Summary {
     pub list_cost: Option<Nanos>,
 }
 
+/// The most tokens of one kind a summary records for a request: a
+/// thousand times the largest context window. More is not a count but an
+/// upstream's bug or a lie, and sums of such values would overflow the
+/// store's integers (and with them `/v1/report` and the budgets' reading
+/// of the ledger at startup).
+pub const MAX_TOKENS: u64 = 1_000_000_000_000;
+
+/// The most one request is recorded as costing: $10,000, far above any
+/// request's real cost, and low enough that the ledger's sums stay exact
+/// integers for nearly a million such requests.
+pub const MAX_COST: Nanos = Nanos(10_000 * super::money::NANOS_PER_USD);
+
+/// `usage` with each count at most [`MAX_TOKENS`].
+pub fn clamp_usage(mut usage: Usage) -> Usage {
+    for n in [
+        &mut usage.input_tokens,
+        &mut usage.output_tokens,
+        &mut usage.cache_read_tokens,
+        &mut usage.cache_write_tokens,
+        &mut usage.reasoning_tokens,
+        &mut usage.cache_write_1h_tokens,
+    ] {
+        *n = (*n).min(MAX_TOKENS);
+    }
+    usage
+}
+
 /// The time, as the usage layer and the meter read it: tokio's clock, so
 /// that a test with a paused clock controls every duration they measure
 /// (outside such a test it is [`Instant::now`]).
@@ -200,8 +227,12 @@ impl Settlement {
     }
 
     /// Settles with `summary`: runs every hook, once, and returns what
-    /// they asked to wait for. A second call does nothing.
-    pub fn settle(&self, summary: Summary) -> Vec<Durable> {
+    /// they asked to wait for. A second call does nothing. Counts past
+    /// [`MAX_TOKENS`] and costs past [`MAX_COST`] are cut to them.
+    pub fn settle(&self, mut summary: Summary) -> Vec<Durable> {
+        summary.usage = clamp_usage(summary.usage);
+        summary.cost = summary.cost.map(|c| c.min(MAX_COST));
+        summary.list_cost = summary.list_cost.map(|c| c.min(MAX_COST));
         if let Some(cost) = summary.cost {
             self.set_cost_so_far(cost);
         }
@@ -230,7 +261,7 @@ impl Settlement {
 
     /// Records the cost of the usage seen so far.
     pub(crate) fn set_cost_so_far(&self, cost: Nanos) {
-        let n = cost.0.saturating_add(1);
+        let n = cost.min(MAX_COST).0 + 1;
         self.0.cost_so_far.store(n, Ordering::Release);
     }
 }

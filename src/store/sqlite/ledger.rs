@@ -1,9 +1,11 @@
 //! The `requests` table (migration 2): one row per [`LedgerRow`].
 //!
-//! Counts and money are `u64` in Rust and `INTEGER` (i64) in SQLite: a
-//! value past `i64::MAX` (never a real count or cost) is stored as
-//! `i64::MAX` rather than failing the batch it is in. `tags` and
-//! `attempts` are JSON arrays of strings.
+//! Counts and money are `u64` in Rust and `INTEGER` (i64) in SQLite.
+//! Token counts are stored at most [`MAX_TOKENS`] and costs at most
+//! [`MAX_COST`] (a summary has them so already): never a real count or
+//! cost, and small enough that the sums `/v1/report` and the budgets ask
+//! for do not overflow SQLite's integers, which would fail them. `tags`
+//! and `attempts` are JSON arrays of strings.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use crate::canonical::Usage;
 use crate::format::WireFormat;
 use crate::routing::CredentialKind;
 use crate::store::{GroupBy, LedgerWriter, ReportQuery, ReportRow, SpendScope, StoreError};
+use crate::usage::summary::{MAX_COST, MAX_TOKENS};
 use crate::usage::{LedgerRow, Nanos};
 
 /// The columns [`row`] reads and [`INSERT`] writes, in their order.
@@ -88,6 +91,12 @@ fn json_list<S: AsRef<str>>(list: &[S]) -> String {
 
 fn insert_params(r: &LedgerRow) -> [SqlValue; 28] {
     let text = |s: Option<&str>| s.map_or(SqlValue::Null, |s| SqlValue::Text(s.to_owned()));
+    let tokens = |n: u64| SqlValue::Integer(int(n.min(MAX_TOKENS)));
+    let cost = |n: Option<Nanos>| {
+        n.map_or(SqlValue::Null, |n| {
+            SqlValue::Integer(int(n.min(MAX_COST).0))
+        })
+    };
     let opt = |n: Option<u64>| n.map_or(SqlValue::Null, |n| SqlValue::Integer(int(n)));
     let u = &r.usage;
     [
@@ -103,13 +112,13 @@ fn insert_params(r: &LedgerRow) -> [SqlValue; 28] {
         text(r.provider.as_deref()),
         text(r.model.as_deref()),
         text(r.credential),
-        SqlValue::Integer(int(u.input_tokens)),
-        SqlValue::Integer(int(u.output_tokens)),
-        SqlValue::Integer(int(u.cache_read_tokens)),
-        SqlValue::Integer(int(u.cache_write_tokens)),
-        SqlValue::Integer(int(u.reasoning_tokens)),
-        opt(r.cost.map(|c| c.0)),
-        opt(r.list_cost.map(|c| c.0)),
+        tokens(u.input_tokens),
+        tokens(u.output_tokens),
+        tokens(u.cache_read_tokens),
+        tokens(u.cache_write_tokens),
+        tokens(u.reasoning_tokens),
+        cost(r.cost),
+        cost(r.list_cost),
         opt(r.ttft_ms),
         SqlValue::Integer(int(r.duration_ms)),
         SqlValue::Integer(i64::from(r.status)),

@@ -252,3 +252,40 @@ async fn spend_sums_a_scope_since_a_time() {
         Nanos(1_030)
     );
 }
+
+#[tokio::test]
+async fn absurd_counts_from_upstreams_do_not_break_the_sums() {
+    use crate::usage::summary::{MAX_COST, MAX_TOKENS};
+    let (_dir, _path, store, _) = store_at(0);
+    let absurd = |id: &str| LedgerRow {
+        usage: Usage {
+            input_tokens: u64::MAX,
+            output_tokens: u64::MAX,
+            cache_read_tokens: u64::MAX,
+            cache_write_tokens: u64::MAX,
+            reasoning_tokens: u64::MAX,
+            cache_write_1h_tokens: u64::MAX,
+        },
+        cost: Some(Nanos(u64::MAX)),
+        list_cost: Some(Nanos(u64::MAX)),
+        ..row(id, JUNE_1, "k", "m", None)
+    };
+    let rows: Vec<LedgerRow> = (0..3).map(|i| absurd(&format!("r{i}"))).collect();
+    store.writer().unwrap().append(&rows).unwrap();
+    // Stored as i64::MAX each, three of them overflowed SQLite's SUM.
+    let spent = store.spend(SpendScope::Global, 0).await.unwrap();
+    assert_eq!(spent, Nanos(3 * MAX_COST.0));
+    let report = store
+        .report(ReportQuery {
+            start_ms: JUNE_1,
+            end_ms: JUNE_1 + DAY,
+            group_by: GroupBy::Model,
+            key_id: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(report[0].input_tokens, 3 * MAX_TOKENS);
+    assert_eq!(report[0].total_cost, Nanos(3 * MAX_COST.0));
+    let one = store.generation("r0").await.unwrap().unwrap();
+    assert_eq!(one.usage.output_tokens, MAX_TOKENS);
+}
