@@ -189,6 +189,10 @@ impl Facts {
             u64::try_from(super::summary::since(self.started).as_millis()).unwrap_or(u64::MAX);
         row.status = err.status().as_u16();
         row.error = Some(error_type(self.format, err).into());
+        // Providers bill no failed request: a known zero, where `None`
+        // would say the price is unknown.
+        row.cost = Some(super::Nanos::ZERO);
+        row.list_cost = Some(super::Nanos::ZERO);
         row.attempts = attempts.iter().map(ToString::to_string).collect();
         Some(row)
     }

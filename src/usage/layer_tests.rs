@@ -218,3 +218,43 @@ async fn counts_no_model_reads_are_cut_before_anyone_settles() {
     ledger.flush().await;
     assert_eq!(store.rows()[0].cost, Some(MAX_COST));
 }
+
+#[tokio::test]
+async fn a_failed_request_costs_a_known_zero() {
+    use crate::routing::{Attempt, AttemptLog, CredentialKind, Outcome as AttemptOutcome};
+    let store = MemStore::default();
+    let ledger = store.ledger();
+    let svc = UsageLayer::new(prices(MODEL), Some(ledger.clone())).layer(service_fn(
+        |req: GatewayRequest| async move {
+            let log = req.extensions.get::<AttemptLog>().unwrap();
+            log.push(Attempt {
+                target: crate::request::Target {
+                    provider: "p".into(),
+                    model: MODEL.into(),
+                },
+                deployment: None,
+                credential: CredentialKind::Gateway,
+                outcome: AttemptOutcome::Status(529),
+            });
+            Err::<GatewayResponse, _>(GatewayError::new(
+                crate::error::ErrorKind::Overloaded,
+                "busy",
+            ))
+        },
+    ));
+    let mut req = request(
+        WireFormat::Anthropic,
+        Operation::Generate,
+        &long_body(),
+        "f",
+    );
+    req.extensions.insert(AttemptLog::new());
+    assert!(svc.oneshot(req).await.is_err());
+    ledger.flush().await;
+    let row = &store.rows()[0];
+    assert_eq!(row.error.as_deref(), Some("overloaded_error"));
+    assert_eq!(
+        (row.cost, row.list_cost),
+        (Some(Nanos::ZERO), Some(Nanos::ZERO))
+    );
+}
