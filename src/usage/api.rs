@@ -21,7 +21,8 @@
 //! dollars (`0.000123`), never through a float.
 //!
 //! **Who sees what.** A caller sees only the rows of its own principal
-//! (`Principal::id`: its key); a request of another key answers 404, as
+//! (`Principal::id` and `Principal::method`: its key, or its JWT
+//! subject, never both at once); a request of another key answers 404, as
 //! an unknown id does, so that ids cannot be probed. The anonymous
 //! principal of an open gateway (`[auth]` that lets requests in without a
 //! key, or no `Auth` layer at all) sees every row. Errors are in the
@@ -97,7 +98,11 @@ async fn generation(State(store): State<Arc<dyn LedgerStore>>, req: Request) -> 
         Err(e) => return store_down(&e),
     };
     match viewer(&req) {
-        Some(key) if row.key_id.as_deref() != Some(key) => not_found(),
+        Some((method, key))
+            if row.key_id.as_deref() != Some(key) || row.key_method != Some(method) =>
+        {
+            not_found()
+        }
         _ => json(StatusCode::OK, &Generation { data: &row }),
     }
 }
@@ -120,10 +125,11 @@ async fn report(State(store): State<Arc<dyn LedgerStore>>, req: Request) -> Resp
     }
 }
 
-/// Whose rows the caller may see: `None` for every row.
-fn viewer(req: &Request) -> Option<&str> {
+/// Whose rows the caller may see, by how it authenticated and its id:
+/// `None` for every row.
+fn viewer(req: &Request) -> Option<(&'static str, &str)> {
     match req.extensions().get::<Principal>() {
-        Some(p) if p.method != AuthMethod::None => Some(&p.id),
+        Some(p) if p.method != AuthMethod::None => Some((p.method.as_str(), &p.id)),
         _ => None,
     }
 }
@@ -136,7 +142,7 @@ fn params(req: &Request) -> Result<HashMap<String, String>, GatewayError> {
 
 fn report_query(
     params: &HashMap<String, String>,
-    key: Option<&str>,
+    viewer: Option<(&'static str, &str)>,
 ) -> Result<ReportQuery, GatewayError> {
     let date = |name: &str| -> Result<i64, GatewayError> {
         let text = params.get(name).map(String::as_str).unwrap_or("");
@@ -179,7 +185,8 @@ fn report_query(
         start_ms,
         end_ms,
         group_by,
-        key_id: key.map(str::to_owned),
+        key_id: viewer.map(|(_, id)| id.to_owned()),
+        key_method: viewer.map(|(method, _)| method.to_owned()),
     })
 }
 

@@ -88,6 +88,7 @@ pub struct UsageService<S> {
 #[derive(Debug, Clone, Default)]
 struct Who {
     key_id: Option<Arc<str>>,
+    key_method: Option<&'static str>,
     key_name: Option<Arc<str>>,
     user: Option<Arc<str>>,
     team: Option<Arc<str>>,
@@ -133,6 +134,7 @@ impl Facts {
                 .get::<Principal>()
                 .map(|p| Who {
                     key_id: Some(p.id.clone()),
+                    key_method: Some(p.method.as_str()),
                     key_name: p.name.clone(),
                     user: p.user.clone(),
                     team: p.team.clone(),
@@ -250,6 +252,7 @@ impl Facts {
             id: self.id.clone(),
             created_at_ms: self.created_at_ms,
             key_id: who.key_id,
+            key_method: who.key_method,
             key_name: who.key_name,
             user: who.user,
             team: who.team,

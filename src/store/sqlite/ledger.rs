@@ -14,6 +14,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{connect, migrate, store_error};
+use crate::auth::AuthMethod;
 use crate::canonical::Usage;
 use crate::format::WireFormat;
 use crate::routing::CredentialKind;
@@ -27,7 +28,8 @@ macro_rules! columns {
         "id, created_at_ms, key_id, key_name, user, team, tags, format, requested_model, \
          provider, model, credential, input_tokens, output_tokens, cache_read_tokens, \
          cache_write_tokens, reasoning_tokens, cost_nanos, list_cost_nanos, ttft_ms, \
-         duration_ms, status, error, finish_reason, streamed, disconnected, estimated, attempts"
+         duration_ms, status, error, finish_reason, streamed, disconnected, estimated, attempts, \
+         key_method"
     };
 }
 
@@ -35,7 +37,7 @@ const INSERT: &str = concat!(
     "INSERT INTO requests (",
     columns!(),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28) ON CONFLICT (id) DO NOTHING"
+     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29) ON CONFLICT (id) DO NOTHING"
 );
 
 const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM requests WHERE id = ?1");
@@ -89,7 +91,7 @@ fn json_list<S: AsRef<str>>(list: &[S]) -> String {
     serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
 }
 
-fn insert_params(r: &LedgerRow) -> [SqlValue; 28] {
+fn insert_params(r: &LedgerRow) -> [SqlValue; 29] {
     let text = |s: Option<&str>| s.map_or(SqlValue::Null, |s| SqlValue::Text(s.to_owned()));
     let tokens = |n: u64| SqlValue::Integer(int(n.min(MAX_TOKENS)));
     let cost = |n: Option<Nanos>| {
@@ -128,6 +130,7 @@ fn insert_params(r: &LedgerRow) -> [SqlValue; 28] {
         SqlValue::Integer(i64::from(r.disconnected)),
         SqlValue::Integer(i64::from(r.estimated)),
         SqlValue::Text(json_list(&r.attempts)),
+        text(r.key_method),
     ]
 }
 
@@ -164,6 +167,20 @@ fn format_name(name: &str) -> &'static str {
     .into_iter()
     .map(WireFormat::as_str)
     .find(|f| *f == name)
+    .unwrap_or("unknown")
+}
+
+/// The `'static` name a row's `key_method` column holds.
+fn method_name(name: &str) -> &'static str {
+    [
+        AuthMethod::Key,
+        AuthMethod::StaticKey,
+        AuthMethod::Jwt,
+        AuthMethod::None,
+    ]
+    .into_iter()
+    .map(AuthMethod::as_str)
+    .find(|m| *m == name)
     .unwrap_or("unknown")
 }
 
@@ -214,6 +231,7 @@ fn row(row: &Row<'_>) -> rusqlite::Result<LedgerRow> {
         disconnected: row.get(25)?,
         estimated: row.get(26)?,
         attempts: strings(row, 27)?,
+        key_method: row.get::<_, Option<String>>(28)?.map(|m| method_name(&m)),
     })
 }
 
@@ -243,7 +261,7 @@ fn group_expr(group_by: GroupBy) -> (&'static str, &'static str) {
 pub(super) fn report(conn: &mut Connection, q: &ReportQuery) -> Result<Vec<ReportRow>, StoreError> {
     let (group, join) = group_expr(q.group_by);
     let by_key = if q.key_id.is_some() {
-        " AND r.key_id = ?3"
+        " AND r.key_id = ?3 AND r.key_method IS ?4"
     } else {
         ""
     };
@@ -264,6 +282,7 @@ pub(super) fn report(conn: &mut Connection, q: &ReportQuery) -> Result<Vec<Repor
     let mut args: Vec<SqlValue> = vec![SqlValue::Integer(q.start_ms), SqlValue::Integer(q.end_ms)];
     if let Some(key) = &q.key_id {
         args.push(SqlValue::Text(key.clone()));
+        args.push(q.key_method.clone().map_or(SqlValue::Null, SqlValue::Text));
     }
     let mut stmt = conn.prepare_cached(&sql).map_err(store_error)?;
     let rows = stmt

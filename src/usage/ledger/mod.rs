@@ -88,6 +88,11 @@ pub struct LedgerRow {
     pub created_at_ms: i64,
     /// The principal's id (a key's `key_…`, a static key's name, a JWT subject).
     pub key_id: Option<Arc<str>>,
+    /// How the principal authenticated (`key`, `static-key`, `jwt`,
+    /// `none`: [`AuthMethod::as_str`](crate::auth::AuthMethod::as_str)):
+    /// with `key_id`, who the row belongs to, since a JWT subject may be
+    /// spelled like a static key's name.
+    pub key_method: Option<&'static str>,
     /// The key's name.
     pub key_name: Option<Arc<str>>,
     /// The principal's user.

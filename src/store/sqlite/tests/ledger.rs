@@ -13,6 +13,7 @@ fn row(id: &str, at: i64, key: &str, model: &str, cost: Option<u64>) -> LedgerRo
         id: id.into(),
         created_at_ms: at,
         key_id: Some(key.into()),
+        key_method: Some("key"),
         format: "openai-chat",
         requested_model: "fast".into(),
         provider: Some("mock-openai".into()),
@@ -42,6 +43,7 @@ fn a_row_reads_back_exactly_after_the_store_is_reopened() {
         id: "req_full".into(),
         created_at_ms: JUNE_1 + 1,
         key_id: Some("key_abc".into()),
+        key_method: Some("key"),
         key_name: Some("ci".into()),
         user: Some("ana".into()),
         team: Some("platform".into()),
@@ -162,6 +164,7 @@ async fn reports_group_in_the_store_and_see_only_what_the_key_may() {
         end_ms: JUNE_1 + 2 * DAY,
         group_by,
         key_id: key.map(str::to_owned),
+        key_method: key.map(|_| "key".to_owned()),
     };
 
     let days = store.report(q(GroupBy::Day, None)).await.unwrap();
@@ -281,6 +284,7 @@ async fn absurd_counts_from_upstreams_do_not_break_the_sums() {
             end_ms: JUNE_1 + DAY,
             group_by: GroupBy::Model,
             key_id: None,
+            key_method: None,
         })
         .await
         .unwrap();
