@@ -184,6 +184,10 @@ struct Shared {
     /// price is unknown): written by the meter when usage goes by, read
     /// by the edge for `usage.cost`, without the lock.
     cost_so_far: AtomicU64,
+    /// How many times `cost_so_far` was written: the edge looks for a
+    /// usage object to add the cost to only in a chunk that follows a
+    /// write, the chunk that brought the usage on.
+    cost_writes: AtomicU64,
 }
 
 struct State {
@@ -200,6 +204,7 @@ impl Settlement {
                 summary: None,
             }),
             cost_so_far: AtomicU64::new(0),
+            cost_writes: AtomicU64::new(0),
         }))
     }
 
@@ -263,6 +268,20 @@ impl Settlement {
     pub(crate) fn set_cost_so_far(&self, cost: Nanos) {
         let n = cost.min(MAX_COST).0 + 1;
         self.0.cost_so_far.store(n, Ordering::Release);
+        self.0.cost_writes.fetch_add(1, Ordering::Release);
+    }
+
+    /// [`Settlement::cost_so_far`] if it was written since the last call
+    /// with the same `seen` (which keeps count of the writes), for a
+    /// stream: the chunk that brought usage on follows a write; those
+    /// after it need no look.
+    pub(crate) fn new_cost(&self, seen: &mut u64) -> Option<Nanos> {
+        let writes = self.0.cost_writes.load(Ordering::Acquire);
+        if writes == *seen {
+            return None;
+        }
+        *seen = writes;
+        self.cost_so_far()
     }
 }
 
