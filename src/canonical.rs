@@ -323,6 +323,11 @@ pub struct Usage {
     pub cache_write_tokens: u64,
     /// Output tokens spent on reasoning.
     pub reasoning_tokens: u64,
+    /// Of `cache_write_tokens`, those written for an hour rather than the
+    /// default five minutes (Anthropic's
+    /// `cache_creation.ephemeral_1h_input_tokens`), which cost more.
+    #[serde(default)]
+    pub cache_write_1h_tokens: u64,
 }
 
 /// One event of a canonical stream.

@@ -105,6 +105,7 @@ fn row(id: &str, key: &str, at: i64) -> LedgerRow {
         id: id.into(),
         created_at_ms: at,
         key_id: Some(key.into()),
+        key_method: Some("static-key"),
         key_name: Some(key.into()),
         format: "anthropic",
         requested_model: "claude-x".into(),
@@ -117,6 +118,7 @@ fn row(id: &str, key: &str, at: i64) -> LedgerRow {
             cache_read_tokens: 1_000,
             cache_write_tokens: 100,
             reasoning_tokens: 50,
+            cache_write_1h_tokens: 0,
         },
         cost: Some(Nanos(123_000)),
         list_cost: Some(Nanos(123_000)),
@@ -210,6 +212,30 @@ async fn another_keys_generation_is_a_404_like_an_unknown_one() {
     // Without a key, nothing at all.
     let (status, _) = gw.get("/v1/generation?id=req_a", None).await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn a_jwt_subject_spelled_like_a_key_is_not_that_key() {
+    let gw = Gateway::start(KEYS).await;
+    // A request of a JWT whose `sub` is "alice", alice's static key's name.
+    let jwt = LedgerRow {
+        key_method: Some("jwt"),
+        ..row("req_jwt", "alice", JUNE_1)
+    };
+    gw.ledger.record(jwt).0.await;
+    gw.ledger.record(row("req_key", "alice", JUNE_1)).0.await;
+    let alice = Some("alice-key-0123456789");
+    let (status, _) = gw.get("/v1/generation?id=req_jwt", alice).await;
+    assert_eq!(status, 404);
+    let (status, _) = gw.get("/v1/generation?id=req_key", alice).await;
+    assert_eq!(status, 200);
+    let (_, body) = gw
+        .get_json(
+            "/v1/report?start_date=2025-06-01&end_date=2025-06-01",
+            alice,
+        )
+        .await;
+    assert_eq!(body["results"][0]["request_count"], 1, "{body}");
 }
 
 #[tokio::test]

@@ -83,6 +83,7 @@ pub async fn run(args: UsageArgs) -> Result<(), String> {
             end_ms,
             group_by: args.group_by,
             key_id: None,
+            key_method: None,
         };
         store.report(query).await.map_err(|e| e.to_string())?
     } else {

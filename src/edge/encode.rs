@@ -113,6 +113,7 @@ pub fn encode_response(
                 raw_parser: (format == WireFormat::OpenAiResponses).then(SseParser::new),
                 raw_events: Vec::new(),
                 cost_from: cost_from.cloned(),
+                cost_writes: 0,
             };
             let mut r = Response::new(Body::from_stream(body));
             let h = r.headers_mut();
@@ -159,12 +160,28 @@ struct EncodeStream {
     raw_events: Vec<SseEvent>,
     /// Where `usage.cost` comes from, for an OpenAI client.
     cost_from: Option<Settlement>,
+    /// The settlement's cost writes seen so far (see [`Settlement::new_cost`]).
+    cost_writes: u64,
 }
 
-/// `bytes` with `usage.cost` when a cost is known and they carry usage.
-/// The cost is known only from the chunk that brought the usage on (the
-/// meter counted it before the edge sees it), so ordinary chunks are
-/// never searched.
+impl EncodeStream {
+    /// `bytes` with `usage.cost` when they follow new usage (see
+    /// [`with_cost`]); other chunks are not searched.
+    fn with_cost(&mut self, bytes: Bytes) -> Bytes {
+        let cost = self
+            .cost_from
+            .as_ref()
+            .and_then(|s| s.new_cost(&mut self.cost_writes));
+        match cost {
+            Some(cost) => splice_cost(&bytes, cost).map_or(bytes, Bytes::from),
+            None => bytes,
+        }
+    }
+}
+
+/// `bytes`, a complete answer, with `usage.cost` when a cost is known
+/// and they carry usage (a stream's chunks go through
+/// [`EncodeStream::with_cost`]).
 fn with_cost(settlement: Option<&Settlement>, bytes: Bytes) -> Bytes {
     match settlement.and_then(Settlement::cost_so_far) {
         Some(cost) => splice_cost(&bytes, cost).map_or(bytes, Bytes::from),
@@ -194,7 +211,7 @@ impl Stream for EncodeStream {
                             this.encoder.passed_through(&ev);
                         }
                     }
-                    return Poll::Ready(Some(Ok(with_cost(this.cost_from.as_ref(), bytes))));
+                    return Poll::Ready(Some(Ok(this.with_cost(bytes))));
                 }
                 Poll::Ready(Some(Ok(StreamChunk::Event(ev)))) => {
                     this.encoder.event(&ev, &mut this.buf);
@@ -209,8 +226,39 @@ impl Stream for EncodeStream {
             }
             if !this.buf.is_empty() {
                 let bytes = this.buf.split().freeze();
-                return Poll::Ready(Some(Ok(with_cost(this.cost_from.as_ref(), bytes))));
+                return Poll::Ready(Some(Ok(this.with_cost(bytes))));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usage::Nanos;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn only_the_chunk_after_new_usage_gets_the_cost() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let stream = futures_util::stream::poll_fn(move |cx| {
+            rx.poll_recv(cx).map(|b| b.map(|b| Ok(StreamChunk::Raw(b))))
+        });
+        let mut resp = GatewayResponse::new(ResponseBody::Stream(Box::pin(stream)));
+        let settlement = Settlement::new();
+        resp.extensions.insert(settlement.clone());
+        let mut body = encode_response(WireFormat::OpenAiChat, resp, "req", true).into_body();
+        let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n";
+        let mut next = async |chunk: &'static str| {
+            tx.send(Bytes::from_static(chunk.as_bytes())).unwrap();
+            let frame = body.frame().await.unwrap().unwrap();
+            String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap()
+        };
+        // What the meter does as the usage chunk goes by.
+        settlement.set_cost_so_far(Nanos(5_000));
+        assert!(next(usage).await.contains("\"cost\":0.000005"));
+        // A later chunk that repeats a usage object, the cost unchanged:
+        // not searched, passed on as it came.
+        assert_eq!(next(usage).await, usage);
     }
 }

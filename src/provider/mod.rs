@@ -467,6 +467,9 @@ impl tower::Service<GatewayRequest> for Providers {
             .and_then(|d| d.get(deployment));
         match provider {
             Some(p) => {
+                if let Some(sent) = req.extensions.get::<crate::usage::Sent>() {
+                    sent.mark(&target, CredentialKind::of(req.extensions.get()));
+                }
                 let call = p.call(req, target);
                 Box::pin(async move { first_event(call.await?).await })
             }

@@ -117,6 +117,10 @@ pub struct ReportQuery {
     pub group_by: GroupBy,
     /// Only the rows of this principal (`Principal::id`); `None`: every row.
     pub key_id: Option<String>,
+    /// With `key_id`: only the rows of principals that authenticated this
+    /// way (`AuthMethod::as_str`), so that a JWT subject spelled like a
+    /// static key's name does not read that key's rows.
+    pub key_method: Option<String>,
 }
 
 /// One group of a report.

@@ -21,7 +21,8 @@
 //! dollars (`0.000123`), never through a float.
 //!
 //! **Who sees what.** A caller sees only the rows of its own principal
-//! (`Principal::id`: its key); a request of another key answers 404, as
+//! (`Principal::id` and `Principal::method`: its key, or its JWT
+//! subject, never both at once); a request of another key answers 404, as
 //! an unknown id does, so that ids cannot be probed. The anonymous
 //! principal of an open gateway (`[auth]` that lets requests in without a
 //! key, or no `Auth` layer at all) sees every row. Errors are in the
@@ -55,6 +56,10 @@ use crate::store::{GroupBy, LedgerStore, ReportQuery, ReportRow};
 use super::{LedgerRow, Nanos};
 
 const DAY_MS: i64 = 86_400_000;
+
+/// The longest range a report covers, in days: a leap year. A longer
+/// one would make the store read years of rows in one request.
+const MAX_REPORT_DAYS: i64 = 366;
 
 /// The routes `/v1/generation` and `/v1/report` over `store` (see the
 /// [module docs](self)).
@@ -93,7 +98,11 @@ async fn generation(State(store): State<Arc<dyn LedgerStore>>, req: Request) -> 
         Err(e) => return store_down(&e),
     };
     match viewer(&req) {
-        Some(key) if row.key_id.as_deref() != Some(key) => not_found(),
+        Some((method, key))
+            if row.key_id.as_deref() != Some(key) || row.key_method != Some(method) =>
+        {
+            not_found()
+        }
         _ => json(StatusCode::OK, &Generation { data: &row }),
     }
 }
@@ -116,10 +125,11 @@ async fn report(State(store): State<Arc<dyn LedgerStore>>, req: Request) -> Resp
     }
 }
 
-/// Whose rows the caller may see: `None` for every row.
-fn viewer(req: &Request) -> Option<&str> {
+/// Whose rows the caller may see, by how it authenticated and its id:
+/// `None` for every row.
+fn viewer(req: &Request) -> Option<(&'static str, &str)> {
     match req.extensions().get::<Principal>() {
-        Some(p) if p.method != AuthMethod::None => Some(&p.id),
+        Some(p) if p.method != AuthMethod::None => Some((p.method.as_str(), &p.id)),
         _ => None,
     }
 }
@@ -132,7 +142,7 @@ fn params(req: &Request) -> Result<HashMap<String, String>, GatewayError> {
 
 fn report_query(
     params: &HashMap<String, String>,
-    key: Option<&str>,
+    viewer: Option<(&'static str, &str)>,
 ) -> Result<ReportQuery, GatewayError> {
     let date = |name: &str| -> Result<i64, GatewayError> {
         let text = params.get(name).map(String::as_str).unwrap_or("");
@@ -157,6 +167,14 @@ fn report_query(
             "`end_date` is before `start_date`",
         ));
     }
+    if end_ms - start_ms > MAX_REPORT_DAYS * DAY_MS {
+        return Err(GatewayError::invalid_param(
+            "end_date",
+            format!(
+                "the range from `start_date` to `end_date` is more than {MAX_REPORT_DAYS} days: ask for a shorter one"
+            ),
+        ));
+    }
     let group_by = match params.get("group_by").map(String::as_str) {
         None | Some("") => GroupBy::Day,
         Some(g) => g
@@ -167,7 +185,8 @@ fn report_query(
         start_ms,
         end_ms,
         group_by,
-        key_id: key.map(str::to_owned),
+        key_id: viewer.map(|(_, id)| id.to_owned()),
+        key_method: viewer.map(|(method, _)| method.to_owned()),
     })
 }
 
@@ -361,6 +380,24 @@ mod tests {
             assert_eq!(day_start_ms(bad), None, "{bad}");
         }
         assert_eq!(iso_time(1_748_736_000_123), "2025-06-01T00:00:00.123Z");
+    }
+
+    #[test]
+    fn a_report_covers_at_most_366_days() {
+        let q = |start: &str, end: &str| {
+            let p = HashMap::from([
+                ("start_date".to_owned(), start.to_owned()),
+                ("end_date".to_owned(), end.to_owned()),
+            ]);
+            report_query(&p, None)
+        };
+        // 2024 is a leap year: 366 days, both ends included.
+        assert!(q("2024-01-01", "2024-12-31").is_ok());
+        let err = q("2024-01-01", "2025-01-01").unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(err.param(), Some("end_date"));
+        assert!(err.message().contains("`start_date`"), "{}", err.message());
+        assert!(q("0001-01-01", "9999-12-31").is_err());
     }
 
     #[test]

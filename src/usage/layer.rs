@@ -37,13 +37,14 @@ use tower::{Layer, Service};
 use super::ledger::{Ledger, LedgerRow};
 use super::meter::{attach, complete_summary, error_type};
 use super::price::PriceTable;
-use super::summary::{Durable, MeterContext, Outcome, Settlement, Summary};
+use super::sent::Sent;
+use super::summary::{costs, Durable, MeterContext, Outcome, Settlement, Summary};
 use crate::auth::Principal;
-use crate::canonical::FinishReason;
+use crate::canonical::{FinishReason, Usage};
 use crate::edge::RequestId;
 use crate::error::GatewayError;
 use crate::format::WireFormat;
-use crate::request::GatewayRequest;
+use crate::request::{GatewayRequest, Operation, RequestBody};
 use crate::response::{GatewayResponse, ResponseBody};
 use crate::routing::AttemptLog;
 
@@ -87,6 +88,7 @@ pub struct UsageService<S> {
 #[derive(Debug, Clone, Default)]
 struct Who {
     key_id: Option<Arc<str>>,
+    key_method: Option<&'static str>,
     key_name: Option<Arc<str>>,
     user: Option<Arc<str>>,
     team: Option<Arc<str>>,
@@ -101,14 +103,22 @@ struct Facts {
     /// The principal's key id, key name, user, team and tags.
     who: Who,
     format: WireFormat,
+    /// A token count costs nothing, whatever its answer looks like.
+    operation: Operation,
     requested_model: String,
     stream: bool,
     input_estimate: u64,
     attempts: Option<AttemptLog>,
+    /// Where the request was sent, for a row when it is dropped unanswered.
+    sent: Sent,
+    /// For the fallback input estimate.
+    body: Arc<RequestBody>,
 }
 
 impl Facts {
-    fn of(req: &GatewayRequest) -> Self {
+    fn of(req: &mut GatewayRequest) -> Self {
+        let sent = Sent::default();
+        req.extensions.insert(sent.clone());
         let created_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -118,12 +128,13 @@ impl Facts {
                 .get::<RequestId>()
                 .map_or_else(|| Arc::from(""), |r| r.0.clone()),
             created_at_ms,
-            started: Instant::now(),
+            started: super::summary::now(),
             who: req
                 .extensions
                 .get::<Principal>()
                 .map(|p| Who {
                     key_id: Some(p.id.clone()),
+                    key_method: Some(p.method.as_str()),
                     key_name: p.name.clone(),
                     user: p.user.clone(),
                     team: p.team.clone(),
@@ -131,10 +142,13 @@ impl Facts {
                 })
                 .unwrap_or_default(),
             format: req.format,
+            operation: req.operation,
             requested_model: req.model.clone(),
             stream: req.stream,
             input_estimate: req.body.estimate().input_tokens,
             attempts: req.extensions.get::<AttemptLog>().cloned(),
+            sent,
+            body: req.body.clone(),
         }
     }
 
@@ -173,10 +187,62 @@ impl Facts {
         row.provider = Some(last.target.provider.clone());
         row.model = Some(last.target.model.clone());
         row.credential = Some(last.credential.as_str());
-        row.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        row.duration_ms =
+            u64::try_from(super::summary::since(self.started).as_millis()).unwrap_or(u64::MAX);
         row.status = err.status().as_u16();
         row.error = Some(error_type(self.format, err).into());
+        // Providers bill no failed request: a known zero, where `None`
+        // would say the price is unknown.
+        row.cost = Some(super::Nanos::ZERO);
+        row.list_cost = Some(super::Nanos::ZERO);
         row.attempts = attempts.iter().map(ToString::to_string).collect();
+        Some(row)
+    }
+
+    /// The row of a request dropped before its answer came (the client
+    /// left, the shutdown's grace ended), once it was sent to a provider:
+    /// the provider counts the input it was sent, so that is estimated;
+    /// the output is unknown, so zero. The status is 499, nginx's "client
+    /// closed request", as the client got no status at all.
+    fn dropped_row(&self, prices: &PriceTable) -> Option<LedgerRow> {
+        let mut attempts: Vec<String> = self
+            .attempts
+            .as_ref()
+            .map(AttemptLog::snapshot)
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let (target, credential) = match self.sent.get() {
+            Some((target, credential)) => {
+                attempts.push(format!("{}/{}=cancelled", target.provider, target.model));
+                (target, credential)
+            }
+            None => {
+                let log = self.attempts.as_ref()?.snapshot();
+                let last = log.last()?;
+                (last.target.clone(), last.credential)
+            }
+        };
+        let usage = Usage {
+            input_tokens: super::fallback::input_tokens(self.input_estimate, Some(&self.body)),
+            ..Usage::default()
+        };
+        let price = prices.lookup(&target.provider, &target.model);
+        let (cost, list_cost) = costs(price.as_deref(), Some(credential), &usage);
+        let mut row = self.base_row();
+        row.provider = Some(target.provider);
+        row.model = Some(target.model);
+        row.credential = Some(credential.as_str());
+        row.usage = usage;
+        row.cost = cost;
+        row.list_cost = list_cost;
+        row.duration_ms =
+            u64::try_from(super::summary::since(self.started).as_millis()).unwrap_or(u64::MAX);
+        row.status = 499;
+        row.disconnected = true;
+        row.estimated = true;
+        row.attempts = attempts;
         Some(row)
     }
 
@@ -186,6 +252,7 @@ impl Facts {
             id: self.id.clone(),
             created_at_ms: self.created_at_ms,
             key_id: who.key_id,
+            key_method: who.key_method,
             key_name: who.key_name,
             user: who.user,
             team: who.team,
@@ -223,8 +290,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: GatewayRequest) -> Self::Future {
-        let facts = Facts::of(&req);
+    fn call(&mut self, mut req: GatewayRequest) -> Self::Future {
+        let facts = Facts::of(&mut req);
         ResponseFuture {
             state: State::Calling {
                 fut: self.inner.call(req),
@@ -240,13 +307,29 @@ type Wait = JoinAll<Pin<Box<dyn Future<Output = ()> + Send>>>;
 
 pin_project! {
     /// The [`UsageService`]'s future: the inner call, then, for a complete
-    /// answer or a failure, the wait for its row to be durable.
+    /// answer or a failure, the wait for its row to be durable. Dropped
+    /// before the inner call answered, it records the request if it was
+    /// sent to a provider (see [`Sent`]).
     pub struct ResponseFuture<F> {
         #[pin]
         state: State<F>,
         facts: Option<Facts>,
         prices: Arc<PriceTable>,
         ledger: Option<Ledger>,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // `facts` is taken when the inner call answers: still here,
+            // the request was abandoned on its way.
+            if let (Some(facts), Some(ledger)) = (this.facts.take(), this.ledger.as_ref()) {
+                if let Some(row) = facts.dropped_row(this.prices) {
+                    // Nobody is left to wait for it.
+                    drop(ledger.record(row));
+                }
+            }
+        }
     }
 }
 
@@ -334,14 +417,20 @@ fn settle(
         streamed: facts.stream,
         price,
         input_estimate: facts.input_estimate,
+        body: Some(facts.body.clone()),
     };
     let settlement = attach(&mut resp, ctx.clone());
+    let operation = facts.operation;
     if let Some(ledger) = ledger.cloned() {
         settlement.on_settle(move |s| Some(ledger.record(facts.row(s))));
     }
     if matches!(resp.body, ResponseBody::Stream(_)) {
         return (Ok(resp), Vec::new());
     }
-    let durables = settlement.settle(complete_summary(&resp, &ctx));
+    let summary = match operation {
+        Operation::CountTokens => Summary::counted(&resp.meta, &ctx),
+        Operation::Generate => complete_summary(&resp, &ctx),
+    };
+    let durables = settlement.settle(summary);
     (Ok(resp), durables)
 }

@@ -9,9 +9,10 @@ use futures_core::Stream;
 use futures_util::future::{join_all, JoinAll};
 use pin_project_lite::pin_project;
 
+use super::scan::content_len;
 use super::sse::Tally;
-use super::summary::{costs, Durable, MeterContext, Outcome, Settlement, Summary};
-use crate::canonical::Usage;
+use super::summary::{costs, since, Durable, MeterContext, Outcome, Settlement, Summary};
+use crate::canonical::{Part, Usage};
 use crate::error::GatewayError;
 use crate::format::{anthropic_type, openai_type, WireFormat};
 use crate::response::{GatewayResponse, ResponseBody, ResponseMeta, StreamChunk};
@@ -40,23 +41,56 @@ pub fn attach(resp: &mut GatewayResponse, ctx: MeterContext) -> Settlement {
 }
 
 /// The summary of a complete (not streamed) response: usage and finish
-/// from its metadata, or from its canonical message; a token count costs
-/// nothing.
+/// from its metadata, or from its canonical message; without either, the
+/// input estimated from the request and the output from the answer's
+/// text, about four bytes a token, marked `estimated`. A token count costs
+/// nothing (a same-format count passed through as raw JSON is told apart
+/// by the request's operation: see [`Summary::counted`]).
 pub fn complete_summary(resp: &GatewayResponse, ctx: &MeterContext) -> Summary {
     match &resp.body {
         ResponseBody::Message(m) => {
             let mut s = Summary::complete(&resp.meta, ctx, Some(m.finish_reason.clone()));
             if resp.meta.usage.is_none() {
-                s = with_usage(s, &resp.meta, ctx, m.usage);
+                s = if m.usage == Usage::default() {
+                    let text = m.content.iter().map(|p| match p {
+                        Part::Text { text, .. } | Part::Reasoning { text, .. } => text.len(),
+                        Part::ToolCall { arguments, .. } => arguments.len(),
+                        _ => 0,
+                    });
+                    with_output_estimate(s, &resp.meta, ctx, text.sum::<usize>() as u64)
+                } else {
+                    with_usage(s, &resp.meta, ctx, m.usage)
+                };
             }
             s
         }
-        ResponseBody::TokenCount(_) => {
+        ResponseBody::TokenCount(_) => Summary::counted(&resp.meta, ctx),
+        ResponseBody::Raw(bytes) => {
             let s = Summary::complete(&resp.meta, ctx, None);
-            with_usage(s, &resp.meta, ctx, Usage::default())
+            match resp.meta.usage {
+                Some(_) => s,
+                None => {
+                    let text = content_len(ctx.format, bytes);
+                    with_output_estimate(s, &resp.meta, ctx, text)
+                }
+            }
         }
-        ResponseBody::Raw(_) | ResponseBody::Stream(_) => Summary::complete(&resp.meta, ctx, None),
+        ResponseBody::Stream(_) => Summary::complete(&resp.meta, ctx, None),
     }
+}
+
+/// `s`, an answer without usage, with its output estimated from `text`
+/// bytes of what the model wrote.
+fn with_output_estimate(
+    mut s: Summary,
+    meta: &ResponseMeta,
+    ctx: &MeterContext,
+    text: u64,
+) -> Summary {
+    s.usage.output_tokens = text.div_ceil(4);
+    (s.cost, s.list_cost) = costs(ctx.price.as_deref(), meta.credential, &s.usage);
+    s.estimated = true;
+    s
 }
 
 fn with_usage(mut s: Summary, meta: &ResponseMeta, ctx: &MeterContext, usage: Usage) -> Summary {
@@ -110,6 +144,7 @@ struct Guard {
     ctx: MeterContext,
     meta: ResponseMeta,
     tally: Tally,
+    first_chunk: Option<std::time::Duration>,
     ttft: Option<std::time::Duration>,
     settled: bool,
 }
@@ -130,6 +165,7 @@ impl<S> Meter<S> {
                 ctx,
                 meta,
                 tally: Tally::default(),
+                first_chunk: None,
                 ttft: None,
                 settled: false,
             },
@@ -143,10 +179,17 @@ impl<S> Meter<S> {
 
 impl Guard {
     fn observe(&mut self, chunk: &StreamChunk) {
-        if self.ttft.is_none() {
-            self.ttft = Some(self.ctx.started.elapsed());
+        if self.first_chunk.is_none() {
+            self.first_chunk = Some(since(self.ctx.started));
         }
-        if self.tally.observe(self.ctx.format, chunk) {
+        let sent = self.tally.sent_bytes;
+        let changed = self.tally.observe(self.ctx.format, chunk);
+        // The first token is the first content a client can show (text,
+        // reasoning, tool arguments), not the opening events before it.
+        if self.ttft.is_none() && self.tally.sent_bytes > sent {
+            self.ttft = Some(since(self.ctx.started));
+        }
+        if changed {
             let (cost, _) = costs(
                 self.ctx.price.as_deref(),
                 self.meta.credential,
@@ -169,7 +212,7 @@ impl Guard {
         // The provider counts what it generated even when its counts never
         // reach us: estimate what is missing rather than record nothing.
         if !t.input_seen {
-            usage.input_tokens = usage.input_tokens.max(self.ctx.input_estimate);
+            usage.input_tokens = usage.input_tokens.max(self.ctx.fallback_input_tokens());
             estimated = true;
         }
         if !t.output_seen {
@@ -184,7 +227,8 @@ impl Guard {
             (o, _) => o,
         };
         let mut summary = Summary::new(&self.meta, &self.ctx, usage, t.finish.clone(), outcome);
-        summary.ttft = self.ttft;
+        // A stream with no content at all: its first chunk.
+        summary.ttft = self.ttft.or(self.first_chunk);
         summary.estimated = estimated;
         self.settlement.settle(summary)
     }
@@ -269,7 +313,6 @@ where
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::Instant;
 
     use bytes::Bytes;
     use futures_util::StreamExt;
@@ -283,7 +326,7 @@ mod tests {
     fn ctx(format: WireFormat) -> MeterContext {
         MeterContext {
             format,
-            started: Instant::now(),
+            started: crate::usage::summary::now(),
             streamed: true,
             price: Some(Arc::new(Price {
                 input: Nanos(1_000_000_000),
@@ -291,6 +334,7 @@ mod tests {
                 ..Price::default()
             })),
             input_estimate: 100,
+            body: None,
         }
     }
 
@@ -362,6 +406,117 @@ mod tests {
         assert!(sum.estimated);
         assert_eq!((sum.usage.input_tokens, sum.usage.output_tokens), (100, 2));
         drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_stream_with_inline_media_is_not_costed_by_its_base64() {
+        let image = "QUJD".repeat(250_000);
+        let text = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"image","source":{{"type":"base64","media_type":"image/png","data":"{image}"}}}}]}}]}}"#
+        );
+        let raw = crate::json::RawObject::parse(text.as_bytes()).unwrap();
+        let request = Arc::new(crate::request::RequestBody::new(raw));
+        let naive = (text.len() as u64).div_ceil(4);
+        for (estimate, request, want) in [
+            // A megabyte of base64: one image, not 250,000 tokens.
+            (naive, Some(request), naive - 250_000 + 1_600),
+            // Never more than any model reads.
+            (50_000_000, None, 2_000_000),
+        ] {
+            let (tx, rx) = futures_channel_like();
+            let mut resp = GatewayResponse::new(ResponseBody::Stream(Box::pin(rx)));
+            let c = MeterContext {
+                input_estimate: estimate,
+                body: request,
+                ..ctx(WireFormat::Anthropic)
+            };
+            let s = attach(&mut resp, c);
+            drop(body(resp));
+            drop(tx);
+            let sum = s.summary().expect("settled on drop");
+            assert_eq!(sum.usage.input_tokens, want);
+            assert!(sum.estimated);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_to_first_token_is_to_the_first_content_not_the_first_event() {
+        use std::time::Duration;
+        let (tx, rx) = futures_channel_like();
+        let mut resp = GatewayResponse::new(ResponseBody::Stream(Box::pin(rx)));
+        let s = attach(&mut resp, ctx(WireFormat::OpenAiChat));
+        let mut stream = body(resp);
+        let start = StreamChunk::Event(StreamEvent::Start {
+            id: "m".into(),
+            model: "m".into(),
+        });
+        let text = |t: &str| {
+            StreamChunk::Event(StreamEvent::Delta {
+                index: 0,
+                delta: crate::canonical::Delta::Text(t.into()),
+            })
+        };
+        tokio::time::advance(Duration::from_millis(30)).await;
+        tx.send(Ok(start)).unwrap();
+        stream.next().await.unwrap().unwrap();
+        // A pass-through chunk with no text in it (OpenAI's first, with
+        // the role) is not content either.
+        tokio::time::advance(Duration::from_millis(400)).await;
+        tx.send(Ok(StreamChunk::Raw(Bytes::from_static(
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+        ))))
+        .unwrap();
+        stream.next().await.unwrap().unwrap();
+        tokio::time::advance(Duration::from_millis(70)).await;
+        tx.send(Ok(text("Hi"))).unwrap();
+        stream.next().await.unwrap().unwrap();
+        tokio::time::advance(Duration::from_millis(100)).await;
+        tx.send(Ok(finish(1, 1))).unwrap();
+        drop(tx);
+        while stream.next().await.is_some() {}
+        let sum = s.summary().unwrap();
+        assert_eq!(sum.ttft, Some(Duration::from_millis(500)));
+        assert_eq!(sum.duration, Duration::from_millis(600));
+
+        // No content at all: the first chunk it is.
+        let (tx, rx) = futures_channel_like();
+        let mut resp = GatewayResponse::new(ResponseBody::Stream(Box::pin(rx)));
+        let s = attach(&mut resp, ctx(WireFormat::OpenAiChat));
+        tokio::time::advance(Duration::from_millis(20)).await;
+        tx.send(Ok(finish(1, 0))).unwrap();
+        drop(tx);
+        let mut stream = body(resp);
+        while stream.next().await.is_some() {}
+        assert_eq!(s.summary().unwrap().ttft, Some(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn a_complete_answer_without_usage_has_its_output_estimated_from_its_text() {
+        let answer = r#"{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"The answer is four, as it always was."},"finish_reason":"stop"}]}"#;
+        let mut resp =
+            GatewayResponse::new(ResponseBody::Raw(Bytes::from_static(answer.as_bytes())));
+        resp.meta.credential = Some(CredentialKind::Gateway);
+        resp.meta.read_usage(WireFormat::OpenAiChat, &resp.body);
+        assert!(resp.meta.usage.is_none(), "no usage in it");
+        let sum = complete_summary(&resp, &ctx(WireFormat::OpenAiChat));
+        // 37 bytes of text: 10 tokens; 100 input tokens estimated.
+        assert_eq!((sum.usage.input_tokens, sum.usage.output_tokens), (100, 10));
+        assert!(sum.estimated);
+        assert_eq!(sum.cost, Some(Nanos(100 * 1_000 + 10 * 2_000)));
+
+        // A canonical answer whose provider gave no counts.
+        let message = crate::canonical::ChatResponse {
+            id: "m".into(),
+            model: "m".into(),
+            content: vec![crate::canonical::Part::text("12345678")],
+            finish_reason: FinishReason::Stop,
+            usage: Usage::default(),
+        };
+        let mut resp = GatewayResponse::new(ResponseBody::Message(message));
+        resp.meta.credential = Some(CredentialKind::Gateway);
+        let sum = complete_summary(&resp, &ctx(WireFormat::Anthropic));
+        assert_eq!(sum.usage.output_tokens, 2);
+        assert!(sum.estimated);
     }
 
     /// An unbounded channel as a stream that stays open.

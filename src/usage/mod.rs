@@ -16,12 +16,15 @@
 
 pub mod api;
 mod estimate;
+mod fallback;
 pub mod gate;
 pub mod layer;
 mod ledger;
 mod meter;
 mod money;
 mod price;
+mod scan;
+mod sent;
 pub(crate) mod splice;
 mod sse;
 pub mod summary;
@@ -30,11 +33,17 @@ mod wire;
 pub(crate) use estimate::OUTPUT_CAPS;
 pub use estimate::{estimate_input_tokens, requested_max_output_tokens, Estimate};
 pub use gate::{Admit, Gate, Ticket};
+#[cfg(test)]
+mod layer_tests;
+#[cfg(test)]
+mod testing;
+
 pub use layer::{UsageLayer, UsageService};
-pub use ledger::{Ledger, LedgerRow};
+pub use ledger::{Ledger, LedgerRow, DEFAULT_DURABLE_TIMEOUT};
 pub use meter::{attach, complete_summary, Meter};
 pub use money::{Nanos, NANOS_PER_USD};
 pub use price::{Price, PriceTable, PriceTier};
+pub use sent::Sent;
 pub use summary::{costs, Durable, MeterContext, Outcome, SettleHook, Settlement, Summary};
 pub(crate) use wire::{chat_usage, read_complete};
 

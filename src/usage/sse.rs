@@ -3,19 +3,18 @@
 //! format (complete JSON answers are read in `wire`).
 //!
 //! Nothing here re-encodes what the client gets. A stream's events are
-//! looked at with a substring search first; only the few that carry usage,
-//! a finish reason or an error (a handful per stream) are parsed, and then
-//! into small structs that read only those fields. An escaped quote inside
-//! a JSON string is `\"`, so a pattern that starts with `"` and has `":`
-//! right after a key name never matches the text of a delta.
+//! looked at with one pass over their keys first ([`keys`], which steps
+//! over the text of a delta and allows spaces around colons); only the few
+//! that carry usage, a finish reason or an error (a handful per stream)
+//! are parsed, and then into small structs that read only those fields.
 
 use std::borrow::Cow;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use memchr::memmem::Finder;
 use serde::Deserialize;
 
-use super::wire::{AnthropicEvent, ChatAnswer, GeminiAnswer, ResponsesEvent};
+use super::scan::{content_keys, keys, string_len};
+use super::wire::{AnthropicEvent, ChatAnswer, ResponsesEvent};
 use crate::canonical::{Delta, FinishReason, StreamEvent, Usage};
 use crate::format::{anthropic, openai_chat, WireFormat};
 use crate::response::StreamChunk;
@@ -86,16 +85,31 @@ impl Tally {
     }
 
     fn raw(&mut self, format: WireFormat, bytes: &[u8]) -> bool {
-        self.sent_bytes += delta_text_len(format, bytes);
-        let usage = has_object(bytes, &USAGE);
-        let finish = format == WireFormat::OpenAiChat && FINISH.find(bytes).is_some();
-        let error = match format {
-            WireFormat::OpenAiChat | WireFormat::Gemini => ERROR_OBJECT.find(bytes).is_some(),
-            WireFormat::Anthropic => TYPE_ERROR.find(bytes).is_some(),
-            WireFormat::OpenAiResponses => {
-                TYPE_ERROR.find(bytes).is_some() || FAILED.find(bytes).is_some()
+        // One pass over the event's keys tells all the rest needs.
+        let content = content_keys(format, true);
+        let (mut usage, mut finish, mut error) = (false, false, false);
+        for (key, value) in keys(bytes) {
+            match key {
+                b"usage" => usage |= value.starts_with(b"{"),
+                b"finish_reason" => {
+                    finish |= format == WireFormat::OpenAiChat && value.starts_with(b"\"");
+                }
+                // Chat's `{"error": {…}}`, Anthropic's error event,
+                // Responses' `response.failed`.
+                b"error" => error |= value.starts_with(b"{"),
+                // Responses' error event.
+                b"type" => {
+                    error |=
+                        format == WireFormat::OpenAiResponses && value.starts_with(b"\"error\"");
+                }
+                k if content.contains(&k) => {
+                    if let Some(text) = value.strip_prefix(b"\"") {
+                        self.sent_bytes += string_len(text);
+                    }
+                }
+                _ => {}
             }
-        };
+        }
         if !(usage || finish || error) {
             return false;
         }
@@ -113,7 +127,8 @@ impl Tally {
             WireFormat::OpenAiChat => self.chat(data),
             WireFormat::Anthropic => self.anthropic(data),
             WireFormat::OpenAiResponses => self.responses(data),
-            WireFormat::Gemini => self.gemini(data),
+            // Not a client format: nothing reaches a client in it.
+            WireFormat::Gemini => false,
         }
     }
 
@@ -174,31 +189,6 @@ impl Tally {
             None => false,
         }
     }
-
-    fn gemini(&mut self, data: &[u8]) -> bool {
-        let Ok(ev) = serde_json::from_slice::<GeminiAnswer>(data) else {
-            return false;
-        };
-        match ev.usage_metadata {
-            Some(u) => self.counted(u.canonical()),
-            None => false,
-        }
-    }
-}
-
-static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\":"));
-static FINISH: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"finish_reason\":\""));
-static ERROR_OBJECT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"{\"error\":"));
-static TYPE_ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"type\":\"error\""));
-static FAILED: LazyLock<Finder<'static>> =
-    LazyLock::new(|| Finder::new(b"\"type\":\"response.failed\""));
-
-/// Whether `bytes` has `key` (a finder for `"name":`) with an object value.
-fn has_object(bytes: &[u8], key: &Finder<'_>) -> bool {
-    key.find_iter(bytes).any(|at| {
-        let rest = &bytes[at + key.needle().len()..];
-        rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-    })
 }
 
 /// The `data` of one raw SSE event.
@@ -210,55 +200,6 @@ fn data_of(raw: &[u8]) -> Option<String> {
         events.extend(parser.finish());
     }
     events.pop().map(|e| e.data)
-}
-
-/// Bytes of text in a raw delta event: the string value of the first of
-/// the format's content keys (escapes counted as sent). Enough for an
-/// estimate of output tokens when the provider's count never comes.
-fn delta_text_len(format: WireFormat, bytes: &[u8]) -> u64 {
-    static CHAT: LazyLock<[Finder<'static>; 3]> = LazyLock::new(|| {
-        [
-            Finder::new(b"\"content\":\""),
-            Finder::new(b"\"arguments\":\""),
-            Finder::new(b"\"reasoning_content\":\""),
-        ]
-    });
-    static ANTHROPIC: LazyLock<[Finder<'static>; 3]> = LazyLock::new(|| {
-        [
-            Finder::new(b"\"text\":\""),
-            Finder::new(b"\"partial_json\":\""),
-            Finder::new(b"\"thinking\":\""),
-        ]
-    });
-    static RESPONSES: LazyLock<[Finder<'static>; 1]> =
-        LazyLock::new(|| [Finder::new(b"\"delta\":\"")]);
-    let keys: &[Finder<'static>] = match format {
-        WireFormat::OpenAiChat => &*CHAT,
-        WireFormat::Anthropic if bytes.starts_with(b"event: content_block_delta") => &*ANTHROPIC,
-        WireFormat::OpenAiResponses => &*RESPONSES,
-        _ => return 0,
-    };
-    for key in keys {
-        if let Some(at) = key.find(bytes) {
-            return string_len(&bytes[at + key.needle().len()..]);
-        }
-    }
-    0
-}
-
-/// Bytes up to the closing quote of a JSON string whose opening quote
-/// came just before `s`.
-fn string_len(s: &[u8]) -> u64 {
-    let mut from = 0;
-    while let Some(i) = memchr::memchr(b'"', &s[from..]) {
-        let end = from + i;
-        let backslashes = s[..end].iter().rev().take_while(|b| **b == b'\\').count();
-        if backslashes % 2 == 0 {
-            return end as u64;
-        }
-        from = end + 1;
-    }
-    s.len() as u64
 }
 
 /// The status and type of an in-band error event.
@@ -328,12 +269,67 @@ mod tests {
                 output_tokens: 42,
                 cache_read_tokens: 5,
                 cache_write_tokens: 2,
-                reasoning_tokens: 0
+                reasoning_tokens: 0,
+                cache_write_1h_tokens: 0,
             }
         );
         assert!(t.output_seen);
         assert_eq!(t.finish, Some(FinishReason::Length));
         assert!(t.failed.is_none());
+    }
+
+    #[test]
+    fn anthropic_hour_long_cache_writes_are_counted_apart() {
+        let mut t = Tally::default();
+        let f = WireFormat::Anthropic;
+        assert!(raw(f, &mut t, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":300,\"cache_creation\":{\"ephemeral_5m_input_tokens\":100,\"ephemeral_1h_input_tokens\":200},\"output_tokens\":1}}}\n\n"));
+        assert_eq!(t.usage.cache_write_tokens, 300);
+        assert_eq!(t.usage.cache_write_1h_tokens, 200);
+        // `message_delta` does not repeat the split: it stands.
+        assert!(raw(f, &mut t, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":9}}\n\n"));
+        assert_eq!(t.usage.cache_write_1h_tokens, 200);
+        // At Sonnet's rates ($3 input, $3.75 and $6 cache writes, $15
+        // output per MTok): 10 × 3 + 100 × 3.75 + 200 × 6 + 9 × 15.
+        let sonnet = crate::usage::Price {
+            cache_write: Some(crate::usage::Nanos(3_750_000_000)),
+            cache_write_1h: Some(crate::usage::Nanos(6_000_000_000)),
+            ..crate::usage::Price::new(
+                crate::usage::Nanos(3_000_000_000),
+                crate::usage::Nanos(15_000_000_000),
+            )
+        };
+        assert_eq!(
+            sonnet.cost(&t.usage),
+            crate::usage::Nanos(30_000 + 375_000 + 1_200_000 + 135_000)
+        );
+    }
+
+    #[test]
+    fn events_written_with_spaces_are_read_too() {
+        // Some OpenAI-compatible servers (Python's json.dumps) write
+        // `"key": value`.
+        let mut t = Tally::default();
+        let f = WireFormat::OpenAiChat;
+        assert!(!raw(f, &mut t, "data: {\"choices\": [{\"index\": 0, \"delta\": {\"content\": \"Hey\"}, \"finish_reason\": \"stop\"}]}\n\n"));
+        assert_eq!(t.sent_bytes, 3);
+        assert_eq!(t.finish, Some(FinishReason::Stop));
+        assert!(raw(f, &mut t, "data: {\"choices\": [], \"usage\": {\"prompt_tokens\": 9, \"completion_tokens\": 4}}\n\n"));
+        assert_eq!((t.usage.input_tokens, t.usage.output_tokens), (9, 4));
+        raw(
+            f,
+            &mut t,
+            "data: {\"error\": {\"type\": \"rate_limit_exceeded\", \"message\": \"x\"}}\n\n",
+        );
+        assert_eq!(t.failed, Some((429, "rate_limit_exceeded".into())));
+
+        let mut t = Tally::default();
+        let f = WireFormat::Anthropic;
+        assert!(raw(f, &mut t, "event: message_delta\ndata: {\"type\": \"message_delta\", \"delta\": {\"stop_reason\": \"end_turn\"}, \"usage\": {\"output_tokens\": 42}}\n\n"));
+        assert_eq!(t.usage.output_tokens, 42);
+
+        let mut t = Tally::default();
+        raw(WireFormat::OpenAiResponses, &mut t, "event: error\ndata: {\"type\": \"error\", \"code\": \"rate_limit_exceeded\", \"message\": \"x\"}\n\n");
+        assert!(t.failed.is_some());
     }
 
     #[test]
@@ -352,7 +348,8 @@ mod tests {
                 output_tokens: 4,
                 cache_read_tokens: 3,
                 cache_write_tokens: 0,
-                reasoning_tokens: 2
+                reasoning_tokens: 2,
+                cache_write_1h_tokens: 0,
             }
         );
         assert!(!raw(f, &mut t, "data: [DONE]\n\n"));

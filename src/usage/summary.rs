@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::canonical::{FinishReason, Usage};
 use crate::format::WireFormat;
+use crate::request::RequestBody;
 use crate::response::ResponseMeta;
 use crate::routing::{Attempt, CredentialKind};
 
@@ -83,6 +84,45 @@ pub struct Summary {
     pub list_cost: Option<Nanos>,
 }
 
+/// The most tokens of one kind a summary records for a request: a
+/// thousand times the largest context window. More is not a count but an
+/// upstream's bug or a lie, and sums of such values would overflow the
+/// store's integers (and with them `/v1/report` and the budgets' reading
+/// of the ledger at startup).
+pub const MAX_TOKENS: u64 = 1_000_000_000_000;
+
+/// The most one request is recorded as costing: $10,000, far above any
+/// request's real cost, and low enough that the ledger's sums stay exact
+/// integers for nearly a million such requests.
+pub const MAX_COST: Nanos = Nanos(10_000 * super::money::NANOS_PER_USD);
+
+/// `usage` with each count at most [`MAX_TOKENS`].
+pub fn clamp_usage(mut usage: Usage) -> Usage {
+    for n in [
+        &mut usage.input_tokens,
+        &mut usage.output_tokens,
+        &mut usage.cache_read_tokens,
+        &mut usage.cache_write_tokens,
+        &mut usage.reasoning_tokens,
+        &mut usage.cache_write_1h_tokens,
+    ] {
+        *n = (*n).min(MAX_TOKENS);
+    }
+    usage
+}
+
+/// The time, as the usage layer and the meter read it: tokio's clock, so
+/// that a test with a paused clock controls every duration they measure
+/// (outside such a test it is [`Instant::now`]).
+pub fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// The time since `started`, by [`now`]'s clock.
+pub fn since(started: Instant) -> Duration {
+    now().saturating_duration_since(started)
+}
+
 /// A future a settle hook hands back: the last chunk of a stream (or a
 /// complete answer) waits for it, so that what it records is durable
 /// before the client sees the end.
@@ -102,7 +142,7 @@ pub type SettleHook = Box<dyn FnOnce(&Summary) -> Option<Durable> + Send>;
 pub struct MeterContext {
     /// The client's wire format (pass-through chunks are in it).
     pub format: WireFormat,
-    /// When the request started.
+    /// When the request started, by [`now`]'s clock.
     pub started: Instant,
     /// Whether the client asked for a stream.
     pub streamed: bool,
@@ -111,6 +151,20 @@ pub struct MeterContext {
     /// An estimate of the request's input tokens, for a stream the client
     /// left before the provider counted them.
     pub input_estimate: u64,
+    /// The request's body, read only when the estimate stands in for the
+    /// provider's count, to discount the media inline in it (see
+    /// [`MeterContext::fallback_input_tokens`]).
+    pub body: Option<Arc<RequestBody>>,
+}
+
+impl MeterContext {
+    /// The input tokens recorded when the provider's count never came:
+    /// `input_estimate`, with each image or document inline as base64 in
+    /// `body` counted as about 1,600 tokens instead of a quarter of its
+    /// bytes, and at most 2 million (no model reads more).
+    pub fn fallback_input_tokens(&self) -> u64 {
+        super::fallback::input_tokens(self.input_estimate, self.body.as_deref())
+    }
 }
 
 /// A response's settlement, shared by the meter and the layers through
@@ -130,6 +184,10 @@ struct Shared {
     /// price is unknown): written by the meter when usage goes by, read
     /// by the edge for `usage.cost`, without the lock.
     cost_so_far: AtomicU64,
+    /// How many times `cost_so_far` was written: the edge looks for a
+    /// usage object to add the cost to only in a chunk that follows a
+    /// write, the chunk that brought the usage on.
+    cost_writes: AtomicU64,
 }
 
 struct State {
@@ -146,6 +204,7 @@ impl Settlement {
                 summary: None,
             }),
             cost_so_far: AtomicU64::new(0),
+            cost_writes: AtomicU64::new(0),
         }))
     }
 
@@ -173,8 +232,12 @@ impl Settlement {
     }
 
     /// Settles with `summary`: runs every hook, once, and returns what
-    /// they asked to wait for. A second call does nothing.
-    pub fn settle(&self, summary: Summary) -> Vec<Durable> {
+    /// they asked to wait for. A second call does nothing. Counts past
+    /// [`MAX_TOKENS`] and costs past [`MAX_COST`] are cut to them.
+    pub fn settle(&self, mut summary: Summary) -> Vec<Durable> {
+        summary.usage = clamp_usage(summary.usage);
+        summary.cost = summary.cost.map(|c| c.min(MAX_COST));
+        summary.list_cost = summary.list_cost.map(|c| c.min(MAX_COST));
         if let Some(cost) = summary.cost {
             self.set_cost_so_far(cost);
         }
@@ -203,8 +266,22 @@ impl Settlement {
 
     /// Records the cost of the usage seen so far.
     pub(crate) fn set_cost_so_far(&self, cost: Nanos) {
-        let n = cost.0.saturating_add(1);
+        let n = cost.min(MAX_COST).0 + 1;
         self.0.cost_so_far.store(n, Ordering::Release);
+        self.0.cost_writes.fetch_add(1, Ordering::Release);
+    }
+
+    /// [`Settlement::cost_so_far`] if it was written since the last call
+    /// with the same `seen` (which keeps count of the writes), for a
+    /// stream: the chunk that brought usage on follows a write; those
+    /// after it need no look.
+    pub(crate) fn new_cost(&self, seen: &mut u64) -> Option<Nanos> {
+        let writes = self.0.cost_writes.load(Ordering::Acquire);
+        if writes == *seen {
+            return None;
+        }
+        *seen = writes;
+        self.cost_so_far()
     }
 }
 
@@ -247,7 +324,7 @@ impl Summary {
             usage,
             finish,
             ttft: None,
-            duration: ctx.started.elapsed(),
+            duration: since(ctx.started),
             provider: meta.provider.clone(),
             model: meta.model.clone(),
             credential: meta.credential,
@@ -261,7 +338,8 @@ impl Summary {
     }
 
     /// The summary of a complete answer (not a stream): its usage from
-    /// `meta.usage` (`ctx.input_estimate` and `estimated` when the
+    /// `meta.usage` (the [fallback](MeterContext::fallback_input_tokens)
+    /// input and `estimated` when the
     /// provider gave none), its finish from `meta.finish` or `finish`,
     /// and the time to it as the time to first token.
     pub fn complete(meta: &ResponseMeta, ctx: &MeterContext, finish: Option<FinishReason>) -> Self {
@@ -269,7 +347,7 @@ impl Summary {
             Some(u) => (u, false),
             None => (
                 Usage {
-                    input_tokens: ctx.input_estimate,
+                    input_tokens: ctx.fallback_input_tokens(),
                     ..Usage::default()
                 },
                 true,
@@ -279,6 +357,18 @@ impl Summary {
         let mut s = Summary::new(meta, ctx, usage, finish, Outcome::Complete);
         s.ttft = Some(s.duration);
         s.estimated = estimated;
+        s
+    }
+
+    /// The summary of a token count (Anthropic's `count_tokens`): the
+    /// provider generates nothing and bills nothing for it, so it has no
+    /// tokens and costs zero, whatever the answer's body and whether the
+    /// model's price is known.
+    pub fn counted(meta: &ResponseMeta, ctx: &MeterContext) -> Self {
+        let mut s = Summary::new(meta, ctx, Usage::default(), None, Outcome::Complete);
+        s.ttft = Some(s.duration);
+        s.cost = Some(Nanos::ZERO);
+        s.list_cost = Some(Nanos::ZERO);
         s
     }
 }

@@ -105,6 +105,7 @@ impl ChatUsage {
                 .as_ref()
                 .and_then(|d| d.reasoning_tokens)
                 .unwrap_or(0),
+            cache_write_1h_tokens: 0,
         }
     }
 }
@@ -193,6 +194,7 @@ impl ResponsesUsage {
                 .as_ref()
                 .and_then(|d| d.reasoning_tokens)
                 .unwrap_or(0),
+            cache_write_1h_tokens: 0,
         }
     }
 }
@@ -231,6 +233,13 @@ pub(super) struct AnthropicUsage {
     pub(super) output_tokens: Option<u64>,
     pub(super) cache_read_input_tokens: Option<u64>,
     pub(super) cache_creation_input_tokens: Option<u64>,
+    /// The writes split by lifetime; only the hour's differ in price.
+    pub(super) cache_creation: Option<CacheCreation>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct CacheCreation {
+    pub(super) ephemeral_1h_input_tokens: Option<u64>,
 }
 
 impl AnthropicUsage {
@@ -247,6 +256,14 @@ impl AnthropicUsage {
         if let Some(n) = self.cache_creation_input_tokens {
             u.cache_write_tokens = n;
         }
+        if let Some(n) = self
+            .cache_creation
+            .as_ref()
+            .and_then(|c| c.ephemeral_1h_input_tokens)
+        {
+            u.cache_write_1h_tokens = n;
+        }
+        u.cache_write_1h_tokens = u.cache_write_1h_tokens.min(u.cache_write_tokens);
         u.input_tokens = plain + u.cache_read_tokens + u.cache_write_tokens;
         if let Some(n) = self.output_tokens {
             u.output_tokens = n;
@@ -279,6 +296,7 @@ impl GeminiUsage {
             cache_read_tokens: self.cached_content_token_count.unwrap_or(0),
             cache_write_tokens: 0,
             reasoning_tokens: thoughts,
+            cache_write_1h_tokens: 0,
         }
     }
 }
@@ -295,6 +313,8 @@ mod tests {
             (7, 4, 5)
         );
         assert_eq!(f, Some(FinishReason::Stop));
+        let (u, _) = read_complete(WireFormat::Anthropic, br#"{"content":[],"usage":{"input_tokens":1,"cache_creation_input_tokens":30,"cache_creation":{"ephemeral_5m_input_tokens":10,"ephemeral_1h_input_tokens":20},"output_tokens":5}}"#).unwrap();
+        assert_eq!((u.cache_write_tokens, u.cache_write_1h_tokens), (30, 20));
         assert!(read_complete(WireFormat::OpenAiChat, b"{\"choices\":[]}").is_none());
     }
 }

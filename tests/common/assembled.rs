@@ -114,6 +114,7 @@ impl Assembled {
                 end_ms: i64::MAX,
                 group_by,
                 key_id: None,
+                key_method: None,
             })
             .await
             .unwrap()

@@ -145,6 +145,9 @@ struct WireUsage {
     output: u64,
     cache_read: u64,
     cache_write: u64,
+    /// Of `cache_write`, the writes for an hour
+    /// (`cache_creation.ephemeral_1h_input_tokens`).
+    cache_write_1h: u64,
 }
 
 impl WireUsage {
@@ -164,6 +167,13 @@ impl WireUsage {
         if let Some(v) = get("cache_creation_input_tokens") {
             self.cache_write = v;
         }
+        if let Some(v) = u
+            .get("cache_creation")
+            .and_then(|c| c.get("ephemeral_1h_input_tokens"))
+            .and_then(Value::as_u64)
+        {
+            self.cache_write_1h = v;
+        }
     }
 
     fn from_canonical(u: &Usage) -> Self {
@@ -175,6 +185,7 @@ impl WireUsage {
             output: u.output_tokens,
             cache_read: u.cache_read_tokens,
             cache_write: u.cache_write_tokens,
+            cache_write_1h: u.cache_write_1h_tokens,
         }
     }
 
@@ -188,16 +199,25 @@ impl WireUsage {
             cache_read_tokens: self.cache_read,
             cache_write_tokens: self.cache_write,
             reasoning_tokens: 0,
+            cache_write_1h_tokens: self.cache_write_1h.min(self.cache_write),
         }
     }
 
     fn to_json(self) -> Value {
-        json!({
+        let mut v = json!({
             "input_tokens": self.input,
             "output_tokens": self.output,
             "cache_creation_input_tokens": self.cache_write,
             "cache_read_input_tokens": self.cache_read,
-        })
+        });
+        let hour = self.cache_write_1h.min(self.cache_write);
+        if hour > 0 {
+            v["cache_creation"] = json!({
+                "ephemeral_5m_input_tokens": self.cache_write - hour,
+                "ephemeral_1h_input_tokens": hour,
+            });
+        }
+        v
     }
 }
 

@@ -136,7 +136,8 @@ mod tests {
         "stop_reason": "tool_use",
         "stop_sequence": null,
         "usage": {"input_tokens": 10, "cache_creation_input_tokens": 200,
-                  "cache_read_input_tokens": 3000, "output_tokens": 42}
+                  "cache_read_input_tokens": 3000, "output_tokens": 42,
+                  "cache_creation": {"ephemeral_5m_input_tokens": 50, "ephemeral_1h_input_tokens": 150}}
     }"#;
 
     #[test]
@@ -170,7 +171,8 @@ mod tests {
                 output_tokens: 42,
                 cache_read_tokens: 3000,
                 cache_write_tokens: 200,
-                reasoning_tokens: 0
+                reasoning_tokens: 0,
+                cache_write_1h_tokens: 150,
             }
         );
     }
@@ -245,6 +247,7 @@ mod tests {
                 cache_read_tokens: 900,
                 cache_write_tokens: 50,
                 reasoning_tokens: 3,
+                cache_write_1h_tokens: 0,
             },
         };
         let v: Value = serde_json::from_slice(&encode_response(&resp)).unwrap();

@@ -184,6 +184,13 @@ struct WireUsageIn {
     output_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
     cache_creation_input_tokens: Option<u64>,
+    cache_creation: Option<CacheCreationIn>,
+}
+
+/// The split of a wire `usage`'s cache writes by lifetime.
+#[derive(Deserialize)]
+struct CacheCreationIn {
+    ephemeral_1h_input_tokens: Option<u64>,
 }
 
 impl WireUsage {
@@ -199,6 +206,10 @@ impl WireUsage {
         set(&mut self.output, u.output_tokens);
         set(&mut self.cache_read, u.cache_read_input_tokens);
         set(&mut self.cache_write, u.cache_creation_input_tokens);
+        set(
+            &mut self.cache_write_1h,
+            u.cache_creation.and_then(|c| c.ephemeral_1h_input_tokens),
+        );
     }
 }
 
@@ -491,15 +502,30 @@ struct UsageOut {
     cache_creation_input_tokens: u64,
     cache_read_input_tokens: u64,
     output_tokens: u64,
+    /// Only when some writes were for an hour: the rest are the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_creation: Option<CacheCreationOut>,
+}
+
+/// A wire `usage`'s cache writes by lifetime.
+#[derive(Serialize)]
+struct CacheCreationOut {
+    ephemeral_5m_input_tokens: u64,
+    ephemeral_1h_input_tokens: u64,
 }
 
 impl From<WireUsage> for UsageOut {
     fn from(u: WireUsage) -> Self {
+        let hour = u.cache_write_1h.min(u.cache_write);
         UsageOut {
             input_tokens: u.input,
             cache_creation_input_tokens: u.cache_write,
             cache_read_input_tokens: u.cache_read,
             output_tokens: u.output,
+            cache_creation: (hour > 0).then(|| CacheCreationOut {
+                ephemeral_5m_input_tokens: u.cache_write - hour,
+                ephemeral_1h_input_tokens: hour,
+            }),
         }
     }
 }

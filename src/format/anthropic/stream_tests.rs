@@ -29,7 +29,7 @@ fn run(input: &[u8], piece: usize) -> (Vec<StreamEvent>, Result<(), GatewayError
 
 const STREAM: &str = concat!(
     "event: message_start\n",
-    "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":100,\"cache_read_input_tokens\":2000,\"output_tokens\":1}}}\n\n",
+    "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":100,\"cache_read_input_tokens\":2000,\"output_tokens\":1,\"cache_creation\":{\"ephemeral_5m_input_tokens\":40,\"ephemeral_1h_input_tokens\":60}}}}\n\n",
     "event: ping\n",
     "data: {\"type\": \"ping\"}\n\n",
     "event: content_block_start\n",
@@ -127,6 +127,7 @@ fn expected() -> Vec<StreamEvent> {
                 cache_read_tokens: 2000,
                 cache_write_tokens: 100,
                 reasoning_tokens: 0,
+                cache_write_1h_tokens: 60,
             },
         },
     ]
@@ -206,7 +207,8 @@ fn server_tool_blocks_are_skipped_without_index_gaps() {
                     output_tokens: 9,
                     cache_read_tokens: 10,
                     cache_write_tokens: 0,
-                    reasoning_tokens: 0
+                    reasoning_tokens: 0,
+                    cache_write_1h_tokens: 0,
                 }
             },
         ]
@@ -326,7 +328,9 @@ fn encoder_writes_what_the_sdks_parse() {
         json!({"type": "message_delta",
                "delta": {"stop_reason": "tool_use", "stop_sequence": null},
                "usage": {"input_tokens": 12, "output_tokens": 87,
-                         "cache_creation_input_tokens": 100, "cache_read_input_tokens": 2000}})
+                         "cache_creation_input_tokens": 100, "cache_read_input_tokens": 2000,
+                         "cache_creation": {"ephemeral_5m_input_tokens": 40,
+                                            "ephemeral_1h_input_tokens": 60}}})
     );
     assert_eq!(data[data.len() - 1], json!({"type": "message_stop"}));
 }
@@ -455,6 +459,7 @@ fn encoder_writes_each_event_in_the_api_field_order() {
                 cache_read_tokens: 20,
                 cache_write_tokens: 4,
                 reasoning_tokens: 0,
+                cache_write_1h_tokens: 0,
             },
         },
     ];

@@ -80,6 +80,7 @@ impl UsageMetadata {
             cache_read_tokens: self.cached_content_token_count,
             cache_write_tokens: 0,
             reasoning_tokens: self.thoughts_token_count,
+            cache_write_1h_tokens: 0,
         }
     }
 }
@@ -314,7 +315,8 @@ mod tests {
                 output_tokens: 12,
                 cache_read_tokens: 8,
                 cache_write_tokens: 0,
-                reasoning_tokens: 7
+                reasoning_tokens: 7,
+                cache_write_1h_tokens: 0,
             }
         );
     }

@@ -143,6 +143,7 @@ fn usage_from(v: &Value) -> Usage {
             .get("completion_tokens_details")
             .and_then(|d| num(d, "reasoning_tokens"))
             .unwrap_or(0),
+        cache_write_1h_tokens: 0,
     }
 }
 
@@ -229,7 +230,8 @@ mod tests {
                 output_tokens: 40,
                 cache_read_tokens: 64,
                 cache_write_tokens: 0,
-                reasoning_tokens: 30
+                reasoning_tokens: 30,
+                cache_write_1h_tokens: 0,
             }
         );
         let u = usage_from(&serde_json::json!({

@@ -247,7 +247,8 @@ mod tests {
                 output_tokens: 40,
                 cache_read_tokens: 64,
                 cache_write_tokens: 0,
-                reasoning_tokens: 12
+                reasoning_tokens: 12,
+                cache_write_1h_tokens: 0,
             }
         );
     }
@@ -340,6 +341,7 @@ mod tests {
                 cache_read_tokens: 80,
                 cache_write_tokens: 5,
                 reasoning_tokens: 3,
+                cache_write_1h_tokens: 0,
             },
         };
         let v: Value = serde_json::from_slice(&encode_response(&resp)).unwrap();
@@ -421,6 +423,7 @@ mod tests {
                 cache_read_tokens: 2,
                 cache_write_tokens: 0,
                 reasoning_tokens: 1,
+                cache_write_1h_tokens: 0,
             },
         };
         assert_eq!(decode_response(&encode_response(&resp)).unwrap(), resp);

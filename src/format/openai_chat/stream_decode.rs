@@ -366,6 +366,7 @@ impl WireUsage {
                 .as_ref()
                 .and_then(|d| d.reasoning_tokens.0)
                 .unwrap_or(0),
+            cache_write_1h_tokens: 0,
         }
     }
 }
@@ -662,6 +663,7 @@ mod tests {
             cache_read_tokens: 64,
             cache_write_tokens: 0,
             reasoning_tokens: 0,
+            cache_write_1h_tokens: 0,
         };
         vec![
             E::Start {

@@ -352,6 +352,7 @@ mod tests {
             cache_read_tokens: 4,
             cache_write_tokens: 0,
             reasoning_tokens: 6,
+            cache_write_1h_tokens: 0,
         };
         vec![
             StreamEvent::Start {

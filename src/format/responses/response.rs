@@ -267,6 +267,7 @@ mod tests {
             cache_read_tokens: 30,
             cache_write_tokens: 0,
             reasoning_tokens: 12,
+            cache_write_1h_tokens: 0,
         }
     }
 

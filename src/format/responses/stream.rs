@@ -447,6 +447,7 @@ mod tests {
             cache_read_tokens: 2,
             cache_write_tokens: 0,
             reasoning_tokens: 1,
+            cache_write_1h_tokens: 0,
         };
         let events = vec![
             StreamEvent::Start {

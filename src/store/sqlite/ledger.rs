@@ -1,9 +1,11 @@
 //! The `requests` table (migration 2): one row per [`LedgerRow`].
 //!
-//! Counts and money are `u64` in Rust and `INTEGER` (i64) in SQLite: a
-//! value past `i64::MAX` (never a real count or cost) is stored as
-//! `i64::MAX` rather than failing the batch it is in. `tags` and
-//! `attempts` are JSON arrays of strings.
+//! Counts and money are `u64` in Rust and `INTEGER` (i64) in SQLite.
+//! Token counts are stored at most [`MAX_TOKENS`] and costs at most
+//! [`MAX_COST`] (a summary has them so already): never a real count or
+//! cost, and small enough that the sums `/v1/report` and the budgets ask
+//! for do not overflow SQLite's integers, which would fail them. `tags`
+//! and `attempts` are JSON arrays of strings.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,10 +14,12 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{connect, migrate, store_error};
+use crate::auth::AuthMethod;
 use crate::canonical::Usage;
 use crate::format::WireFormat;
 use crate::routing::CredentialKind;
 use crate::store::{GroupBy, LedgerWriter, ReportQuery, ReportRow, SpendScope, StoreError};
+use crate::usage::summary::{MAX_COST, MAX_TOKENS};
 use crate::usage::{LedgerRow, Nanos};
 
 /// The columns [`row`] reads and [`INSERT`] writes, in their order.
@@ -24,7 +28,8 @@ macro_rules! columns {
         "id, created_at_ms, key_id, key_name, user, team, tags, format, requested_model, \
          provider, model, credential, input_tokens, output_tokens, cache_read_tokens, \
          cache_write_tokens, reasoning_tokens, cost_nanos, list_cost_nanos, ttft_ms, \
-         duration_ms, status, error, finish_reason, streamed, disconnected, estimated, attempts"
+         duration_ms, status, error, finish_reason, streamed, disconnected, estimated, attempts, \
+         key_method"
     };
 }
 
@@ -32,7 +37,7 @@ const INSERT: &str = concat!(
     "INSERT INTO requests (",
     columns!(),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28) ON CONFLICT (id) DO NOTHING"
+     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29) ON CONFLICT (id) DO NOTHING"
 );
 
 const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM requests WHERE id = ?1");
@@ -121,8 +126,14 @@ fn json_list<S: AsRef<str>>(list: &[S]) -> String {
     serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
 }
 
-fn insert_params(r: &LedgerRow) -> [SqlValue; 28] {
+fn insert_params(r: &LedgerRow) -> [SqlValue; 29] {
     let text = |s: Option<&str>| s.map_or(SqlValue::Null, |s| SqlValue::Text(s.to_owned()));
+    let tokens = |n: u64| SqlValue::Integer(int(n.min(MAX_TOKENS)));
+    let cost = |n: Option<Nanos>| {
+        n.map_or(SqlValue::Null, |n| {
+            SqlValue::Integer(int(n.min(MAX_COST).0))
+        })
+    };
     let opt = |n: Option<u64>| n.map_or(SqlValue::Null, |n| SqlValue::Integer(int(n)));
     let u = &r.usage;
     [
@@ -138,13 +149,13 @@ fn insert_params(r: &LedgerRow) -> [SqlValue; 28] {
         text(r.provider.as_deref()),
         text(r.model.as_deref()),
         text(r.credential),
-        SqlValue::Integer(int(u.input_tokens)),
-        SqlValue::Integer(int(u.output_tokens)),
-        SqlValue::Integer(int(u.cache_read_tokens)),
-        SqlValue::Integer(int(u.cache_write_tokens)),
-        SqlValue::Integer(int(u.reasoning_tokens)),
-        opt(r.cost.map(|c| c.0)),
-        opt(r.list_cost.map(|c| c.0)),
+        tokens(u.input_tokens),
+        tokens(u.output_tokens),
+        tokens(u.cache_read_tokens),
+        tokens(u.cache_write_tokens),
+        tokens(u.reasoning_tokens),
+        cost(r.cost),
+        cost(r.list_cost),
         opt(r.ttft_ms),
         SqlValue::Integer(int(r.duration_ms)),
         SqlValue::Integer(i64::from(r.status)),
@@ -154,6 +165,7 @@ fn insert_params(r: &LedgerRow) -> [SqlValue; 28] {
         SqlValue::Integer(i64::from(r.disconnected)),
         SqlValue::Integer(i64::from(r.estimated)),
         SqlValue::Text(json_list(&r.attempts)),
+        text(r.key_method),
     ]
 }
 
@@ -193,6 +205,20 @@ fn format_name(name: &str) -> &'static str {
     .unwrap_or("unknown")
 }
 
+/// The `'static` name a row's `key_method` column holds.
+fn method_name(name: &str) -> &'static str {
+    [
+        AuthMethod::Key,
+        AuthMethod::StaticKey,
+        AuthMethod::Jwt,
+        AuthMethod::None,
+    ]
+    .into_iter()
+    .map(AuthMethod::as_str)
+    .find(|m| *m == name)
+    .unwrap_or("unknown")
+}
+
 fn credential_name(name: &str) -> &'static str {
     [
         CredentialKind::Gateway,
@@ -227,6 +253,7 @@ fn row(row: &Row<'_>) -> rusqlite::Result<LedgerRow> {
             cache_read_tokens: count(row, 14)?,
             cache_write_tokens: count(row, 15)?,
             reasoning_tokens: count(row, 16)?,
+            cache_write_1h_tokens: 0,
         },
         cost: opt_count(row, 17)?.map(Nanos),
         list_cost: opt_count(row, 18)?.map(Nanos),
@@ -239,6 +266,7 @@ fn row(row: &Row<'_>) -> rusqlite::Result<LedgerRow> {
         disconnected: row.get(25)?,
         estimated: row.get(26)?,
         attempts: strings(row, 27)?,
+        key_method: row.get::<_, Option<String>>(28)?.map(|m| method_name(&m)),
     })
 }
 
@@ -268,7 +296,7 @@ fn group_expr(group_by: GroupBy) -> (&'static str, &'static str) {
 pub(super) fn report(conn: &mut Connection, q: &ReportQuery) -> Result<Vec<ReportRow>, StoreError> {
     let (group, join) = group_expr(q.group_by);
     let by_key = if q.key_id.is_some() {
-        " AND r.key_id = ?3"
+        " AND r.key_id = ?3 AND r.key_method IS ?4"
     } else {
         ""
     };
@@ -289,6 +317,7 @@ pub(super) fn report(conn: &mut Connection, q: &ReportQuery) -> Result<Vec<Repor
     let mut args: Vec<SqlValue> = vec![SqlValue::Integer(q.start_ms), SqlValue::Integer(q.end_ms)];
     if let Some(key) = &q.key_id {
         args.push(SqlValue::Text(key.clone()));
+        args.push(q.key_method.clone().map_or(SqlValue::Null, SqlValue::Text));
     }
     let mut stmt = conn.prepare_cached(&sql).map_err(store_error)?;
     let rows = stmt

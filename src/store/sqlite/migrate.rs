@@ -104,6 +104,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE keys ADD COLUMN rpm INTEGER CHECK (rpm > 0);
     ALTER TABLE keys ADD COLUMN tpm INTEGER CHECK (tpm > 0);
     "#,
+    // 5: how a ledger row's principal authenticated (`key`, `static-key`,
+    // `jwt`, `none`), which with `key_id` tells whose row it is. Rows
+    // written before have none: only an open gateway's viewer sees them.
+    r#"
+    ALTER TABLE requests ADD COLUMN key_method TEXT;
+    "#,
 ];
 
 /// Applies the `steps` that `conn`'s file lacks.

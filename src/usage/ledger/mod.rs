@@ -24,8 +24,15 @@
 //!   gateway. It is synced to the disk at checkpoints, so a power loss or
 //!   kernel crash may lose the last moments of rows.
 //! - **A write that fails** is logged and retried (with a backoff up to
-//!   five seconds) with the rows it held, which stay queued: the answers
-//!   waiting for them wait too. Nothing is dropped.
+//!   five seconds) with the rows it held, which stay queued. Nothing is
+//!   dropped, and the rows are written once the store recovers.
+//! - **A store that stays stuck** does not hang every answer: a
+//!   [`Durable`] waits at most [`Ledger::with_durable_timeout`] (five
+//!   seconds by default), then lets its answer end before its row is
+//!   committed. That is counted ([`Ledger::durable_timeouts`]) and logged
+//!   as an error once per incident (until the writer commits again): a
+//!   row released this way is lost if the process dies before the store
+//!   recovers, and the log says so.
 //! - **A writer far behind.** `record` never blocks and never drops a row;
 //!   past 100,000 rows waiting it logs a warning (at each further
 //!   multiple of it). The queue is not cut there because what it holds is
@@ -51,8 +58,9 @@
 
 mod writer;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
@@ -66,6 +74,11 @@ use super::summary::Durable;
 /// ledger is falling behind (see the [module docs](self)).
 const SOFT_LIMIT: u64 = 100_000;
 
+/// How long an answer waits for its row by default (see the [module
+/// docs](self)): far above a healthy commit, short enough that a stuck
+/// disk does not look like a hung gateway.
+pub const DEFAULT_DURABLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One request, as the ledger keeps it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LedgerRow {
@@ -75,6 +88,11 @@ pub struct LedgerRow {
     pub created_at_ms: i64,
     /// The principal's id (a key's `key_…`, a static key's name, a JWT subject).
     pub key_id: Option<Arc<str>>,
+    /// How the principal authenticated (`key`, `static-key`, `jwt`,
+    /// `none`: [`AuthMethod::as_str`](crate::auth::AuthMethod::as_str)):
+    /// with `key_id`, who the row belongs to, since a JWT subject may be
+    /// spelled like a static key's name.
+    pub key_method: Option<&'static str>,
     /// The key's name.
     pub key_name: Option<Arc<str>>,
     /// The principal's user.
@@ -127,6 +145,36 @@ pub struct LedgerRow {
 pub struct Ledger {
     shared: Arc<Shared>,
     store: Arc<dyn LedgerStore>,
+    durable_timeout: Duration,
+}
+
+/// How the writer is doing, shared by the handles and the writer thread.
+#[derive(Default)]
+pub(super) struct Health {
+    /// Durables that gave up waiting.
+    timeouts: AtomicU64,
+    /// A durable gave up and the writer has not committed since: the
+    /// incident is logged once, when this turns on.
+    stuck: AtomicBool,
+}
+
+impl Health {
+    fn timed_out(&self, after: Duration) {
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
+        if !self.stuck.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                waited_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+                "the ledger's store has not committed in time: answers now end before their rows are durable; the rows stay queued and are written when the store recovers"
+            );
+        }
+    }
+
+    /// The writer committed: an incident, if there was one, is over.
+    pub(super) fn committed(&self) {
+        if self.stuck.load(Ordering::Relaxed) && self.stuck.swap(false, Ordering::Relaxed) {
+            tracing::warn!("the ledger's store commits again: answers wait for their rows again");
+        }
+    }
 }
 
 struct Shared {
@@ -137,6 +185,7 @@ struct Shared {
     /// for a read without a lock).
     done: Arc<AtomicU64>,
     committed: watch::Receiver<u64>,
+    health: Arc<Health>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -147,6 +196,7 @@ impl std::fmt::Debug for Ledger {
                 &self.shared.next.load(Ordering::Relaxed).saturating_sub(1),
             )
             .field("committed", &self.shared.done.load(Ordering::Relaxed))
+            .field("durable_timeout", &self.durable_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -159,22 +209,41 @@ impl Ledger {
         let (queue, rx) = mpsc::unbounded_channel();
         let (committed_tx, committed) = watch::channel(0);
         let done = Arc::new(AtomicU64::new(0));
-        writer::spawn(sink, rx, committed_tx, done.clone())?;
+        let health = Arc::new(Health::default());
+        writer::spawn(sink, rx, committed_tx, done.clone(), health.clone())?;
         Ok(Ledger {
             shared: Arc::new(Shared {
                 queue,
                 next: AtomicU64::new(1),
                 done,
                 committed,
+                health,
             }),
             store,
+            durable_timeout: DEFAULT_DURABLE_TIMEOUT,
         })
     }
 
-    /// Queues `row`; the returned future completes when it is committed.
+    /// This ledger, whose [`Durable`]s wait at most `timeout` for their
+    /// row (default [`DEFAULT_DURABLE_TIMEOUT`]; see the [module
+    /// docs](self)).
+    pub fn with_durable_timeout(mut self, timeout: Duration) -> Self {
+        self.durable_timeout = timeout;
+        self
+    }
+
+    /// How many [`Durable`]s gave up waiting for their row since the
+    /// ledger was opened (its clones share the count): answers that ended
+    /// before their spend was committed.
+    pub fn durable_timeouts(&self) -> u64 {
+        self.shared.health.timeouts.load(Ordering::Relaxed)
+    }
+
+    /// Queues `row`; the returned future completes when it is committed,
+    /// or after the durable timeout (see the [module docs](self)).
     ///
-    /// Never blocks and never drops the row: a dropped [`Durable`] leaves
-    /// the row queued all the same.
+    /// Never blocks and never drops the row: a dropped or timed-out
+    /// [`Durable`] leaves the row queued all the same.
     pub fn record(&self, row: LedgerRow) -> Durable {
         let shared = &self.shared;
         let seq = shared.next.fetch_add(1, Ordering::Relaxed);
@@ -190,7 +259,13 @@ impl Ledger {
             tracing::error!(request_id = %row.id, "the ledger's writer has stopped: this request's row is not recorded");
             return Durable(Box::pin(std::future::ready(())));
         }
-        Durable(Box::pin(committed(shared.committed.clone(), seq)))
+        let wait = committed(shared.committed.clone(), seq);
+        let (timeout, health) = (self.durable_timeout, shared.health.clone());
+        Durable(Box::pin(async move {
+            if tokio::time::timeout(timeout, wait).await.is_err() {
+                health.timed_out(timeout);
+            }
+        }))
     }
 
     /// Completes when every row recorded before the call is committed.

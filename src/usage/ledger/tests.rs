@@ -144,3 +144,23 @@ async fn flush_waits_for_every_row_recorded_even_when_nobody_waits_for_it() {
     let written: usize = h.batches.lock().unwrap().iter().map(Vec::len).sum();
     assert_eq!(written, 10);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stuck_store_delays_answers_by_the_timeout_only_and_its_rows_are_written_later() {
+    use std::sync::atomic::Ordering;
+    let store = crate::usage::testing::MemStore::default();
+    store.failing.store(true, Ordering::SeqCst);
+    let ledger = store.ledger();
+    let started = tokio::time::Instant::now();
+    ledger.record(row("a")).0.await;
+    assert_eq!(started.elapsed(), DEFAULT_DURABLE_TIMEOUT);
+    ledger.record(row("b")).0.await;
+    assert_eq!(ledger.durable_timeouts(), 2);
+    assert!(store.rows().is_empty());
+
+    // The store recovers: both rows, still queued, are written.
+    store.failing.store(false, Ordering::SeqCst);
+    ledger.flush().await;
+    let ids: Vec<String> = store.rows().iter().map(|r| r.id.to_string()).collect();
+    assert_eq!(ids, ["a", "b"]);
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::LedgerRow;
+use super::{Health, LedgerRow};
 use crate::store::{LedgerWriter, StoreError};
 
 /// The most rows one transaction takes: enough that a backlog clears in
@@ -26,10 +26,11 @@ pub(super) fn spawn(
     rx: mpsc::UnboundedReceiver<(u64, LedgerRow)>,
     committed: watch::Sender<u64>,
     done: Arc<AtomicU64>,
+    health: Arc<Health>,
 ) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name("tollgate-ledger".into())
-        .spawn(move || run(sink, rx, committed, done))
+        .spawn(move || run(sink, rx, committed, done, &health))
         .map(drop)
         .map_err(|e| StoreError(format!("cannot start the ledger's writer: {e}")))
 }
@@ -39,6 +40,7 @@ fn run(
     mut rx: mpsc::UnboundedReceiver<(u64, LedgerRow)>,
     committed: watch::Sender<u64>,
     done: Arc<AtomicU64>,
+    health: &Health,
 ) {
     let mut rows = Vec::new();
     let mut seqs = Vec::new();
@@ -56,6 +58,7 @@ fn run(
             }
         }
         write(&mut *sink, &rows);
+        health.committed();
         let upto = mark.extend(&seqs);
         done.store(upto, Ordering::Relaxed);
         committed.send_replace(upto);

@@ -48,9 +48,8 @@ pub struct Price {
     /// minute) lifetime (`None`: as input).
     pub cache_write: Option<Nanos>,
     /// Input tokens written to the prompt cache for an hour, where that
-    /// costs more (`None`: as [`Price::cache_write`]). Canonical usage does
-    /// not count them apart, so [`Price::cost`] prices every write at the
-    /// 5 minute rate; [`Price::cost_with_1h_writes`] takes the count.
+    /// costs more (`None`: as [`Price::cache_write`]): the
+    /// [`Usage::cache_write_1h_tokens`] of the writes.
     pub cache_write_1h: Option<Nanos>,
     /// Reasoning tokens, when billed apart from output (`None`: as output).
     pub reasoning: Option<Nanos>,
@@ -138,14 +137,14 @@ impl Price {
     /// reasoning inside `output_tokens` (see [`crate::canonical`]): the
     /// plain input is what is left after cache reads and writes, and
     /// reasoning is priced apart only where [`Price::reasoning`] is set.
-    /// Every cache write is priced at the 5 minute rate (see
-    /// [`Price::cost_with_1h_writes`]).
+    /// The cache writes of [`Usage::cache_write_1h_tokens`] are priced at
+    /// the hour's rate, the others at the 5 minute one.
     pub fn cost(&self, usage: &Usage) -> Nanos {
-        self.cost_with_1h_writes(usage, 0)
+        self.cost_with_1h_writes(usage, usage.cache_write_1h_tokens)
     }
 
     /// [`Price::cost`] where `writes_1h` of the cache writes were for an
-    /// hour (Anthropic's `cache_creation.ephemeral_1h_input_tokens`).
+    /// hour, whatever `usage.cache_write_1h_tokens` says.
     pub fn cost_with_1h_writes(&self, usage: &Usage, writes_1h: u64) -> Nanos {
         let r = self.rates(usage.input_tokens);
         let writes_1h = writes_1h.min(usage.cache_write_tokens);
@@ -263,9 +262,15 @@ mod tests {
             cache_write_tokens: 2_000,
             output_tokens: 500,
             reasoning_tokens: 200,
+            cache_write_1h_tokens: 0,
         };
         assert_eq!(p.cost(&u), Nanos(22_800_000));
         // 500 of the writes for an hour: 500 × (6 - 3.75) more.
+        let hour = Usage {
+            cache_write_1h_tokens: 500,
+            ..u
+        };
+        assert_eq!(p.cost(&hour), Nanos(22_800_000 + 1_125_000));
         assert_eq!(
             p.cost_with_1h_writes(&u, 500),
             Nanos(22_800_000 + 1_125_000)

@@ -2,8 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use super::builtin::Builtin;
 use super::Price;
@@ -54,11 +54,19 @@ struct Inner {
 
 /// Lookups that found no price: counted, and warned about once per
 /// (provider, model), up to [`MAX_WARNED`] pairs so that a client sending
-/// many model names cannot grow the set.
+/// many model names cannot grow the set. A pair already warned about is
+/// found under a shared lock without allocating, and once the set is
+/// full no lock is taken at all: every request to an unpriced model
+/// passes here.
 #[derive(Default)]
 struct Unknown {
     count: AtomicU64,
-    warned: Mutex<HashSet<(Box<str>, Box<str>)>>,
+    /// Models warned about, by provider.
+    warned: RwLock<HashMap<Box<str>, HashSet<Box<str>>>>,
+    /// Pairs in `warned`.
+    pairs: AtomicUsize,
+    /// `warned` holds [`MAX_WARNED`] pairs: nothing more is warned about.
+    full: AtomicBool,
 }
 
 const MAX_WARNED: usize = 1024;
@@ -201,24 +209,37 @@ impl PriceTable {
     }
 
     fn missed(&self, provider: &str, model: &str) {
-        self.unknown.count.fetch_add(1, Ordering::Relaxed);
-        let model = truncate(model, MAX_NAME);
-        let provider = truncate(provider, MAX_NAME);
-        let mut warned = self
-            .unknown
-            .warned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if warned.len() >= MAX_WARNED {
+        let u = &*self.unknown;
+        u.count.fetch_add(1, Ordering::Relaxed);
+        if u.full.load(Ordering::Relaxed) {
             return;
         }
-        if warned.insert((provider.into(), model.into())) {
-            tracing::warn!(
-                provider,
-                model,
-                "no price is known for this model: its requests are costed as unknown; set one in the config's [prices]"
-            );
+        let model = truncate(model, MAX_NAME);
+        let provider = truncate(provider, MAX_NAME);
+        let known = |w: &HashMap<Box<str>, HashSet<Box<str>>>| {
+            w.get(provider).is_some_and(|m| m.contains(model))
+        };
+        if known(&u.warned.read().unwrap_or_else(|e| e.into_inner())) {
+            return;
         }
+        let mut warned = u.warned.write().unwrap_or_else(|e| e.into_inner());
+        if known(&warned) || u.pairs.load(Ordering::Relaxed) >= MAX_WARNED {
+            return;
+        }
+        warned
+            .entry(provider.into())
+            .or_default()
+            .insert(model.into());
+        let pairs = u.pairs.fetch_add(1, Ordering::Relaxed) + 1;
+        if pairs >= MAX_WARNED {
+            u.full.store(true, Ordering::Relaxed);
+        }
+        drop(warned);
+        tracing::warn!(
+            provider,
+            model,
+            "no price is known for this model: its requests are costed as unknown; set one in the config's [prices]"
+        );
     }
 }
 
@@ -416,12 +437,27 @@ mod tests {
         assert!(t.lookup("openai", "gpt-4o").is_some());
         assert_eq!(t.unknown_count(), 3);
         // Warned once per pair, and the set is bounded.
-        assert_eq!(t.unknown.warned.lock().unwrap().len(), 2);
+        let pairs = |t: &PriceTable| -> usize {
+            t.unknown
+                .warned
+                .read()
+                .unwrap()
+                .values()
+                .map(HashSet::len)
+                .sum()
+        };
+        assert_eq!(pairs(&t), 2);
+        assert!(!t.unknown.full.load(Ordering::Relaxed));
         for i in 0..2 * MAX_WARNED {
             t.lookup("openai", &format!("m{i}{}", "x".repeat(500)));
         }
-        let warned = t.unknown.warned.lock().unwrap();
-        assert_eq!(warned.len(), MAX_WARNED);
-        assert!(warned.iter().all(|(_, m)| m.len() <= MAX_NAME));
+        assert_eq!(pairs(&t), MAX_WARNED);
+        assert!(
+            t.unknown.full.load(Ordering::Relaxed),
+            "no lock from now on"
+        );
+        let warned = t.unknown.warned.read().unwrap();
+        assert!(warned.values().flatten().all(|m| m.len() <= MAX_NAME));
+        assert_eq!(t.unknown_count(), 3 + 2 * MAX_WARNED as u64);
     }
 }

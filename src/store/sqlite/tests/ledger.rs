@@ -13,6 +13,7 @@ fn row(id: &str, at: i64, key: &str, model: &str, cost: Option<u64>) -> LedgerRo
         id: id.into(),
         created_at_ms: at,
         key_id: Some(key.into()),
+        key_method: Some("key"),
         format: "openai-chat",
         requested_model: "fast".into(),
         provider: Some("mock-openai".into()),
@@ -24,6 +25,7 @@ fn row(id: &str, at: i64, key: &str, model: &str, cost: Option<u64>) -> LedgerRo
             cache_read_tokens: 30,
             cache_write_tokens: 5,
             reasoning_tokens: 7,
+            cache_write_1h_tokens: 0,
         },
         cost: cost.map(Nanos),
         list_cost: cost.map(Nanos),
@@ -41,6 +43,7 @@ fn a_row_reads_back_exactly_after_the_store_is_reopened() {
         id: "req_full".into(),
         created_at_ms: JUNE_1 + 1,
         key_id: Some("key_abc".into()),
+        key_method: Some("key"),
         key_name: Some("ci".into()),
         user: Some("ana".into()),
         team: Some("platform".into()),
@@ -56,6 +59,7 @@ fn a_row_reads_back_exactly_after_the_store_is_reopened() {
             cache_read_tokens: 3,
             cache_write_tokens: 4,
             reasoning_tokens: 5,
+            cache_write_1h_tokens: 0,
         },
         cost: Some(Nanos(0)),
         list_cost: Some(Nanos(123_456_789_012)),
@@ -160,6 +164,7 @@ async fn reports_group_in_the_store_and_see_only_what_the_key_may() {
         end_ms: JUNE_1 + 2 * DAY,
         group_by,
         key_id: key.map(str::to_owned),
+        key_method: key.map(|_| "key".to_owned()),
     };
 
     let days = store.report(q(GroupBy::Day, None)).await.unwrap();
@@ -249,4 +254,42 @@ async fn spend_sums_a_scope_since_a_time() {
         store.spend(SpendScope::Global, 0).await.unwrap(),
         Nanos(1_030)
     );
+}
+
+#[tokio::test]
+async fn absurd_counts_from_upstreams_do_not_break_the_sums() {
+    use crate::usage::summary::{MAX_COST, MAX_TOKENS};
+    let (_dir, _path, store, _) = store_at(0);
+    let absurd = |id: &str| LedgerRow {
+        usage: Usage {
+            input_tokens: u64::MAX,
+            output_tokens: u64::MAX,
+            cache_read_tokens: u64::MAX,
+            cache_write_tokens: u64::MAX,
+            reasoning_tokens: u64::MAX,
+            cache_write_1h_tokens: u64::MAX,
+        },
+        cost: Some(Nanos(u64::MAX)),
+        list_cost: Some(Nanos(u64::MAX)),
+        ..row(id, JUNE_1, "k", "m", None)
+    };
+    let rows: Vec<LedgerRow> = (0..3).map(|i| absurd(&format!("r{i}"))).collect();
+    store.writer().unwrap().append(&rows).unwrap();
+    // Stored as i64::MAX each, three of them overflowed SQLite's SUM.
+    let spent = store.spend(SpendScope::Global, 0).await.unwrap();
+    assert_eq!(spent, Nanos(3 * MAX_COST.0));
+    let report = store
+        .report(ReportQuery {
+            start_ms: JUNE_1,
+            end_ms: JUNE_1 + DAY,
+            group_by: GroupBy::Model,
+            key_id: None,
+            key_method: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(report[0].input_tokens, 3 * MAX_TOKENS);
+    assert_eq!(report[0].total_cost, Nanos(3 * MAX_COST.0));
+    let one = store.generation("r0").await.unwrap().unwrap();
+    assert_eq!(one.usage.output_tokens, MAX_TOKENS);
 }
