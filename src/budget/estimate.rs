@@ -1,7 +1,7 @@
 //! A request's worst-case cost: what its reservation holds until the
 //! answer's real cost replaces it.
 //!
-//! - Tokens: the request's [`Estimate`](crate::usage::Estimate): input
+//! - Tokens: the request's [`Estimate`]: input
 //!   from the body's size in bytes / 4, rounded up (a token is about four
 //!   bytes of English or JSON; the mock counts the same way); output from
 //!   the largest of the request's own caps (`max_tokens`,

@@ -15,7 +15,7 @@
 //! ```
 //!
 //! On each answer the layer looks up the serving model's price, attaches
-//! the meter ([`attach`](super::attach)) and registers the hook
+//! the meter ([`attach`]) and registers the hook
 //! that hands the ledger its row. A complete answer is settled before it
 //! is returned, and returned only once its row is durable; a stream
 //! settles at its end (see [`Settlement`]). Layers that settle too (the

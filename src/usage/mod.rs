@@ -19,7 +19,7 @@ mod estimate;
 mod fallback;
 pub mod gate;
 pub mod layer;
-mod ledger;
+pub mod ledger;
 mod meter;
 mod money;
 mod price;

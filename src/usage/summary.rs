@@ -1,7 +1,7 @@
 //! The response summary: what every layer that settles (budget, ledger,
 //! telemetry, cache) needs to know about a response, produced once.
 //!
-//! [`attach`] puts a [`Settlement`] in a response's extensions and, for a
+//! [`attach`](crate::usage::attach) puts a [`Settlement`] in a response's extensions and, for a
 //! stream, wraps the body in a meter that reads usage, finish reason and
 //! the time to first chunk as chunks go by. The settlement completes when
 //! the stream ends or is dropped (the client went away), and at once for a

@@ -36,7 +36,7 @@ impl Budgets {
     /// Reads the store's budgets again if its revision moved (or on the
     /// first call), and the ledger's spend for each budget not read yet;
     /// otherwise raises budgets' spend to the ledger's where that is
-    /// more (see the [module docs](super)). The binary calls it before it
+    /// more (see the docs of the `Budgets` type, [`crate::budget::Budgets`]). The binary calls it before it
     /// listens; then it runs every [`REFRESH_EVERY`] by itself (from the
     /// first call, reservation or status inside a Tokio runtime).
     pub async fn refresh(&self) -> Result<(), StoreError> {
