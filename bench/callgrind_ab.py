@@ -50,6 +50,12 @@ api_key = "sk-bench-key-123456"
 '''
 # Each side has its own data directory (XDG_DATA_HOME), where the default
 # store lives; no [store] in the config, so builds from before it read it.
+if CONTROL:
+    # Under a hard budget a model without a price is refused, and the
+    # mock's model names carry directives (`gpt-4o~chunks=20`): price each
+    # provider's models as a whole.
+    cfg = cfg.replace('kind = "openai"\n', 'kind = "openai"\nprice = { input = 2.5, output = 10.0 }\n')
+    cfg = cfg.replace('kind = "anthropic"\n', 'kind = "anthropic"\nprice = { input = 3.0, output = 15.0 }\n')
 DATA = {name: f'{WORK}/{name}-data' for name in BINS}
 for name in BINS:
     no_auth = '[auth]\nmode = "none"\n' if AUTH and name == 'base' else ''

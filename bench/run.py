@@ -1018,7 +1018,18 @@ def start_tollgate(binary: Path, layers: str, work: Path, mock_url: str,
             for h in ("authorization", "x-api-key"):
                 if h in req.headers:
                     req.headers[h] = f"Bearer {key}" if h == "authorization" else key
-    svc = Service(slug, [str(binary), "serve", "--config", str(GATEWAY_CONFIG), "--listen",
+    config = GATEWAY_CONFIG
+    if with_key:
+        # Under a hard budget a model without a price is refused, and the
+        # mock's model names carry directives (`gpt-4o~chunks=20`) that no
+        # price table knows: price each provider's models as a whole.
+        config = work / f"{slug}.toml"
+        text = GATEWAY_CONFIG.read_text()
+        for name, price in (("openai", "{ input = 2.5, output = 10.0 }"),
+                            ("anthropic", "{ input = 3.0, output = 15.0 }")):
+            text = text.replace(f"[providers.{name}]\n", f"[providers.{name}]\nprice = {price}\n")
+        config.write_text(text)
+    svc = Service(slug, [str(binary), "serve", "--config", str(config), "--listen",
                          f"127.0.0.1:{port}", "--layers", layers],
                   work / f"{slug}.log", cpus, env).start()
     wait_ready(svc, port, "/health", {}, 30)
