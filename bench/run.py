@@ -1025,9 +1025,10 @@ def start_tollgate(binary: Path, layers: str, work: Path, mock_url: str,
         # price table knows: price each provider's models as a whole.
         config = work / f"{slug}.toml"
         text = GATEWAY_CONFIG.read_text()
-        for name, price in (("openai", "{ input = 2.5, output = 10.0 }"),
-                            ("anthropic", "{ input = 3.0, output = 15.0 }")):
-            text = text.replace(f"[providers.{name}]\n", f"[providers.{name}]\nprice = {price}\n")
+        for provider, price in (("openai", "{ input = 2.5, output = 10.0 }"),
+                                ("anthropic", "{ input = 3.0, output = 15.0 }")):
+            text = text.replace(f"[providers.{provider}]\n",
+                                f"[providers.{provider}]\nprice = {price}\n")
         config.write_text(text)
     svc = Service(slug, [str(binary), "serve", "--config", str(config), "--listen",
                          f"127.0.0.1:{port}", "--layers", layers],
